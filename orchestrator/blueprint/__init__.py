@@ -1,0 +1,1 @@
+"""Blueprint loading and validation: ``load(path) -> LoadedBlueprint``."""
