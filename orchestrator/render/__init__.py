@@ -1,0 +1,47 @@
+"""Render a blueprint into build/<name>/: pure functions producing files, one writer.
+
+``render(loaded, out_root)`` writes ``<out_root>/<name>/terraform/`` (and, in later stages,
+``ansible/`` and ``kubernetes/``). Same input, same bytes: keys are sorted, templates hold no
+logic, nothing depends on the time, the machine or secret values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..blueprint.models import Blueprint
+from ..providers.base import Provider
+from .terraform import render_terraform
+from .writer import WriteResult, write_tree
+
+# Files that tools write beside the render and that must survive a re-render.
+KEEP = frozenset({".terraform.lock.hcl"})
+
+
+@dataclass
+class RenderResult:
+    root: Path
+    parts: dict[str, WriteResult]
+
+    @property
+    def changed(self) -> bool:
+        return any(r.changed for r in self.parts.values())
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "written": sum(len(r.written) for r in self.parts.values()),
+            "unchanged": sum(len(r.unchanged) for r in self.parts.values()),
+            "removed": sum(len(r.removed) for r in self.parts.values()),
+        }
+
+
+def render_files(bp: Blueprint, provider: Provider) -> dict[str, dict[str, str]]:
+    """All rendered files, by part (``terraform``, ...), without touching the disk."""
+    return {"terraform": render_terraform(bp, provider)}
+
+
+def render(bp: Blueprint, provider: Provider, out_root: Path) -> RenderResult:
+    root = out_root / bp.name
+    parts = {part: write_tree(root / part, files, KEEP) for part, files in render_files(bp, provider).items()}
+    return RenderResult(root=root, parts=parts)

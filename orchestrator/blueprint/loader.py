@@ -1,0 +1,205 @@
+"""Load a blueprint: YAML with positions, ``extends`` overlays, model validation, semantics.
+
+``load(path)`` returns a :class:`LoadedBlueprint` or raises :class:`BlueprintError` carrying
+every problem found, each located at the file, line and column where the value was written
+(an inherited value points into the base file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from orchestrator.blueprint import semantics
+from orchestrator.blueprint.messages import describe
+from orchestrator.blueprint.models import Blueprint
+from orchestrator.blueprint.yamlpos import Loc, Positions, format_path, parse
+from orchestrator.errors import BlueprintError, Problem, UsageError
+
+Path_ = tuple[Any, ...]
+
+
+@dataclass
+class LoadedBlueprint:
+    """A validated blueprint with the merged data it came from and where each value was written."""
+
+    model: Blueprint
+    path: Path
+    files: list[Path]
+    data: dict[str, Any]
+    sha256: str
+    positions: Positions = field(repr=False, compare=False, default_factory=Positions)
+
+    def locate(self, path_tuple: Path_) -> tuple[str, int, int]:
+        """``(file, line, column)`` of the value at ``path_tuple`` (or its nearest ancestor)."""
+        return self.positions.locate(tuple(path_tuple))
+
+
+def load(path: str | Path) -> LoadedBlueprint:
+    """Load, merge, validate and check the blueprint at ``path``."""
+    top = Path(path)
+    reader = _Reader()
+    merged = reader.read(top, str(path), (), None)
+    problems = reader.problems
+    model = None
+    if merged is not None:
+        data, positions = merged
+        model, more = _validate(data, positions)
+        problems = problems + more
+    if problems or model is None:
+        raise BlueprintError(_sorted(problems))
+    return LoadedBlueprint(model, top.resolve(), reader.files, data, data_sha256(data), positions)
+
+
+def data_sha256(data: dict[str, Any]) -> str:
+    """Hex sha256 of the canonical JSON form of ``data`` (independent of key order)."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _validate(data: dict[str, Any], positions: Positions) -> tuple[Blueprint | None, list[Problem]]:
+    """Model validation, then (only if that passed) the semantic rules."""
+    try:
+        model = Blueprint.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            where_path, message, where = describe(error, data)
+            problems.append(_problem(positions, where_path, message, where))
+        return None, problems
+    return model, [_problem(positions, p, m) for p, m in semantics.check(model)]
+
+
+def _problem(positions: Positions, path: Path_, message: str, where: str = "value") -> Problem:
+    file, line, column = positions.locate(path, where)
+    return Problem(file, line, column, format_path(path), message)
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    unique = list(dict.fromkeys(problems))
+    return sorted(unique, key=lambda p: (p.file, p.line, p.column))
+
+
+class _Reader:
+    """Reads a file and, recursively, the files it extends; collects problems."""
+
+    def __init__(self) -> None:
+        self.files: list[Path] = []
+        self.problems: list[Problem] = []
+
+    def read(
+        self, path: Path, display: str, chain: tuple[tuple[Path, str], ...], origin: Loc | None
+    ) -> tuple[dict[str, Any], Positions] | None:
+        """Merged data and positions of ``path``, or None when it cannot be used."""
+        text = self._text(path, display, origin)
+        if text is None:
+            return None
+        self.files.append(path.resolve())
+        parsed = parse(text, display)
+        self.problems.extend(parsed.problems)
+        data, positions = parsed.data, parsed.positions
+        if not isinstance(data, dict):
+            if not parsed.problems:
+                self._add(Problem(display, 1, 1, "", "a blueprint must be a mapping of keys to values"))
+            return None
+        if "rollout" in data:
+            line, col = positions.keys[("rollout",)][1:]
+            self._add(Problem(display, line, col, "rollout",
+                              "this is a rollout file (several environments), not a blueprint"))
+            return None
+        if "extends" not in data:
+            return data, positions
+        return self._extend(path, display, chain, data, positions)
+
+    def _extend(
+        self, path: Path, display: str, chain: tuple[tuple[Path, str], ...],
+        data: dict[str, Any], positions: Positions,
+    ) -> tuple[dict[str, Any], Positions] | None:
+        origin = positions.locate(("extends",))
+        target = data.pop("extends")
+        for table in (positions.values, positions.keys):
+            table.pop(("extends",), None)
+        positions.collections.discard(("extends",))
+        if not isinstance(target, str) or not target.strip():
+            message = "must be the path of a blueprint file, relative to this one"
+            self._add(Problem(*origin, "extends", message))
+            return None
+        base_path = path.parent / Path(target).expanduser()
+        base_display = os.path.normpath(os.path.join(os.path.dirname(display), target))
+        here = (*chain, (path.resolve(), display))
+        if base_path.resolve() in [p for p, _ in here]:
+            names = " -> ".join([d for _, d in here] + [base_display])
+            self._add(Problem(*origin, "extends", f"extends cycle: {names}"))
+            return None
+        base = self.read(base_path, base_display, here, origin)
+        if base is None:
+            return None
+        out = Positions()
+        merged = _merge(base[0], data, (), base[1], positions, out)
+        return merged, out
+
+    def _text(self, path: Path, display: str, origin: Loc | None) -> str | None:
+        try:
+            return path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = "file not found" if isinstance(exc, FileNotFoundError) else _reason(exc)
+            if origin is None:
+                raise UsageError(f"cannot read blueprint {display}: {reason}",
+                                 hint="check the path given on the command line") from None
+            self._add(Problem(*origin, "extends", f"cannot read {display}: {reason}"))
+            return None
+
+    def _add(self, problem: Problem) -> None:
+        self.problems.append(problem)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def _merge(base: Any, over: Any, path: Path_, bpos: Positions, opos: Positions, out: Positions) -> Any:
+    """Deep merge (maps merge, lists replace, ``over`` wins), carrying each value's position."""
+    if not (isinstance(base, dict) and isinstance(over, dict)):
+        _copy(opos, over, path, out)
+        return over
+    _copy_here(opos, path, out)
+    result: dict[str, Any] = {}
+    for key, value in base.items():
+        if key not in over:
+            _copy(bpos, value, (*path, key), out)
+            result[key] = value
+    for key, value in over.items():
+        child = (*path, key)
+        if key in base:
+            result[key] = _merge(base[key], value, child, bpos, opos, out)
+        else:
+            _copy(opos, value, child, out)
+            result[key] = value
+    return result
+
+
+def _copy_here(src: Positions, path: Path_, out: Positions) -> None:
+    for table, target in ((src.values, out.values), (src.keys, out.keys)):
+        if path in table:
+            target[path] = table[path]
+    if path in src.collections:
+        out.collections.add(path)
+
+
+def _copy(src: Positions, value: Any, path: Path_, out: Positions) -> None:
+    """Copy the positions of ``value`` and everything under it."""
+    _copy_here(src, path, out)
+    if isinstance(value, dict):
+        for key, child in value.items():
+            _copy(src, child, (*path, key), out)
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            _copy(src, child, (*path, i), out)

@@ -1,0 +1,211 @@
+"""Rules that relate several fields of a Blueprint (see docs/blueprint.md, "Semantics").
+
+``check(bp)`` returns every violation as ``(path, message)``; the loader turns the path into
+``file:line:column``. A path may name a field that is absent (e.g. a missing ``region``): the
+loader then points at the enclosing mapping. Messages never quote secret values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from orchestrator.blueprint import catalog, network
+from orchestrator.blueprint.models import MIG_GPU_TYPES, Blueprint, Gpu, NodePool
+from orchestrator.blueprint.yamlpos import format_path
+
+Path_ = tuple[Any, ...]
+Issue = tuple[Path_, str]
+OPEN_NETWORKS = ("0.0.0.0/0", "::/0")
+BAREMETAL_FORBIDDEN = ("instance_type", "min", "desired", "max", "spot")
+STATE_FIELDS = ("bucket", "storage_account", "container")
+STATE_REQUIRED = {
+    "local": (),
+    "s3": ("bucket",),
+    "gcs": ("bucket",),
+    "azurerm": ("storage_account", "container"),
+}
+
+
+def check(bp: Blueprint) -> list[tuple[tuple, str]]:
+    """Every semantic violation in ``bp``, in a stable order."""
+    rules = (_placement, _pools, _unique_names, _references, _mig, _gpu_catalog, _hosts,
+             _endpoint, _capacity, _state)
+    return [issue for rule in rules for issue in rule(bp)]
+
+
+def _gpu(gpu: Gpu) -> str:
+    return f"{gpu.count} x {gpu.type}"
+
+
+def _placement(bp: Blueprint) -> Iterator[Issue]:
+    """region, hosts and node pools per provider."""
+    if bp.is_cloud:
+        if not bp.region:
+            yield ("region",), f"required for provider {bp.provider}"
+        if bp.hosts:
+            yield ("hosts",), f"only allowed on baremetal (provider is {bp.provider}): remove hosts"
+        if not bp.node_pools:
+            yield ("node_pools",), f"at least one node pool is required on {bp.provider}"
+        return
+    if bp.region is not None:
+        yield ("region",), "not allowed on baremetal: remove region"
+    if not bp.hosts:
+        yield ("hosts",), "at least one host is required on baremetal"
+
+
+def _pools(bp: Blueprint) -> Iterator[Issue]:
+    for i, pool in enumerate(bp.node_pools):
+        if bp.is_cloud:
+            yield from _cloud_pool(pool, ("node_pools", i), bp.provider)
+        else:
+            for name in BAREMETAL_FORBIDDEN:
+                if getattr(pool, name) is not None:
+                    yield ("node_pools", i, name), (
+                        "not allowed on baremetal: a node pool there only gives labels, taints, "
+                        "gpu and mig to the hosts that name it"
+                    )
+
+
+def _cloud_pool(pool: NodePool, at: Path_, provider: str) -> Iterator[Issue]:
+    """instance_type, min and max required; 0 <= min <= desired <= max."""
+    missing = False
+    for name in ("instance_type", "min", "max"):
+        if getattr(pool, name) is None:
+            missing = True
+            yield (*at, name), f"required field is missing (node pools on {provider} need it)"
+    if missing:
+        return
+    if pool.desired is None:
+        if pool.min > pool.max:
+            yield (*at, "min"), f"must be <= max ({pool.max})"
+    elif pool.desired < pool.min:
+        yield (*at, "desired"), f"must be >= min ({pool.min})"
+    elif pool.desired > pool.max:
+        yield (*at, "desired"), f"must be <= max ({pool.max})"
+
+
+def _duplicates(items: Iterable[tuple[Path_, str]], what: str) -> Iterator[Issue]:
+    seen: dict[str, Path_] = {}
+    for path, value in items:
+        if value in seen:
+            yield path, f"duplicate {what} '{value}' (already used by {format_path(seen[value][:-1])})"
+        else:
+            seen[value] = path
+
+
+def _unique_names(bp: Blueprint) -> Iterator[Issue]:
+    yield from _duplicates(((("node_pools", i, "name"), p.name) for i, p in enumerate(bp.node_pools)),
+                           "node pool name")
+    yield from _duplicates(((("hosts", i, "name"), h.name) for i, h in enumerate(bp.hosts)), "host name")
+    yield from _duplicates(((("teams", i, "name"), t.name) for i, t in enumerate(bp.teams)), "team name")
+    names = [t.name for t in bp.teams]
+    namespaces = (  # a repeated team name is reported once, as a name
+        (("teams", i, "namespace" if t.namespace else "name"), t.effective_namespace)
+        for i, t in enumerate(bp.teams)
+        if t.name not in names[:i]
+    )
+    yield from _duplicates(namespaces, "namespace")
+    models = bp.inference.models if bp.inference else []
+    yield from _duplicates(((("inference", "models", i, "name"), m.name) for i, m in enumerate(models)),
+                           "model name")
+
+
+def _references(bp: Blueprint) -> Iterator[Issue]:
+    """inference.models[].team names a team; hosts[].pool names a node pool."""
+    teams = [t.name for t in bp.teams]
+    for i, model in enumerate(bp.inference.models if bp.inference else []):
+        if model.team not in teams:
+            known = ", ".join(teams) if teams else "none are defined"
+            yield ("inference", "models", i, "team"), f"no team named '{model.team}' (teams: {known})"
+    pools = [p.name for p in bp.node_pools]
+    for i, host in enumerate(bp.hosts):
+        if host.pool is not None and host.pool not in pools:
+            known = ", ".join(pools) if pools else "none are defined"
+            yield ("hosts", i, "pool"), f"no node pool named '{host.pool}' (node pools: {known})"
+
+
+def _mig(bp: Blueprint) -> Iterator[Issue]:
+    for i, pool in enumerate(bp.node_pools):
+        if pool.mig is None:
+            continue
+        if pool.gpu is None:
+            yield ("node_pools", i, "mig"), "needs a gpu block: MIG partitions a100, h100 or h200 GPUs"
+        elif pool.gpu.type not in MIG_GPU_TYPES:
+            allowed = ", ".join(MIG_GPU_TYPES)
+            message = f"MIG is only available on {allowed} (this pool has {pool.gpu.type})"
+            yield ("node_pools", i, "mig"), message
+
+
+def _gpu_catalog(bp: Blueprint) -> Iterator[Issue]:
+    """The pool's gpu block must match what the catalog says the instance type carries."""
+    for i, pool in enumerate(bp.node_pools):
+        known = catalog.lookup(bp.provider, pool.instance_type) if bp.is_cloud else None
+        if known is None:
+            continue
+        at = ("node_pools", i)
+        if pool.gpu is None:
+            if known.gpu_type:
+                yield (*at, "instance_type"), (
+                    f"{known.name} has {known.describe()} GPUs: add gpu: "
+                    f"{{type: {known.gpu_type}, count: {known.gpu_count}}}"
+                )
+        elif not known.gpu_type:
+            yield (*at, "gpu"), f"{known.name} has no GPUs: remove gpu or choose a GPU instance type"
+        elif (pool.gpu.type, pool.gpu.count) != (known.gpu_type, known.gpu_count):
+            field = "type" if pool.gpu.type != known.gpu_type else "count"
+            yield (*at, "gpu", field), f"{known.name} has {known.describe()}, not {_gpu(pool.gpu)}"
+
+
+def _hosts(bp: Blueprint) -> Iterator[Issue]:
+    """Host GPUs agree with their pool; a baremetal cluster has a control plane."""
+    for i, host in enumerate(bp.hosts):
+        pool = bp.pool(host.pool) if host.pool else None
+        if pool and pool.gpu and host.gpu and _gpu(pool.gpu) != _gpu(host.gpu):
+            yield ("hosts", i, "gpu"), (
+                f"{_gpu(host.gpu)} disagrees with node pool '{pool.name}' ({_gpu(pool.gpu)})"
+            )
+    if bp.provider == "baremetal" and bp.hosts and not any("control_plane" in h.roles for h in bp.hosts):
+        yield ("hosts",), "at least one host needs the role control_plane"
+
+
+def _endpoint(bp: Blueprint) -> Iterator[Issue]:
+    k8s = bp.kubernetes
+    if k8s.public_endpoint and not k8s.authorized_networks:
+        yield ("kubernetes", "public_endpoint"), (
+            "true requires kubernetes.authorized_networks (the CIDRs allowed to reach the API)"
+        )
+    for i, cidr in enumerate(k8s.authorized_networks):
+        if cidr in OPEN_NETWORKS:
+            yield ("kubernetes", "authorized_networks", i), (
+                f"{cidr} opens the API endpoint to the whole internet: list your office or VPN CIDRs instead"
+            )
+
+
+def _capacity(bp: Blueprint) -> Iterator[Issue]:
+    """Every cloud node's addresses must fit the private subnets."""
+    if not bp.is_cloud:
+        return
+    fit = network.node_capacity(bp.network.cidr, bp.network.zones)
+    total = 0
+    for i, pool in enumerate(bp.node_pools):
+        total += pool.max or 0
+        if total > fit:
+            yield ("node_pools", i, "max"), (
+                f"node pools ask for up to {total} nodes but the private subnets of {bp.network.cidr} "
+                f"across {bp.network.zones} zone(s) fit {fit} ({network.ADDRESSES_PER_NODE} addresses "
+                "per node): lower max or use a larger network.cidr"
+            )
+            return
+
+
+def _state(bp: Blueprint) -> Iterator[Issue]:
+    state = bp.state
+    required = STATE_REQUIRED[state.backend]
+    for name in STATE_FIELDS:
+        value = getattr(state, name)
+        if name in required and not value:
+            yield ("state", name), f"required for backend {state.backend}"
+        elif name not in required and value is not None:
+            uses = f" (it uses {' and '.join(required)})" if required else ""
+            yield ("state", name), f"not allowed with backend {state.backend}{uses}"

@@ -1,0 +1,106 @@
+"""Helpers shared by the command modules: loading, the run context, printing.
+
+Commands only parse arguments and print; the work happens in library modules.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ..errors import UsageError
+
+FILE_ARG = typer.Argument(..., help="Blueprint file (YAML, format version 1).", show_default=False)
+SANDBOX_OPT = typer.Option(
+    False, "--sandbox", help="Run against the embedded AWS emulator on loopback (no cloud account needed)."
+)
+AUTO_APPROVE_OPT = typer.Option(False, "--auto-approve", "-y", help="Apply without asking for confirmation.")
+OUTPUT_OPT = typer.Option("text", "--output", "-o", help="Output format: text or json.")
+OUT_DIR_OPT = typer.Option(None, "--out", help="Folder that receives <name>/ (default: ./build).")
+
+
+def check_output(fmt: str) -> str:
+    if fmt not in ("text", "json"):
+        raise UsageError(f"--output must be text or json, not {fmt!r}")
+    return fmt
+
+
+def load(file: Path):
+    from ..blueprint.loader import load as load_blueprint
+
+    return load_blueprint(file)
+
+
+def provider_for(loaded):
+    from ..providers.registry import get
+
+    return get(loaded.model.provider)
+
+
+def workspace(loaded, sandbox: bool, out: Path | None = None):
+    from ..workspace import Workspace
+
+    return Workspace(root=Path.cwd(), name=loaded.model.name, sandbox=sandbox, build_root=out)
+
+
+def require_sandbox_support(provider, sandbox: bool) -> None:
+    if sandbox and not provider.sandbox:
+        raise UsageError(f"--sandbox emulates AWS only; this blueprint's provider is {provider.name}")
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def print_plan_table(plan) -> None:
+    from rich.table import Table
+
+    if not plan.has_changes:
+        console().print("No changes: the environment matches the blueprint.")
+        return
+    table = Table(title="Plan", show_footer=True)
+    table.add_column("resource type", footer="total")
+    for col, total in (("add", plan.add), ("change", plan.change), ("destroy", plan.destroy)):
+        table.add_column(col, justify="right", footer=str(total))
+    for rtype, counts in sorted(plan.by_type.items()):
+        table.add_row(rtype, *(str(counts.get(k, 0) or "") for k in ("add", "change", "destroy")))
+    console().print(table)
+
+
+def confirmer(auto_approve: bool, action: str):
+    """A Confirm callback: --auto-approve, else ask on a terminal, else refuse."""
+
+    def confirm(plan) -> bool:
+        print_plan_table(plan)
+        if auto_approve:
+            return True
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"refusing to {action} without confirmation: standard input is not a terminal",
+                hint="pass --auto-approve to confirm non-interactively",
+            )
+        return typer.confirm(f"{action.capitalize()} these changes?", default=False)
+
+    return confirm
+
+
+def print_stage_summary(ctx, command: str) -> None:
+    rec = ctx.record
+    out = console()
+    where = " (sandbox)" if ctx.ws.sandbox else ""
+    total = sum(s["seconds"] for s in rec.stages)
+    out.print(f"\n[bold]infra {command} {ctx.bp.name}{where}: {rec.outcome}[/bold] in {total:.1f}s")
+    for s in rec.stages:
+        out.print(f"  {s['name']:<13} {s['status']:<6} {s['seconds']:>7.1f}s  {s.get('detail', '')}")
+    for label, value in ctx.provider.summarize_outputs(ctx.outputs):
+        out.print(f"  {label:<13} {value}")

@@ -1,0 +1,138 @@
+"""``infra plan``, ``infra up``, ``infra down``, ``infra status``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from . import common
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan")(plan)
+    app.command("up")(up)
+    app.command("down")(down)
+    app.command("status")(status)
+
+
+def _context(file: Path, sandbox: bool, command: str, auto_approve: bool, action: str):
+    from .. import records
+    from .. import sandbox as sandbox_mod
+    from ..progress import Progress
+    from ..stages import Context
+
+    loaded = common.load(file)
+    provider = common.provider_for(loaded)
+    common.require_sandbox_support(provider, sandbox)
+    ws = common.workspace(loaded, sandbox)
+    progress = Progress()
+    server = None
+    if sandbox:
+        server = sandbox_mod.start(ws.state_dir)
+        progress.info(f"sandbox: AWS emulator at {server.endpoint} (stop it with `infra sandbox stop`)")
+    record = records.RunRecord(
+        env=loaded.model.name,
+        command=command,
+        blueprint_path=str(loaded.path),
+        blueprint_sha256=loaded.sha256,
+        sandbox=sandbox,
+        git=records.git_info(loaded.path),
+    )
+    return Context(
+        loaded=loaded,
+        provider=provider,
+        ws=ws,
+        progress=progress,
+        confirm=common.confirmer(auto_approve, action),
+        record=record,
+        sandbox_server=server,
+    )
+
+
+def plan(file: Path = common.FILE_ARG, sandbox: bool = common.SANDBOX_OPT) -> None:
+    """Render, then show what `up` would change (summary per resource type). Applies nothing."""
+    from ..stages import run
+
+    ctx = run(_context(file, sandbox, "plan", False, "apply"), "plan")
+    common.print_plan_table(ctx.plan)
+    common.print_stage_summary(ctx, "plan")
+
+
+def up(
+    file: Path = common.FILE_ARG,
+    sandbox: bool = common.SANDBOX_OPT,
+    auto_approve: bool = common.AUTO_APPROVE_OPT,
+) -> None:
+    """Render, plan, confirm, apply: bring the environment to what the blueprint says.
+
+    Nothing is applied when the plan has no changes. Every run is recorded (`infra history`).
+    """
+    from ..stages import run
+
+    ctx = run(_context(file, sandbox, "up", auto_approve, "apply"), "up")
+    common.print_stage_summary(ctx, "up")
+
+
+def down(
+    file: Path = common.FILE_ARG,
+    sandbox: bool = common.SANDBOX_OPT,
+    auto_approve: bool = common.AUTO_APPROVE_OPT,
+) -> None:
+    """Destroy every resource of the environment (asks first unless --auto-approve)."""
+    from ..stages import run
+
+    ctx = run(_context(file, sandbox, "down", auto_approve, "destroy"), "down")
+    common.print_stage_summary(ctx, "down")
+
+
+def status(
+    file: Path = common.FILE_ARG,
+    sandbox: bool = common.SANDBOX_OPT,
+    output: str = common.OUTPUT_OPT,
+) -> None:
+    """Show the environment's Terraform outputs and its last run."""
+    from .. import records
+    from .. import sandbox as sandbox_mod
+
+    common.check_output(output)
+    loaded = common.load(file)
+    provider = common.provider_for(loaded)
+    common.require_sandbox_support(provider, sandbox)
+    ws = common.workspace(loaded, sandbox)
+    outputs = _read_outputs(ws)
+    history = records.list_records(ws.records_dir)
+    last = next((r for r in reversed(history) if r.get("sandbox") == sandbox), None)
+    server = sandbox_mod.status(ws.state_dir) if sandbox else None
+    data = {
+        "name": loaded.model.name,
+        "provider": provider.name,
+        "sandbox": sandbox,
+        "deployed": bool(outputs),
+        "outputs": outputs,
+        "last_run": {k: last.get(k) for k in ("id", "command", "outcome", "finished_at", "user")} if last else None,
+    }
+    if sandbox:
+        data["sandbox_server"] = server.endpoint if server else None
+    if output == "json":
+        common.print_json(data)
+        return
+    out = common.console()
+    state = "deployed" if outputs else "not deployed"
+    out.print(f"[bold]{loaded.model.name}[/bold] ({provider.name}{', sandbox' if sandbox else ''}): {state}")
+    for label, value in provider.summarize_outputs(outputs):
+        out.print(f"  {label:<13} {value}")
+    if last:
+        out.print(f"  last run      {last['command']} {last['outcome']} at {last['finished_at']} by {last['user']}")
+    if sandbox:
+        out.print(f"  sandbox       {server.endpoint if server else 'emulator not running'}")
+
+
+def _read_outputs(ws) -> dict:
+    """Live ``terraform output`` when the environment was initialised here, else nothing."""
+    from ..engines.terraform import Terraform
+
+    if not ws.tf_data_dir.is_dir() or not ws.terraform_dir.is_dir():
+        return {}
+    tf = Terraform(ws.terraform_dir, data_dir=ws.tf_data_dir, config_dir=ws.env_dir)
+    return dict(tf.output())

@@ -1,0 +1,37 @@
+"""Where the shipped assets live: terraform modules, ansible roles, Jinja2 templates.
+
+In a source checkout (or an editable install) they sit at the repository's top level, where
+operators expect them. A wheel carries copies under ``orchestrator/_shipped/`` (see setup.py).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+ASSETS = ("terraform", "ansible", "templates")
+
+
+@cache
+def asset_root() -> Path:
+    shipped = _PACKAGE / "_shipped"
+    if (shipped / "templates").is_dir():
+        return shipped
+    return _PACKAGE.parent
+
+
+def terraform_modules() -> Path:
+    return asset_root() / "terraform" / "modules"
+
+
+def templates() -> Path:
+    return asset_root() / "templates"
+
+
+def ansible() -> Path:
+    return asset_root() / "ansible"
+
+
+def package_data() -> Path:
+    return _PACKAGE / "data"

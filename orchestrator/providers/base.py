@@ -1,0 +1,61 @@
+"""The Provider interface.
+
+A provider maps a Blueprint to data: Terraform variables, the backend block, sandbox
+overrides, and (in later stages) inventory and kubeconfig from Terraform outputs. It never
+renders templates or runs processes: ``render/`` and ``engines/`` do that with what it returns.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from ..blueprint.models import Blueprint
+
+STATE_KEY = "infra/{name}/terraform.tfstate"
+
+
+class Provider(ABC):
+    #: blueprint ``provider:`` value this class serves
+    name: ClassVar[str]
+    #: folder under terraform/modules/ that the root module calls; None: no cloud resources
+    terraform_module: ClassVar[str | None] = None
+    #: whether ``--sandbox`` can emulate this provider's API
+    sandbox: ClassVar[bool] = False
+
+    @abstractmethod
+    def terraform_variables(self, bp: Blueprint) -> dict[str, Any]:
+        """Values for terraform.tfvars.json (JSON-serialisable, no secret values)."""
+
+    def backend(self, bp: Blueprint) -> tuple[str, dict[str, Any]]:
+        """Backend type and its static settings, from ``state``.
+
+        The local backend's path is not rendered (it is machine-specific); the engine passes it
+        with ``-backend-config`` at init.
+        """
+        st = bp.state
+        key = STATE_KEY.format(name=bp.name)
+        if st.backend == "s3":
+            settings: dict[str, Any] = {"bucket": st.bucket, "key": key, "encrypt": True}
+            if bp.region:
+                settings["region"] = bp.region
+            if st.lock:
+                settings["use_lockfile"] = True
+            return "s3", settings
+        if st.backend == "gcs":
+            return "gcs", {"bucket": st.bucket, "prefix": f"infra/{bp.name}"}
+        if st.backend == "azurerm":
+            return "azurerm", {
+                "storage_account_name": st.storage_account,
+                "container_name": st.container,
+                "key": key,
+            }
+        return "local", {}
+
+    def sandbox_files(self, bp: Blueprint, endpoint: str) -> dict[str, str]:
+        """Override files (path relative to the terraform dir -> content) for ``--sandbox``."""
+        raise NotImplementedError(f"provider {self.name} has no sandbox")
+
+    def summarize_outputs(self, outputs: dict[str, Any]) -> list[tuple[str, str]]:
+        """(label, value) rows that ``infra status`` and ``up`` show; secrets excluded."""
+        return [(k, str(v)) for k, v in sorted(outputs.items()) if not isinstance(v, dict | list)]

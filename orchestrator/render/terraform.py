@@ -1,0 +1,63 @@
+"""Terraform root module for one environment: templates + vendored module + tfvars (pure)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .. import paths
+from ..blueprint.models import Blueprint
+from ..providers.base import Provider
+from .jinja import render_template
+
+
+def _hcl_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
+def _aligned(pairs: list[tuple[str, str]]) -> list[str]:
+    """``key = value`` lines with the ``=`` aligned, as ``terraform fmt`` writes them."""
+    width = max((len(k) for k, _ in pairs), default=0)
+    return [f"{k.ljust(width)} = {v}" for k, v in pairs]
+
+
+def tfvars(bp: Blueprint, provider: Provider) -> dict:
+    return provider.terraform_variables(bp)
+
+
+def render_terraform(bp: Blueprint, provider: Provider) -> dict[str, str]:
+    """Every file of build/<name>/terraform/, keyed by path relative to that folder."""
+    if provider.terraform_module is None:
+        return {}
+    variables = tfvars(bp, provider)
+    module_src = paths.terraform_modules() / provider.terraform_module
+    template_dir = paths.templates() / "terraform"
+    backend_type, backend_settings = provider.backend(bp)
+    context = {
+        "name": bp.name,
+        "module": provider.terraform_module,
+        "module_args": _aligned([(k, f"var.{k}") for k in sorted(variables) if k != "region"]),
+        "backend_type": backend_type,
+        "backend_settings": _aligned([(k, _hcl_value(v)) for k, v in sorted(backend_settings.items())]),
+    }
+    files: dict[str, str] = {
+        "terraform.tfvars.json": json.dumps(variables, indent=2, sort_keys=True) + "\n",
+        "backend.tf": render_template(template_dir, "common/backend.tf.j2", context),
+        "variables.tf": (module_src / "variables.tf").read_text(),
+    }
+    for path in sorted((template_dir / provider.name).iterdir()):
+        if path.name.endswith(".j2"):
+            files[path.name[:-3]] = render_template(template_dir, f"{provider.name}/{path.name}", context)
+        else:
+            files[path.name] = path.read_text()
+    for path in sorted(module_src.glob("*.tf")):
+        files[f"modules/{provider.terraform_module}/{path.name}"] = path.read_text()
+    return files
+
+
+def module_dir(provider: Provider) -> Path | None:
+    if provider.terraform_module is None:
+        return None
+    return paths.terraform_modules() / provider.terraform_module

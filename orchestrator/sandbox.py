@@ -1,0 +1,167 @@
+"""The embedded AWS emulator behind ``--sandbox``: a moto server on a loopback port.
+
+It emulates the AWS *API* only: EKS reports clusters and node groups ACTIVE but runs no
+nodes, so nothing can be scheduled there. One server serves every sandbox environment of a
+project; it is started on first use and keeps running between commands (``infra sandbox
+stop`` ends it) so that ``up``, ``status`` and ``down`` can be separate commands.
+
+The server has a *generation* (a random id). Each sandbox environment remembers the
+generation its Terraform state was applied against; if the server was restarted since, the
+emulated resources are gone, so that state is discarded rather than trusted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import SandboxError
+
+_START_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    pid: int
+    port: int
+    generation: str
+    started_at: str
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _info_path(state_dir: Path) -> Path:
+    return state_dir / "sandbox" / "server.json"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _is_ours(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"moto" in cmdline
+
+
+def _ready(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def status(state_dir: Path) -> ServerInfo | None:
+    """The running server, or None (a stale server.json is removed)."""
+    path = _info_path(state_dir)
+    try:
+        info = ServerInfo(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    if _is_ours(info.pid) and _ready(info.endpoint):
+        return info
+    path.unlink(missing_ok=True)
+    return None
+
+
+def start(state_dir: Path) -> ServerInfo:
+    """Start the server if it is not running; return it either way."""
+    running = status(state_dir)
+    if running:
+        return running
+    try:
+        import moto.server  # noqa: F401
+    except ImportError as exc:
+        raise SandboxError(
+            "the sandbox needs the AWS emulator, which is not installed",
+            hint="pip install 'infra-orchestrator[sandbox]' (or run `make setup`)",
+        ) from exc
+    folder = _info_path(state_dir).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    log = open(folder / "server.log", "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from moto.server import main; main()", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+    )
+    log.close()
+    info = ServerInfo(proc.pid, port, uuid.uuid4().hex[:12], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    while not _ready(info.endpoint):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _terminate(proc.pid)
+            raise SandboxError(
+                f"the AWS emulator did not start on 127.0.0.1:{port}",
+                hint=f"see {folder / 'server.log'}",
+            )
+        time.sleep(0.2)
+    _info_path(state_dir).write_text(json.dumps(info.__dict__, sort_keys=True) + "\n")
+    return info
+
+
+def stop(state_dir: Path) -> ServerInfo | None:
+    info = status(state_dir)
+    if info:
+        _terminate(info.pid)
+    _info_path(state_dir).unlink(missing_ok=True)
+    return info
+
+
+def _terminate(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(ChildProcessError):  # reap it if it is our child
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+
+
+def attach_env(env_dir: Path, info: ServerInfo) -> bool:
+    """Bind a sandbox environment to this server generation.
+
+    Returns True when earlier state was discarded because the server was restarted (the
+    emulated resources it described no longer exist).
+    """
+    marker = env_dir / "generation"
+    previous = marker.read_text().strip() if marker.is_file() else None
+    discarded = False
+    if previous and previous != info.generation:
+        for name in ("terraform.tfstate", "terraform.tfstate.backup", "plan.tfplan", "outputs.json"):
+            (env_dir / name).unlink(missing_ok=True)
+        discarded = True
+    env_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(info.generation + "\n")
+    return discarded
+
+
+def forget_env(env_dir: Path) -> None:
+    """Remove a destroyed sandbox environment's working files."""
+    shutil.rmtree(env_dir, ignore_errors=True)

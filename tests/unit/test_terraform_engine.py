@@ -1,0 +1,601 @@
+"""orchestrator.engines.terraform against the real terraform CLI (builtin ``terraform_data`` only,
+so no provider and no network), plus a fake binary for what a real one cannot be made to do."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.engines.terraform import INSTALL_HINT, INTERRUPT_MESSAGE, Terraform, find_binary
+from orchestrator.engines.tfjson import (
+    ApplyCollector,
+    Diagnostic,
+    PlanCollector,
+    error_from_diagnostics,
+    first_sentence,
+    parse_line,
+)
+from orchestrator.errors import Interrupted, LockedError, TerraformError
+from orchestrator.progress import Progress, format_seconds
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tfengine"
+TERRAFORM = shutil.which("terraform")
+CI_MIRROR = os.environ.get("INFRA_TF_PLUGIN_MIRROR")  # read before the autouse fixture clears it
+needs_terraform = pytest.mark.skipif(TERRAFORM is None, reason="terraform CLI not on PATH")
+needs_main_thread = pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(), reason="SIGINT handlers need the main thread"
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cli_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "empty.tfrc"
+    empty.write_text("")
+    monkeypatch.setenv("TF_CLI_CONFIG_FILE", str(empty))
+    for name in ("INFRA_TF_PLUGIN_MIRROR", "INFRA_TERRAFORM", "TF_CLI_ARGS", "TF_CLI_ARGS_plan", "TF_LOG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _module(tmp_path: Path, name: str) -> Path:
+    workdir = tmp_path / name
+    shutil.copytree(FIXTURES / name, workdir)
+    return workdir
+
+
+def _progress() -> tuple[Progress, io.StringIO, io.StringIO]:
+    out, err = io.StringIO(), io.StringIO()
+    return Progress(stream=out, err_stream=err, interactive=False), out, err
+
+
+def _engine(workdir: Path, **kwargs) -> tuple[Terraform, io.StringIO, io.StringIO]:
+    progress, out, err = _progress()
+    tf = Terraform(workdir, data_dir=workdir / ".tfdata", progress=progress, **kwargs)
+    return tf, out, err
+
+
+def _fake_binary(tmp_path: Path) -> Path:
+    fake = tmp_path / "fake-terraform"
+    fake.write_text(f"#!{sys.executable}\n" + (FIXTURES / "fake_terraform.py").read_text())
+    fake.chmod(0o755)
+    return fake
+
+
+def _wait_for(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+
+
+class _InterruptingProgress(Progress):
+    """Presses Ctrl-C (SIGINT to this very process) when the first resource starts; with
+    ``second_after``, presses it again once that file exists (the child saw the first one)."""
+
+    def __init__(self, second_after: Path | None = None) -> None:
+        super().__init__(stream=io.StringIO(), err_stream=io.StringIO(), interactive=False)
+        self.second_after = second_after
+        self.sent = 0
+
+    def current(self, item: str, *, elapsed: float | None = None) -> None:
+        super().current(item, elapsed=elapsed)
+        if self.sent:
+            return
+        self.sent = 1
+        os.kill(os.getpid(), signal.SIGINT)
+        if self.second_after is not None:
+            threading.Thread(target=self._second, daemon=True).start()
+
+    def _second(self) -> None:
+        _wait_for(self.second_after.exists, timeout=10)
+        time.sleep(0.1)
+        self.sent = 2
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+# --- real terraform: plan / apply / output ------------------------------------------------------
+
+
+@needs_terraform
+def test_plan_apply_outputs_and_second_plan(tmp_path: Path) -> None:
+    workdir = _module(tmp_path, "basic")
+    tf, out, err = _engine(workdir, log_dir=tmp_path / "logs")
+    assert tf.version()["terraform_version"].startswith("1.")
+    tf.init()
+
+    plan = tf.plan(tmp_path / "plans" / "up.tfplan")
+    assert plan.has_changes is True
+    assert (plan.add, plan.change, plan.destroy) == (3, 0, 0)
+    assert plan.by_type == {"terraform_data": {"add": 3, "change": 0, "destroy": 0}}
+    assert sorted(plan.changes) == [
+        ("terraform_data.a", "create"),
+        ("terraform_data.b[0]", "create"),
+        ("terraform_data.b[1]", "create"),
+    ]
+    assert plan.steps == 3
+    assert plan.plan_file == (tmp_path / "plans" / "up.tfplan").resolve()
+
+    applied = tf.apply(plan.plan_file)
+    assert (applied.add, applied.change, applied.destroy) == (3, 0, 0)
+    assert applied.failed == []
+    assert sorted(addr for addr, _, _ in applied.completed) == [
+        "terraform_data.a",
+        "terraform_data.b[0]",
+        "terraform_data.b[1]",
+    ]
+    assert applied.outputs == {"greeting": "hello"}  # the stream never carries sensitive values
+    lines = [ln for ln in out.getvalue().splitlines() if ln.startswith("  [")]
+    assert len(lines) == 3
+    assert [ln.split("]")[0] for ln in lines] == ["  [1/3", "  [2/3", "  [3/3"]
+    assert all(re.fullmatch(r"  \[\d/3\] terraform_data\.\S+: created \(0s\)", ln) for ln in lines)
+    assert "Resources: 3 added, 0 changed, 0 destroyed." in out.getvalue()
+    assert err.getvalue() == ""
+
+    outputs = tf.output()
+    assert outputs == {"greeting": "hello", "secret": "s3cr3t"}
+    assert outputs.sensitive == {"secret"}
+    assert outputs.redacted() == {"greeting": "hello", "secret": "(sensitive)"}
+
+    again = tf.plan(tmp_path / "plans" / "again.tfplan")
+    assert again.has_changes is False
+    assert (again.add, again.change, again.destroy) == (0, 0, 0)
+    assert again.changes == [] and again.by_type == {}
+
+    shown = tf.show_plan_json(again.plan_file)
+    assert shown["format_version"].startswith("1.")
+    assert {rc["change"]["actions"][0] for rc in shown["resource_changes"]} == {"no-op"}
+
+    logs = tmp_path / "logs"
+    assert sorted(p.name for p in logs.iterdir()) == ["apply.jsonl", "init.jsonl", "plan.jsonl"]
+    apply_types = [json.loads(ln)["type"] for ln in (logs / "apply.jsonl").read_text().splitlines()]
+    assert apply_types.count("apply_complete") == 3
+
+
+@needs_terraform
+def test_replace_update_delete_counts_and_destroy(tmp_path: Path) -> None:
+    workdir = _module(tmp_path, "basic")
+    tf, out, _ = _engine(workdir)
+    tf.init()
+    tf.apply(tf.plan(tmp_path / "one.tfplan").plan_file)
+
+    varfile = tmp_path / "two.tfvars"
+    varfile.write_text('greeting = "hi"\ninstances = 1\ngeneration = "two"\n')
+    plan = tf.plan(tmp_path / "two.tfplan", var_file=varfile)
+    # a: replaced (triggers_replace), b[0]: updated (input), b[1]: deleted (count 2 -> 1)
+    assert sorted(plan.changes) == [
+        ("terraform_data.a", "replace"),
+        ("terraform_data.b[0]", "update"),
+        ("terraform_data.b[1]", "delete"),
+    ]
+    assert (plan.add, plan.change, plan.destroy) == (1, 1, 2)
+    assert plan.by_type == {"terraform_data": {"add": 1, "change": 1, "destroy": 2}}
+    assert plan.steps == 4
+
+    out.truncate(0)
+    out.seek(0)
+    applied = tf.apply(plan.plan_file)
+    assert (applied.add, applied.change, applied.destroy) == (1, 1, 2)
+    statuses = sorted(ln.split(": ", 1)[1] for ln in out.getvalue().splitlines() if ln.startswith("  ["))
+    assert statuses == ["created (0s)", "destroyed (0s)", "destroyed (0s)", "updated (0s)"]
+    assert "  [4/4] " in out.getvalue()
+
+    destroyed = tf.destroy(tmp_path / "destroy.tfplan", var_file=varfile)
+    assert (destroyed.add, destroyed.change, destroyed.destroy) == (0, 0, 2)
+    assert tf.destroy(tmp_path / "destroy2.tfplan", var_file=varfile).destroy == 0
+    assert json.loads((workdir / "terraform.tfstate").read_text())["resources"] == []
+
+
+@needs_terraform
+def test_stale_plan_hint_says_replan(tmp_path: Path) -> None:
+    workdir = _module(tmp_path, "basic")
+    tf, _, _ = _engine(workdir)
+    tf.init()
+    plan = tf.plan(tmp_path / "p.tfplan")
+    tf.apply(plan.plan_file)
+    with pytest.raises(TerraformError) as info:
+        tf.apply(plan.plan_file)
+    assert info.value.message == "Saved plan is stale"
+    assert "re-plan" in info.value.hint
+    assert info.value.exit_code == 3
+
+
+# --- real terraform: errors and warnings --------------------------------------------------------
+
+
+@needs_terraform
+def test_failed_precondition_is_one_line_with_address(tmp_path: Path) -> None:
+    workdir = _module(tmp_path, "guarded")
+    tf, _, _ = _engine(workdir)
+    tf.init()
+    with pytest.raises(TerraformError) as info:
+        tf.plan(tmp_path / "p.tfplan")
+    err = info.value
+    assert err.message == "Resource precondition failed: terraform_data.guarded (main.tf:11): boom"
+    assert "\n" not in err.message
+    assert err.hint == "boom"
+    assert err.exit_code == 3
+
+
+@needs_terraform
+def test_init_error_and_warning_and_stderr_error(tmp_path: Path) -> None:
+    workdir = tmp_path / "badbackend"
+    workdir.mkdir()
+    (workdir / "main.tf").write_text('terraform {\n  backend "nope" {\n  }\n}\n')
+    tf, _, _ = _engine(workdir)
+    with pytest.raises(TerraformError) as info:
+        tf.init()
+    assert info.value.message == "Unsupported backend type (main.tf:2)"
+    assert info.value.hint == 'There is no backend type named "nope".'
+
+    workdir = _module(tmp_path, "basic")
+    tf, _, err = _engine(workdir)
+    tf.init()
+    varfile = tmp_path / "extra.tfvars"
+    varfile.write_text("undeclared = 1\n")
+    tf.plan(tmp_path / "p.tfplan", var_file=varfile)
+    assert err.getvalue().startswith(
+        "warning: Value for undeclared variable: "
+        'The root module does not declare a variable named "undeclared"'
+    )
+
+    flagged, _, _ = _engine(workdir, env={"TF_CLI_ARGS_plan": "-no-such-flag"})
+    with pytest.raises(TerraformError) as info:
+        flagged.plan(tmp_path / "p.tfplan")
+    assert info.value.message == "terraform plan failed: Failed to parse command-line flags"
+    assert info.value.hint == "flag provided but not defined: -no-such-flag"
+
+
+@needs_terraform
+def test_missing_cli_config_file_is_unset_for_the_child(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TF_CLI_CONFIG_FILE", str(tmp_path / "does-not-exist.tfrc"))
+    workdir = _module(tmp_path, "basic")
+    tf, _, err = _engine(workdir)
+    assert "TF_CLI_CONFIG_FILE" not in tf.child_env()
+    tf.version()
+    tf.init()
+    assert err.getvalue() == ""  # no "Unable to open CLI configuration file" warning
+
+    # control: what terraform says on stderr about a bad CLI config does reach the display
+    bad = tmp_path / "bad.tfrc"
+    bad.write_text("bogus_block {\n")
+    kept, _, kept_err = _engine(workdir, env={"TF_CLI_CONFIG_FILE": str(bad)})
+    kept.init()
+    assert kept_err.getvalue().startswith(f"warning: Error parsing {bad}: ")
+
+
+# --- real terraform: state lock and Ctrl-C ------------------------------------------------------
+
+
+@needs_terraform
+def test_state_lock_names_holder_and_never_unlocks(tmp_path: Path) -> None:
+    workdir = _module(tmp_path, "sleeper")
+    tf, _, _ = _engine(workdir)
+    tf.init()
+    holder_out = tmp_path / "holder.jsonl"
+    with open(holder_out, "wb") as fh:
+        holder = subprocess.Popen(
+            [TERRAFORM, "apply", "-input=false", "-json", "-auto-approve"],
+            cwd=workdir,
+            env=tf.child_env(),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        _wait_for(lambda: "provision_start" in holder_out.read_text())
+        lock = json.loads((workdir / ".terraform.tfstate.lock.info").read_text())
+        with pytest.raises(LockedError) as info:
+            tf.plan(tmp_path / "p.tfplan")
+        err = info.value
+        assert re.fullmatch(
+            rf"state is locked by {re.escape(lock['Who'])} \(OperationTypeApply, since "
+            rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC\), lock ID {lock['ID']}",
+            err.message,
+        )
+        assert err.hint == (
+            f"wait for that run to finish; if it died, run "
+            f"`TF_DATA_DIR={workdir / '.tfdata'} terraform force-unlock {lock['ID']}` in {workdir} yourself"
+        )
+        assert err.exit_code == 6
+        assert (workdir / ".terraform.tfstate.lock.info").exists()  # not force-unlocked
+    finally:
+        holder.send_signal(signal.SIGINT)
+        holder.wait(timeout=30)
+    state = json.loads((workdir / "terraform.tfstate").read_text())
+    assert [r["name"] for r in state["resources"]] == ["slow"]
+    assert not (workdir / ".terraform.tfstate.lock.info").exists()
+    assert tf.output() == {"marker": "m"}  # the state terraform saved is readable
+
+
+@needs_terraform
+@needs_main_thread
+def test_ctrl_c_forwards_one_sigint_and_waits_for_state(tmp_path: Path) -> None:
+    workdir = _module(tmp_path, "sleeper")
+    progress = _InterruptingProgress()
+    tf = Terraform(workdir, progress=progress)
+    tf.init()
+    plan = tf.plan(tmp_path / "p.tfplan")
+    before = signal.getsignal(signal.SIGINT)
+    started = time.monotonic()
+    with pytest.raises(Interrupted) as info:
+        tf.apply(plan.plan_file)
+    assert time.monotonic() - started < 20  # terraform stopped; it did not sleep out its 30 s
+    err = info.value
+    assert err.exit_code == 130
+    assert err.still_running is False
+    assert re.fullmatch(r"interrupted: terraform stopped \(exit 1\) and saved state", err.message)
+    assert progress.err_stream.getvalue().splitlines() == [f"warning: {INTERRUPT_MESSAGE}"]
+    assert signal.getsignal(signal.SIGINT) is before
+    with pytest.raises(ProcessLookupError):
+        os.kill(err.pid, 0)
+    state = json.loads((workdir / "terraform.tfstate").read_text())
+    assert [r["name"] for r in state["resources"]] == ["slow"]
+    assert not (workdir / ".terraform.tfstate.lock.info").exists()
+
+
+@needs_main_thread
+@pytest.mark.parametrize("second_interrupt", [True, False], ids=["second-ctrl-c", "bounded-wait"])
+def test_stop_waiting_never_kills_or_resignals(tmp_path: Path, monkeypatch, second_interrupt: bool) -> None:
+    # the fake terraform ignores SIGINT (counting it) until the test releases it
+    signals, release = tmp_path / "signals", tmp_path / "release"
+    monkeypatch.setenv("FAKE_TF_MODE", "hang")
+    monkeypatch.setenv("FAKE_TF_SIGNALS", str(signals))
+    monkeypatch.setenv("FAKE_TF_RELEASE", str(release))
+    progress = _InterruptingProgress(second_after=signals if second_interrupt else None)
+    wait = 30.0 if second_interrupt else 0.5
+    tf = Terraform(tmp_path, binary=str(_fake_binary(tmp_path)), progress=progress, interrupt_wait=wait)
+    (tmp_path / "p.tfplan").write_text("")
+    started = time.monotonic()
+    with pytest.raises(Interrupted) as info:
+        tf.apply(tmp_path / "p.tfplan")
+    waited = time.monotonic() - started
+    err = info.value
+    try:
+        assert progress.sent == (2 if second_interrupt else 1)
+        assert waited < 10 if second_interrupt else 0.5 <= waited < 10
+        assert err.still_running is True
+        assert err.message.startswith(
+            f"interrupted: stopped waiting for terraform (pid {err.pid}); it is still running"
+        )
+        os.kill(err.pid, 0)  # alive: not killed
+        time.sleep(0.2)  # room for a (wrongly) forwarded second SIGINT to arrive
+    finally:
+        release.write_text("")
+        _, status = os.waitpid(err.pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert signals.read_text() == "1"  # exactly one SIGINT forwarded
+
+
+# --- binary, CLI config, fake-binary behaviours --------------------------------------------------
+
+
+def test_plugin_mirror_writes_cli_config_for_the_child(tmp_path: Path, monkeypatch) -> None:
+    mirror = tmp_path / "mir ror"
+    mirror.mkdir()
+    record = tmp_path / "record.json"
+    monkeypatch.setenv("INFRA_TF_PLUGIN_MIRROR", str(mirror))
+    monkeypatch.setenv("FAKE_TF_RECORD", str(record))
+    data_dir = tmp_path / "data"
+    tf = Terraform(tmp_path, data_dir=data_dir, binary=str(_fake_binary(tmp_path)))
+    assert tf.version()["terraform_version"] == "1.11.4"
+    seen = json.loads(record.read_text())
+    config = data_dir / "infra-cli.tfrc"
+    assert seen["argv"] == ["version", "-json"]
+    assert seen["env"] == {
+        "TF_CLI_CONFIG_FILE": str(config),
+        "TF_IN_AUTOMATION": "1",
+        "CHECKPOINT_DISABLE": "1",
+        "TF_DATA_DIR": str(data_dir),
+    }
+    assert config.read_text() == (
+        "# written by infra from INFRA_TF_PLUGIN_MIRROR\n"
+        "provider_installation {\n"
+        "  filesystem_mirror {\n"
+        f'    path    = "{mirror}"\n'
+        '    include = ["registry.terraform.io/*/*"]\n'
+        "  }\n"
+        "  direct {\n"
+        '    exclude = ["registry.terraform.io/*/*"]\n'
+        "  }\n"
+        "}\n"
+    )
+    monkeypatch.setenv("INFRA_TF_PLUGIN_MIRROR", str(tmp_path / "missing"))
+    with pytest.raises(TerraformError, match="is not a directory"):
+        Terraform(tmp_path, binary=str(_fake_binary(tmp_path))).version()
+
+
+@needs_terraform
+def test_plugin_mirror_config_is_valid_for_real_terraform(tmp_path: Path, monkeypatch) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    monkeypatch.setenv("INFRA_TF_PLUGIN_MIRROR", str(mirror))
+    tf, _, err = _engine(_module(tmp_path, "basic"))
+    tf.init()
+    assert err.getvalue() == ""  # terraform found nothing wrong with the CLI config
+    assert tf.plan(tmp_path / "p.tfplan").add == 3
+
+
+@needs_terraform
+def test_real_provider_from_mirror(tmp_path: Path, monkeypatch) -> None:
+    mirror = CI_MIRROR
+    if not mirror or not (Path(mirror) / "registry.terraform.io" / "hashicorp" / "aws").is_dir():
+        pytest.skip("INFRA_TF_PLUGIN_MIRROR does not name a provider mirror holding hashicorp/aws")
+    monkeypatch.setenv("INFRA_TF_PLUGIN_MIRROR", mirror)
+    workdir = tmp_path / "aws"
+    workdir.mkdir()
+    (workdir / "main.tf").write_text(
+        'terraform {\n  required_providers {\n    aws = { source = "hashicorp/aws" }\n  }\n}\n'
+    )
+    tf, _, _ = _engine(workdir)
+    try:
+        tf.init()
+        assert "registry.terraform.io/hashicorp/aws" in tf.version()["provider_selections"]
+    finally:
+        shutil.rmtree(workdir / ".tfdata", ignore_errors=True)  # the provider binary is large
+
+
+def test_binary_resolution(tmp_path: Path, monkeypatch) -> None:
+    fake = _fake_binary(tmp_path)
+    assert find_binary(str(fake)) == str(fake)
+    assert find_binary(env={"INFRA_TERRAFORM": str(fake), "PATH": ""}) == str(fake)
+    tofu = tmp_path / "bin" / "tofu"
+    tofu.parent.mkdir()
+    shutil.copy(fake, tofu)
+    assert find_binary(env={"PATH": str(tofu.parent)}) == str(tofu)
+    with pytest.raises(TerraformError) as info:
+        find_binary(env={"PATH": str(tmp_path / "nowhere")})
+    assert info.value.message == "neither terraform nor tofu was found on PATH"
+    assert info.value.hint == INSTALL_HINT
+    monkeypatch.setenv("INFRA_TERRAFORM", "no-such-terraform")
+    with pytest.raises(TerraformError, match="INFRA_TERRAFORM=no-such-terraform: not found"):
+        Terraform(tmp_path).version()
+
+
+def test_unsupported_ui_major_and_stderr_only_failure(tmp_path: Path, monkeypatch) -> None:
+    fake = str(_fake_binary(tmp_path))
+    (tmp_path / "p.tfplan").write_text("")
+    monkeypatch.setenv("FAKE_TF_MODE", "ui2")
+    with pytest.raises(TerraformError, match=r"machine-readable UI 2\.0; infra understands 1\.x"):
+        Terraform(tmp_path, binary=fake).apply(tmp_path / "p.tfplan")
+    monkeypatch.setenv("FAKE_TF_MODE", "stderr-error")
+    with pytest.raises(TerraformError) as info:
+        Terraform(tmp_path, binary=fake).plan(tmp_path / "p.tfplan")
+    assert info.value.message == "terraform plan failed: Failed to parse command-line flags"
+    assert info.value.hint == "flag provided but not defined: -x"
+
+
+# --- pure parsing -------------------------------------------------------------------------------
+
+
+def _change(addr: str, rtype: str, action: str) -> dict:
+    return {
+        "type": "planned_change",
+        "change": {"resource": {"addr": addr, "resource_type": rtype, "new_field": 1}, "action": action},
+    }
+
+
+def test_plan_collector_counts_by_type_and_ignores_unknown_messages() -> None:
+    c = PlanCollector()
+    for msg in [
+        {"type": "version", "ui": "1.2"},
+        {"type": "some_future_message", "payload": {"x": 1}},
+        _change("aws_vpc.this", "aws_vpc", "create"),
+        _change("aws_subnet.a[0]", "aws_subnet", "replace"),
+        _change("aws_subnet.a[1]", "aws_subnet", "update"),
+        _change("data.aws_ami.gpu", "aws_ami", "read"),
+        _change("aws_iam_role.old", "aws_iam_role", "delete"),
+        _change("aws_s3_bucket.moved", "aws_s3_bucket", "move"),
+        {"type": "change_summary", "changes": {"add": 2, "change": 1, "remove": 2, "import": 0}},
+    ]:
+        c.feed(msg)
+    result = c.result(True, [])
+    assert result.by_type == {
+        "aws_vpc": {"add": 1, "change": 0, "destroy": 0},
+        "aws_subnet": {"add": 1, "change": 1, "destroy": 1},
+        "aws_iam_role": {"add": 0, "change": 0, "destroy": 1},
+    }
+    assert (result.add, result.change, result.destroy) == (2, 1, 2)
+    assert result.steps == 1 + 2 + 1 + 1 + 1  # create, replace, update, read, delete; move = 0
+    assert parse_line("not json") is None and parse_line("[1]") is None
+
+
+def test_apply_collector_reports_elapsed_and_failures() -> None:
+    progress, out, _ = _progress()
+    c = ApplyCollector(progress, total=2)
+    hook = {"resource": {"addr": "aws_eks_cluster.this"}, "action": "create"}
+    c.feed({"type": "apply_start", "hook": hook})
+    c.feed({"type": "apply_progress", "hook": {**hook, "elapsed_seconds": 10}})
+    assert progress.current_item == "aws_eks_cluster.this"
+    c.feed({"type": "apply_complete", "hook": {**hook, "elapsed_seconds": 612}})
+    c.feed({"type": "apply_errored", "hook": {"resource": {"addr": "aws_x.y"}, "action": "create"}})
+    c.feed({"type": "change_summary", "changes": {"add": 1, "change": 0, "remove": 0, "operation": "apply"}})
+    assert out.getvalue().splitlines() == [
+        "apply: 2 to do",
+        "  [1/2] aws_eks_cluster.this: created (10m12s)",
+        "  [2/2] aws_x.y: failed",
+    ]
+    assert (c.result.add, c.result.failed) == (1, ["aws_x.y"])
+
+
+def test_lock_error_parsing_and_sentences(tmp_path: Path) -> None:
+    detail = (
+        "Error message: resource temporarily unavailable\nLock Info:\n  ID:        1234-abcd\n"
+        "  Path:      terraform.tfstate\n  Operation: OperationTypeApply\n  Who:       ana@build-7\n"
+        "  Version:   1.11.4\n  Created:   2026-01-02 03:04:05.123456789 +0000 UTC\n  Info:      \n\n\n"
+        "Terraform acquires a state lock..."
+    )
+    diag = Diagnostic(severity="error", summary="Error acquiring the state lock", detail=detail)
+    err = error_from_diagnostics([diag], workdir=tmp_path, unlock_cmd="terraform force-unlock")
+    assert isinstance(err, LockedError)
+    assert err.message == (
+        "state is locked by ana@build-7 (OperationTypeApply, since 2026-01-02 03:04:05 UTC), "
+        "lock ID 1234-abcd"
+    )
+    assert err.hint == (
+        "wait for that run to finish; if it died, "
+        f"run `terraform force-unlock 1234-abcd` in {tmp_path} yourself"
+    )
+    two = [Diagnostic("error", "Bad thing", "Details here. More.", "aws_vpc.x", "main.tf", 3)] * 2
+    err = error_from_diagnostics(two, workdir=tmp_path, unlock_cmd="x")
+    assert (err.message, err.hint) == ("Bad thing: aws_vpc.x (main.tf:3) (+1 more error)", "Details here.")
+    assert error_from_diagnostics([Diagnostic("warning", "meh")], workdir=tmp_path, unlock_cmd="x") is None
+    assert first_sentence('Get "https://registry.terraform.io/x.json": no such host.\n\nMore') == (
+        'Get "https://registry.terraform.io/x.json": no such host.'
+    )
+
+
+# --- progress -----------------------------------------------------------------------------------
+
+
+def test_progress_plain_quiet_and_interactive() -> None:
+    assert [format_seconds(s) for s in (0, 2.4, 59.6, 65, 3725)] == ["0s", "2s", "1m00s", "1m05s", "1h02m"]
+    out, err = io.StringIO(), io.StringIO()
+    quiet = Progress(stream=out, err_stream=err, quiet=True)
+    quiet.stage("terraform")
+    quiet.start_task(1, "apply")
+    quiet.advance("a", "created", elapsed=1)
+    quiet.info("hello")
+    quiet.warn("careful")
+    quiet.done("done")
+    assert (out.getvalue(), err.getvalue()) == ("", "warning: careful\n")
+
+    plain, out, _ = _progress()
+    plain.stage("terraform")
+    plain.start_task(None, "apply")
+    plain.advance("aws_vpc.this", "created", elapsed=2)
+    assert out.getvalue().splitlines() == ["==> terraform", "apply...", "  [1/?] aws_vpc.this: created (2s)"]
+
+    screen = io.StringIO()
+    live = Progress(stream=screen, interactive=True)
+    live.start_task(2, "apply")
+    live.current("aws_vpc.this", elapsed=3)
+    live.advance("aws_vpc.this", "created", elapsed=3)
+    live.advance("aws_subnet.a", "created")
+    live.done("Resources: 2 added, 0 changed, 0 destroyed.")
+    text = screen.getvalue()
+    assert "[1/2] aws_vpc.this: created (3s)" in text and "Resources: 2 added" in text
+
+
+def test_importing_engine_does_not_import_rich() -> None:
+    code = "import sys, orchestrator.engines.terraform, orchestrator.progress; print('rich' in sys.modules)"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert done.stdout.strip() == "False"
