@@ -427,10 +427,8 @@ def test_plugin_mirror_config_is_valid_for_real_terraform(tmp_path: Path, monkey
 
 
 @needs_terraform
-def test_real_provider_from_mirror(tmp_path: Path, monkeypatch) -> None:
-    mirror = CI_MIRROR
-    if not mirror or not (Path(mirror) / "registry.terraform.io" / "hashicorp" / "aws").is_dir():
-        pytest.skip("INFRA_TF_PLUGIN_MIRROR does not name a provider mirror holding hashicorp/aws")
+def test_real_provider_from_mirror(tmp_path: Path, monkeypatch, tf_mirror: str) -> None:
+    mirror = tf_mirror
     monkeypatch.setenv("INFRA_TF_PLUGIN_MIRROR", mirror)
     workdir = tmp_path / "aws"
     workdir.mkdir()
