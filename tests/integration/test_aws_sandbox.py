@@ -1,0 +1,199 @@
+"""End to end on the embedded AWS emulator: real terraform, real AWS provider, real moto.
+
+One environment goes through its whole life: ``up`` (while a second ``up`` is refused by the
+lock), checks with boto3 that what the blueprint asked for exists, a second ``up`` that must
+apply nothing, then ``down`` and checks that everything is gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES
+
+pytestmark = pytest.mark.integration
+INFRA = str(Path(sys.executable).with_name("infra"))
+REGION = "us-east-1"
+
+
+def _infra(project: Path, env: dict, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [INFRA, *args], cwd=project, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, tf_mirror):
+    boto3 = pytest.importorskip("boto3")
+    root = tmp_path_factory.mktemp("sandbox-project")
+    shutil.copy(EXAMPLES / "sandbox.yaml", root / "env.yaml")
+    env = {**os.environ, "INFRA_TF_PLUGIN_MIRROR": tf_mirror, "TF_CLI_CONFIG_FILE": str(root / "none.tfrc")}
+    env.pop("INFRA_STATE_DIR", None)
+    yield {"root": root, "env": env, "boto3": boto3}
+    _infra(root, env, "sandbox", "stop", timeout=60)
+
+
+def _clients(project):
+    info = json.loads((project["root"] / ".infra" / "sandbox" / "server.json").read_text())
+    kw = {
+        "endpoint_url": f"http://127.0.0.1:{info['port']}",
+        "region_name": REGION,
+        "aws_access_key_id": "sandbox",
+        "aws_secret_access_key": "sandbox",
+    }
+    return project["boto3"].client("ec2", **kw), project["boto3"].client("eks", **kw)
+
+
+def _state_serial(root: Path) -> int:
+    return json.loads((root / ".infra" / "sandbox" / "demo" / "terraform.tfstate").read_text())["serial"]
+
+
+@pytest.fixture(scope="module")
+def first_up(project):
+    """Run the first ``up``; while it applies, start a second one, which must fail fast."""
+    root, env = project["root"], project["env"]
+    proc = subprocess.Popen(
+        [INFRA, "up", "--sandbox", "--auto-approve", "env.yaml"],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+    )
+    lines = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("apply:"):  # terraform apply has started
+            break
+    started = time.monotonic()
+    second = _infra(root, env, "up", "--sandbox", "--auto-approve", "env.yaml", timeout=120)
+    second_seconds = time.monotonic() - started
+    still_running = proc.poll() is None
+    lines.extend(proc.stdout)
+    assert proc.wait(timeout=600) == 0, "".join(lines)
+    return {
+        "output": "".join(lines),
+        "pid": proc.pid,
+        "second": second,
+        "second_seconds": second_seconds,
+        "first_running_during_second": still_running,
+    }
+
+
+def test_second_up_while_applying_is_refused_naming_the_holder(first_up):
+    second = first_up["second"]
+    assert first_up["first_running_during_second"], "the first up finished before the second was tried"
+    assert second.returncode == 6, second.stderr
+    assert "environment 'demo' is locked by" in second.stderr
+    assert f"pid {first_up['pid']}" in second.stderr
+    assert "infra up env.yaml" in second.stderr
+    assert "Traceback" not in second.stderr
+    # it failed fast: it did not wait for the first run (which applies for tens of seconds)
+    assert first_up["second_seconds"] < 30
+
+
+def test_first_up_reports_progress_and_summary(first_up):
+    out = first_up["output"]
+    assert "==> plan" in out and "==> apply" in out
+    assert "module.cluster.aws_eks_cluster.this: created" in out
+    assert "infra up demo (sandbox): success" in out
+
+
+def test_network_matches_blueprint(project, first_up):
+    ec2, _ = _clients(project)
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["demo"]}])["Vpcs"]
+    assert [v["CidrBlock"] for v in vpcs] == ["10.20.0.0/16"]
+    vpc_id = vpcs[0]["VpcId"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+    by_cidr = {s["CidrBlock"]: {t["Key"]: t["Value"] for t in s.get("Tags", [])} for s in subnets}
+    assert sorted(by_cidr) == ["10.20.0.0/20", "10.20.128.0/20", "10.20.144.0/20", "10.20.16.0/20"]
+    for cidr in ("10.20.0.0/20", "10.20.16.0/20"):
+        assert by_cidr[cidr]["kubernetes.io/role/internal-elb"] == "1"
+        assert by_cidr[cidr]["kubernetes.io/cluster/demo"] == "owned"
+    for cidr in ("10.20.128.0/20", "10.20.144.0/20"):
+        assert by_cidr[cidr]["kubernetes.io/role/elb"] == "1"
+    assert len({s["AvailabilityZone"] for s in subnets}) == 2
+    nats = ec2.describe_nat_gateways(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["NatGateways"]
+    assert len([n for n in nats if n["State"] == "available"]) == 2  # one per zone
+
+
+def test_cluster_matches_blueprint(project, first_up):
+    _, eks = _clients(project)
+    cluster = eks.describe_cluster(name="demo")["cluster"]
+    assert cluster["version"] == "1.30"
+    assert cluster["resourcesVpcConfig"]["endpointPrivateAccess"] is True
+    assert cluster["resourcesVpcConfig"]["endpointPublicAccess"] is False
+    assert cluster["encryptionConfig"][0]["resources"] == ["secrets"]
+    assert cluster["encryptionConfig"][0]["provider"]["keyArn"].startswith("arn:aws:kms:")
+    enabled = {t for group in cluster["logging"]["clusterLogging"] if group["enabled"] for t in group["types"]}
+    assert {"api", "audit", "authenticator"} <= enabled
+
+
+def test_one_node_group_per_pool_with_types_labels_taints(project, first_up):
+    _, eks = _clients(project)
+    assert sorted(eks.list_nodegroups(clusterName="demo")["nodegroups"]) == ["a100", "l4", "system"]
+    groups = {n: eks.describe_nodegroup(clusterName="demo", nodegroupName=n)["nodegroup"] for n in ("a100", "l4", "system")}
+    assert groups["system"]["instanceTypes"] == ["m6i.large"]
+    assert groups["a100"]["instanceTypes"] == ["p4d.24xlarge"]
+    assert groups["l4"]["instanceTypes"] == ["g6.xlarge"]
+    assert groups["system"]["amiType"] == "AL2023_x86_64_STANDARD"
+    assert groups["a100"]["amiType"] == "AL2023_x86_64_NVIDIA"
+    assert groups["l4"]["capacityType"] == "SPOT"
+    assert groups["a100"]["capacityType"] == "ON_DEMAND"
+    assert groups["system"]["scalingConfig"] == {"minSize": 1, "desiredSize": 2, "maxSize": 3}
+    assert groups["a100"]["scalingConfig"] == {"minSize": 0, "desiredSize": 0, "maxSize": 4}
+    assert groups["a100"]["labels"] == {
+        "infra.dev/gpu-type": "a100",
+        "infra.dev/pool": "a100",
+        "nvidia.com/gpu.present": "true",
+        "workload": "training",
+    }
+    assert groups["system"]["labels"] == {"infra.dev/pool": "system"}
+    gpu_taint = [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
+    assert groups["a100"]["taints"] == gpu_taint
+    assert groups["l4"]["taints"] == gpu_taint
+    assert not groups["system"].get("taints")
+
+
+def test_second_up_applies_nothing(project, first_up):
+    root, env = project["root"], project["env"]
+    serial = _state_serial(root)
+    again = _infra(root, env, "up", "--sandbox", "--auto-approve", "env.yaml")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "skipped: the plan has no changes" in again.stdout
+    assert "==> apply" in again.stdout and "apply: " not in again.stdout  # no apply ran
+    assert _state_serial(root) == serial
+    history = json.loads(_infra(root, env, "history", "demo", "--output", "json").stdout)
+    outcomes = [r["outcome"] for r in history["records"]]
+    assert outcomes[-1] == "no-changes"
+    assert "success" in outcomes
+    assert history["chain_problems"] == []
+
+
+def test_status_reports_outputs(project, first_up):
+    status = _infra(project["root"], project["env"], "status", "--sandbox", "env.yaml", "--output", "json")
+    assert status.returncode == 0, status.stderr
+    data = json.loads(status.stdout)
+    assert data["deployed"] is True
+    assert data["outputs"]["cluster_name"] == "demo"
+    assert sorted(data["outputs"]["node_pools"]) == ["a100", "l4", "system"]
+
+
+def test_down_removes_everything(project, first_up):
+    root, env = project["root"], project["env"]
+    ec2, eks = _clients(project)
+    down = _infra(root, env, "down", "--sandbox", "--auto-approve", "env.yaml")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "infra down demo (sandbox): success" in down.stdout
+    assert eks.list_clusters()["clusters"] == []
+    assert ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["demo"]}])["Vpcs"] == []
+    assert ec2.describe_subnets(Filters=[{"Name": "cidr-block", "Values": ["10.20.0.0/20"]}])["Subnets"] == []
+    keys = ec2.describe_nat_gateways()["NatGateways"]
+    assert all(n["State"] in ("deleted", "deleting") for n in keys)
+    status = json.loads(_infra(root, env, "status", "--sandbox", "env.yaml", "--output", "json").stdout)
+    assert status["deployed"] is False
