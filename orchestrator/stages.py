@@ -38,6 +38,7 @@ class Context:
     confirm: Confirm
     record: records.RunRecord
     sandbox_server: sandbox.ServerInfo | None = None
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
     plan: PlanResult | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
     applied: bool = False
@@ -55,6 +56,7 @@ class Context:
                 progress=self.progress,
                 log_dir=self.ws.log_dir,
                 config_dir=self.ws.env_dir,
+                lock=self.bp.state.lock,
             )
         return self._tf
 
@@ -198,7 +200,7 @@ def run(ctx: Context, command: str) -> Context:
                 try:
                     detail = stage.run(ctx)
                 except BaseException as exc:
-                    ctx.record.stage(stage.name, "failed", time.monotonic() - started, _one_line(exc))
+                    ctx.record.stage(stage.name, "failed", time.monotonic() - started, _one_line(exc, ctx))
                     raise
                 ctx.record.stage(stage.name, "ok", time.monotonic() - started, detail)
                 ctx.progress.info(f"    {detail}")
@@ -211,7 +213,7 @@ def run(ctx: Context, command: str) -> Context:
             raise
         except BaseException as exc:
             ctx.record.outcome = "failed"
-            ctx.record.error = _one_line(exc)
+            ctx.record.error = _one_line(exc, ctx)
             raise
         finally:
             records.write(ctx.ws.records_dir, ctx.record)
@@ -220,6 +222,8 @@ def run(ctx: Context, command: str) -> Context:
     return ctx
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: BaseException, ctx: Context) -> str:
+    """The error as recorded: first line only, secret values removed."""
     text = exc.message if isinstance(exc, InfraError) else (str(exc) or type(exc).__name__)
-    return text.splitlines()[0] if text else type(exc).__name__
+    text = text.splitlines()[0] if text else type(exc).__name__
+    return records.redact(text, list(ctx.secrets.values()))

@@ -22,9 +22,12 @@ def _context(file: Path, sandbox: bool, command: str, auto_approve: bool, action
     from ..progress import Progress
     from ..stages import Context
 
+    from ..secrets import resolve
+
     loaded = common.load(file)
     provider = common.provider_for(loaded)
     common.require_sandbox_support(provider, sandbox)
+    secrets = resolve(loaded)  # before anything runs: an unresolvable reference changes nothing
     ws = common.workspace(loaded, sandbox)
     progress = Progress()
     server = None
@@ -47,6 +50,7 @@ def _context(file: Path, sandbox: bool, command: str, auto_approve: bool, action
         confirm=common.confirmer(auto_approve, action),
         record=record,
         sandbox_server=server,
+        secrets=secrets,
     )
 
 

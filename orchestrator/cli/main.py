@@ -72,6 +72,8 @@ def run() -> None:
             sys.stderr.write(line + "\n")
         n = len(exc.problems)
         sys.stderr.write(f"{n} problem{'s' if n != 1 else ''} found\n")
+        if exc.hint:
+            sys.stderr.write(f"hint: {exc.hint}\n")
         sys.exit(exc.exit_code)
     except InfraError as exc:
         if _state["debug"]:

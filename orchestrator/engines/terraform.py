@@ -115,6 +115,7 @@ class Terraform:
         env: dict[str, str] | None = None,
         progress: Progress | None = None,
         lock_timeout: str = "0s",
+        lock: bool = True,
         log_dir: Path | None = None,
         config_dir: Path | None = None,
         interrupt_wait: float = 600.0,
@@ -124,6 +125,7 @@ class Terraform:
         self.env = dict(env or {})
         self.progress = progress if progress is not None else NullProgress()
         self.lock_timeout = lock_timeout
+        self.lock = lock
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.config_dir = Path(config_dir).resolve() if config_dir is not None else None
         self.interrupt_wait = interrupt_wait
@@ -230,7 +232,7 @@ class Terraform:
         plan_file = Path(plan_file).resolve()
         plan_file.parent.mkdir(parents=True, exist_ok=True)
         args = ["plan", "-input=false", "-json", "-detailed-exitcode", f"-out={plan_file}"]
-        args.append(f"-lock-timeout={self.lock_timeout}")
+        args.append(f"-lock-timeout={self.lock_timeout}" if self.lock else "-lock=false")
         if destroy:
             args.append("-destroy")
         if var_file is not None:
@@ -250,7 +252,8 @@ class Terraform:
         plan_file = Path(plan_file).resolve()
         if not plan_file.is_file():
             raise TerraformError(f"plan file {plan_file} does not exist", "run plan first")
-        args = ["apply", "-input=false", "-json", f"-lock-timeout={self.lock_timeout}", str(plan_file)]
+        lock_arg = f"-lock-timeout={self.lock_timeout}" if self.lock else "-lock=false"
+        args = ["apply", "-input=false", "-json", lock_arg, str(plan_file)]
         collector = ApplyCollector(self.progress, total)
         started = time.monotonic()
         try:

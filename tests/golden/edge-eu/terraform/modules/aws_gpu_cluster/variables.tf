@@ -1,0 +1,130 @@
+variable "name" {
+  type        = string
+  description = "Environment name; names the EKS cluster and prefixes every resource."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,38}$", var.name))
+    error_message = "name must match ^[a-z][a-z0-9-]{1,38}$."
+  }
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Tags applied to every resource that takes tags (also set as provider default_tags by the root module)."
+  default     = {}
+}
+
+variable "kubernetes_version" {
+  type        = string
+  description = "EKS Kubernetes minor version, e.g. \"1.30\"."
+
+  validation {
+    condition     = can(regex("^1\\.[0-9]+$", var.kubernetes_version))
+    error_message = "kubernetes_version must look like 1.30."
+  }
+}
+
+variable "public_endpoint" {
+  type        = bool
+  description = "Expose the API endpoint publicly (restricted to authorized_networks). The private endpoint is always on."
+  default     = false
+}
+
+variable "authorized_networks" {
+  type        = list(string)
+  description = "CIDR blocks allowed to reach the public API endpoint; required when public_endpoint is true."
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.authorized_networks : can(cidrhost(c, 0)) && c != "0.0.0.0/0"])
+    error_message = "authorized_networks must be CIDR blocks and must not contain 0.0.0.0/0."
+  }
+}
+
+variable "vpc_cidr" {
+  type        = string
+  description = "VPC CIDR block (RFC 1918)."
+
+  validation {
+    condition     = can(cidrhost(var.vpc_cidr, 0))
+    error_message = "vpc_cidr must be a CIDR block."
+  }
+}
+
+variable "private_subnets" {
+  type        = list(string)
+  description = "One private subnet CIDR per availability zone (nodes and cluster ENIs live here)."
+
+  validation {
+    condition     = length(var.private_subnets) >= 1 && length(var.private_subnets) <= 6
+    error_message = "Between 1 and 6 private subnets are supported."
+  }
+}
+
+variable "public_subnets" {
+  type        = list(string)
+  description = "One public subnet CIDR per availability zone (NAT gateways and internet-facing load balancers)."
+}
+
+variable "log_retention_days" {
+  type        = number
+  description = "Retention of the control-plane log group, in days."
+  default     = 90
+}
+
+variable "cluster_log_types" {
+  type        = list(string)
+  description = "Control-plane log types to enable."
+  default     = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+
+  validation {
+    condition     = alltrue([for t in var.cluster_log_types : contains(["api", "audit", "authenticator", "controllerManager", "scheduler"], t)])
+    error_message = "cluster_log_types must be a subset of api, audit, authenticator, controllerManager, scheduler."
+  }
+}
+
+variable "node_pools" {
+  type = list(object({
+    name           = string
+    instance_types = list(string)
+    ami_type       = string
+    capacity_type  = string
+    min_size       = number
+    desired_size   = number
+    max_size       = number
+    disk_size_gb   = number
+    labels         = map(string)
+    taints = list(object({
+      key    = string
+      value  = string
+      effect = string
+    }))
+  }))
+  description = "One EKS managed node group per entry. Computed from the blueprint's node_pools by infra."
+
+  validation {
+    condition     = alltrue([for p in var.node_pools : p.min_size <= p.desired_size && p.desired_size <= p.max_size])
+    error_message = "Each node pool needs min_size <= desired_size <= max_size."
+  }
+
+  validation {
+    condition     = alltrue(flatten([for p in var.node_pools : [for t in p.taints : contains(["NO_SCHEDULE", "NO_EXECUTE", "PREFER_NO_SCHEDULE"], t.effect)]]))
+    error_message = "Taint effects must be NO_SCHEDULE, NO_EXECUTE or PREFER_NO_SCHEDULE (the EKS API enum)."
+  }
+
+  validation {
+    condition     = alltrue([for p in var.node_pools : contains(["AL2023_x86_64_STANDARD", "AL2023_x86_64_NVIDIA", "AL2023_ARM_64_STANDARD", "BOTTLEROCKET_x86_64", "BOTTLEROCKET_x86_64_NVIDIA"], p.ami_type)])
+    error_message = "ami_type must be an AL2023 or Bottlerocket type (AL2 AMIs reached end of life)."
+  }
+
+  validation {
+    condition     = alltrue([for p in var.node_pools : contains(["ON_DEMAND", "SPOT"], p.capacity_type)])
+    error_message = "capacity_type must be ON_DEMAND or SPOT."
+  }
+}
+
+variable "imds_hop_limit" {
+  type        = number
+  description = "IMDSv2 response hop limit on nodes: 1 keeps pods off the instance role (use IRSA/Pod Identity); 2 lets pods reach IMDS."
+  default     = 1
+}

@@ -1,0 +1,84 @@
+# IAM roles for the control plane and the nodes, and the KMS key that encrypts Secrets.
+# Policy ARNs are built from the partition so the module works in aws-cn and aws-us-gov too.
+
+data "aws_partition" "current" {}
+
+data "aws_caller_identity" "current" {}
+
+locals {
+  policy_prefix = "arn:${data.aws_partition.current.partition}:iam::aws:policy"
+  node_policies = {
+    worker = "${local.policy_prefix}/AmazonEKSWorkerNodePolicy"
+    cni    = "${local.policy_prefix}/AmazonEKS_CNI_Policy"
+    ecr    = "${local.policy_prefix}/AmazonEC2ContainerRegistryReadOnly"
+  }
+}
+
+data "aws_iam_policy_document" "cluster_assume" {
+  statement {
+    actions = ["sts:AssumeRole", "sts:TagSession"]
+    principals {
+      type        = "Service"
+      identifiers = ["eks.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "cluster" {
+  name_prefix        = "${var.name}-cluster-"
+  assume_role_policy = data.aws_iam_policy_document.cluster_assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "cluster" {
+  role       = aws_iam_role.cluster.name
+  policy_arn = "${local.policy_prefix}/AmazonEKSClusterPolicy"
+}
+
+data "aws_iam_policy_document" "cluster_kms" {
+  statement {
+    actions   = ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey", "kms:ListGrants", "kms:CreateGrant"]
+    resources = [aws_kms_key.secrets.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "cluster_kms" {
+  name   = "secrets-encryption"
+  role   = aws_iam_role.cluster.id
+  policy = data.aws_iam_policy_document.cluster_kms.json
+}
+
+data "aws_iam_policy_document" "node_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "node" {
+  name_prefix        = "${var.name}-node-"
+  assume_role_policy = data.aws_iam_policy_document.node_assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "node" {
+  for_each = local.node_policies
+
+  role       = aws_iam_role.node.name
+  policy_arn = each.value
+}
+
+resource "aws_kms_key" "secrets" {
+  description             = "Encrypts Kubernetes Secrets of EKS cluster ${var.name}"
+  enable_key_rotation     = true
+  deletion_window_in_days = 7
+  tags                    = var.tags
+}
+
+resource "aws_kms_alias" "secrets" {
+  name          = "alias/${var.name}-eks-secrets"
+  target_key_id = aws_kms_key.secrets.key_id
+}

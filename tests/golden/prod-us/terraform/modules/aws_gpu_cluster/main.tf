@@ -1,0 +1,134 @@
+# EKS control plane and one managed node group per node pool.
+
+resource "aws_cloudwatch_log_group" "cluster" {
+  # EKS writes to this fixed name; creating it first lets us own its retention.
+  name              = "/aws/eks/${var.name}/cluster"
+  retention_in_days = var.log_retention_days
+  tags              = var.tags
+}
+
+resource "aws_eks_cluster" "this" {
+  name                      = var.name
+  version                   = var.kubernetes_version
+  role_arn                  = aws_iam_role.cluster.arn
+  enabled_cluster_log_types = var.cluster_log_types
+
+  vpc_config {
+    subnet_ids              = aws_subnet.private[*].id
+    security_group_ids      = [aws_security_group.cluster.id]
+    endpoint_private_access = true
+    endpoint_public_access  = var.public_endpoint
+    public_access_cidrs     = var.public_endpoint ? var.authorized_networks : null
+  }
+
+  encryption_config {
+    resources = ["secrets"]
+    provider {
+      key_arn = aws_kms_key.secrets.arn
+    }
+  }
+
+  access_config {
+    authentication_mode                         = "API"
+    bootstrap_cluster_creator_admin_permissions = true
+  }
+
+  tags = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = !var.public_endpoint || length(var.authorized_networks) > 0
+      error_message = "A public endpoint needs authorized_networks (the provider default would be 0.0.0.0/0)."
+    }
+  }
+
+  depends_on = [
+    aws_cloudwatch_log_group.cluster,
+    aws_iam_role_policy_attachment.cluster,
+    aws_iam_role_policy.cluster_kms,
+  ]
+}
+
+locals {
+  pools = { for p in var.node_pools : p.name => p }
+}
+
+resource "aws_launch_template" "pool" {
+  for_each = local.pools
+
+  name_prefix            = "${var.name}-${each.key}-"
+  description            = "Node pool ${each.key} of ${var.name}"
+  update_default_version = true
+  vpc_security_group_ids = [aws_security_group.node.id]
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = var.imds_hop_limit
+  }
+
+  block_device_mappings {
+    device_name = "/dev/xvda"
+    ebs {
+      volume_size           = each.value.disk_size_gb
+      volume_type           = "gp3"
+      encrypted             = true
+      delete_on_termination = true
+    }
+  }
+
+  tag_specifications {
+    resource_type = "instance"
+    tags          = merge(var.tags, { Name = "${var.name}-${each.key}" })
+  }
+
+  tags = var.tags
+}
+
+resource "aws_eks_node_group" "pool" {
+  for_each = local.pools
+
+  cluster_name    = aws_eks_cluster.this.name
+  node_group_name = each.key
+  node_role_arn   = aws_iam_role.node.arn
+  subnet_ids      = aws_subnet.private[*].id
+  version         = aws_eks_cluster.this.version
+  instance_types  = each.value.instance_types
+  ami_type        = each.value.ami_type
+  capacity_type   = each.value.capacity_type
+  labels          = each.value.labels
+
+  scaling_config {
+    min_size     = each.value.min_size
+    desired_size = each.value.desired_size
+    max_size     = each.value.max_size
+  }
+
+  update_config {
+    max_unavailable = 1
+  }
+
+  launch_template {
+    id      = aws_launch_template.pool[each.key].id
+    version = aws_launch_template.pool[each.key].latest_version
+  }
+
+  dynamic "taint" {
+    for_each = each.value.taints
+    content {
+      key    = taint.value.key
+      value  = taint.value.value
+      effect = taint.value.effect
+    }
+  }
+
+  tags = merge(var.tags, { Name = "${var.name}-${each.key}" })
+
+  lifecycle {
+    # The cluster autoscaler owns desired_size once the pool exists.
+    ignore_changes = [scaling_config[0].desired_size]
+  }
+
+  # Without these, destroy detaches the node policies first and instances/ENIs leak.
+  depends_on = [aws_iam_role_policy_attachment.node]
+}
