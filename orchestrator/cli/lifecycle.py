@@ -20,9 +20,8 @@ def _context(file: Path, sandbox: bool, command: str, auto_approve: bool, action
     from .. import records
     from .. import sandbox as sandbox_mod
     from ..progress import Progress
-    from ..stages import Context
-
     from ..secrets import resolve
+    from ..stages import Context
 
     loaded = common.load(file)
     provider = common.provider_for(loaded)

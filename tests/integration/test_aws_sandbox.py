@@ -130,6 +130,7 @@ def test_cluster_matches_blueprint(project, first_up):
     assert cluster["resourcesVpcConfig"]["endpointPublicAccess"] is False
     assert cluster["encryptionConfig"][0]["resources"] == ["secrets"]
     assert cluster["encryptionConfig"][0]["provider"]["keyArn"].startswith("arn:aws:kms:")
+    assert cluster["identity"]["oidc"]["issuer"].startswith("https://")
     enabled = {t for group in cluster["logging"]["clusterLogging"] if group["enabled"] for t in group["types"]}
     assert {"api", "audit", "authenticator"} <= enabled
 
@@ -137,7 +138,9 @@ def test_cluster_matches_blueprint(project, first_up):
 def test_one_node_group_per_pool_with_types_labels_taints(project, first_up):
     _, eks = _clients(project)
     assert sorted(eks.list_nodegroups(clusterName="demo")["nodegroups"]) == ["a100", "l4", "system"]
-    groups = {n: eks.describe_nodegroup(clusterName="demo", nodegroupName=n)["nodegroup"] for n in ("a100", "l4", "system")}
+    groups = {
+        n: eks.describe_nodegroup(clusterName="demo", nodegroupName=n)["nodegroup"] for n in ("a100", "l4", "system")
+    }
     assert groups["system"]["instanceTypes"] == ["m6i.large"]
     assert groups["a100"]["instanceTypes"] == ["p4d.24xlarge"]
     assert groups["l4"]["instanceTypes"] == ["g6.xlarge"]
