@@ -1,6 +1,6 @@
 """Run records: one JSON file per plan/up/down, append-only and hash-chained.
 
-``.infra/records/<env>/<UTC timestamp>-<id>.json`` holds who ran what, on which blueprint
+``.infra/records/<env>/<sequence>-<UTC timestamp>-<id>.json`` holds who ran what, on which blueprint
 (path, sha256 of the merged blueprint, git commit), with which versions, the plan summary,
 per-stage durations and the outcome. Each record carries the sha256 of the previous one, so
 a deleted or edited record breaks the chain (``verify``). Records never hold secret values:
@@ -10,6 +10,7 @@ scrubs any known secret value from free text (error messages) before it is store
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import hashlib
 import json
@@ -113,19 +114,36 @@ def list_records(records_dir: Path) -> list[dict[str, Any]]:
 
 
 def write(records_dir: Path, record: RunRecord) -> Path:
-    """Append ``record`` to the environment's chain (never rewrites an existing file)."""
+    """Append ``record`` to the environment's chain (never rewrites an existing file).
+
+    A lock on the folder serialises writers (sandbox and real runs of one environment take
+    different run locks but share this chain); the sequence number in the file name keeps
+    the order of writing, even for runs started in the same second.
+    """
     records_dir.mkdir(parents=True, exist_ok=True)
-    finished = time.time()
-    data = record.to_dict(finished)
-    previous = list_records(records_dir)
-    data["prev_sha256"] = previous[-1]["sha256"] if previous else None
-    data["sha256"] = hashlib.sha256(_canonical(data)).hexdigest()
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(record.started))
-    path = records_dir / f"{stamp}-{record.id}.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    return path
+    lock_fd = os.open(records_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        finished = time.time()
+        data = record.to_dict(finished)
+        previous = list_records(records_dir)
+        data["prev_sha256"] = previous[-1]["sha256"] if previous else None
+        data["sha256"] = hashlib.sha256(_canonical(data)).hexdigest()
+        seq = _next_sequence(records_dir)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(record.started))
+        path = records_dir / f"{seq:06d}-{stamp}-{record.id}.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        return path
+    finally:
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        os.close(lock_fd)
+
+
+def _next_sequence(records_dir: Path) -> int:
+    numbers = [int(p.name.split("-", 1)[0]) for p in records_dir.glob("*.json") if p.name.split("-", 1)[0].isdigit()]
+    return max(numbers, default=0) + 1
 
 
 def verify(records: list[dict[str, Any]]) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from . import records, sandbox
 from .blueprint.loader import LoadedBlueprint
 from .engines.terraform import PlanResult, Terraform
-from .errors import InfraError, Interrupted
+from .errors import InfraError, Interrupted, UsageError
 from .progress import Progress
 from .providers.base import Provider
 from .render import KEEP, render, render_files
@@ -176,6 +176,10 @@ class Cancelled(InfraError):
         super().__init__("cancelled: nothing was applied")
 
 
+class ConfirmationRequired(UsageError):
+    """Changes need a confirmation that cannot be asked for (no terminal): nothing was applied."""
+
+
 def pipeline(command: str, provider: Provider) -> list[Stage]:
     if provider.terraform_module is None:
         return [RenderStage()]
@@ -205,7 +209,7 @@ def run(ctx: Context, command: str) -> Context:
                 ctx.record.stage(stage.name, "ok", time.monotonic() - started, detail)
                 ctx.progress.info(f"    {detail}")
             ctx.record.outcome = "no-changes" if ctx.plan is not None and not ctx.plan.has_changes else "success"
-        except Cancelled:
+        except (Cancelled, ConfirmationRequired):
             ctx.record.outcome = "cancelled"
             raise
         except (Interrupted, KeyboardInterrupt):

@@ -85,7 +85,9 @@ def confirmer(auto_approve: bool, action: str):
         if auto_approve:
             return True
         if not sys.stdin.isatty():
-            raise UsageError(
+            from ..stages import ConfirmationRequired
+
+            raise ConfirmationRequired(
                 f"refusing to {action} without confirmation: standard input is not a terminal",
                 hint="pass --auto-approve to confirm non-interactively",
             )

@@ -60,7 +60,10 @@ def _fail(lines: list[str], hint: str | None, code: int) -> int:
 
 def run() -> None:
     """Console-script entry point."""
-    import click
+    try:  # recent typer vendors click; older releases raise click's own exceptions
+        from typer._click.exceptions import ClickException
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click.exceptions import ClickException
 
     from ..errors import BlueprintError, InfraError
 
@@ -79,11 +82,11 @@ def run() -> None:
         if _state["debug"]:
             raise
         sys.exit(_fail(exc.lines(), exc.hint, exc.exit_code))
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         sys.stderr.write("interrupted\n")
         sys.exit(130)
-    except click.exceptions.ClickException as exc:
+    except ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)

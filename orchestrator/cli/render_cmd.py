@@ -15,14 +15,14 @@ def register(app: typer.Typer) -> None:
 
 
 def validate(
-    files: list[Path] = typer.Argument(..., help="Blueprint files to check.", show_default=False),
+    files: list[Path] = typer.Argument(..., help="Blueprint files to check.", show_default=False, metavar="FILE..."),
     output: str = common.OUTPUT_OPT,
 ) -> None:
     """Check blueprints; print `ok: <name>` or every problem as `file:line:col path: message` (exit 2)."""
-    from ..errors import BlueprintError
+    from ..errors import BlueprintError, UsageError
 
     common.check_output(output)
-    results, problems = [], 0
+    results, problems, unreadable = [], 0, 0
     for file in files:
         try:
             loaded = common.load(file)
@@ -33,6 +33,12 @@ def validate(
                 for line in exc.lines():
                     typer.echo(line, err=True)
             continue
+        except UsageError as exc:  # e.g. a missing file: report it and check the others
+            unreadable += 1
+            results.append({"file": str(file), "ok": False, "problems": [exc.message]})
+            if output == "text":
+                typer.echo(f"error: {exc.message}", err=True)
+            continue
         results.append({"file": str(file), "name": loaded.model.name, "ok": True, "problems": []})
         if output == "text":
             typer.echo(f"ok: {loaded.model.name}")
@@ -40,7 +46,7 @@ def validate(
         common.print_json(results)
     elif problems:
         typer.echo(f"{problems} problem{'s' if problems != 1 else ''} found", err=True)
-    if problems:
+    if problems or unreadable:
         raise typer.Exit(2)
 
 

@@ -419,18 +419,22 @@ def test_local_backend_renders_no_path() -> None:
 
 
 def test_secret_values_are_never_resolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """References (``${env:...}``, ``${file:...}``) are kept as names; no value reaches build/."""
     monkeypatch.setenv("REGISTRY_PASSWORD", SECRET_VALUE)
-    monkeypatch.setenv("HF_TOKEN", SECRET_VALUE + "-hf")
-    secret_file = INPUTS / "secrets" / "registry.txt"
-    assert not secret_file.exists()  # a ${file:...} reference must not be read either
-    for name in ("prod-us", "edge-eu"):
-        assert _model(CASES[name]).secrets  # the blueprint does carry references
-        for rel, data in _flat(_model(CASES[name])).items():
+    monkeypatch.setenv("HF_TOKEN", SECRET_VALUE)
+    edge = tmp_path / "edge-eu.yaml"  # its ${file:secrets/registry.txt} exists here, with the value
+    shutil.copy(CASES["edge-eu"], edge)
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "registry.txt").write_text(SECRET_VALUE + "\n")
+    blueprints = [CASES["prod-us"], edge]
+    for path in blueprints:
+        assert _model(path).secrets  # the blueprint does carry references
+        for rel, data in _flat(_model(path)).items():
             assert SECRET_VALUE.encode() not in data, rel
     out = tmp_path / "out"
     out.mkdir()
-    for name in ("prod-us", "edge-eu"):
-        _cli_render(CASES[name], out, env=dict(os.environ))  # the child sees the variables
+    for path in blueprints:
+        _cli_render(path, out, env=dict(os.environ))  # the child sees the variables
     tree = _tree(out)
     assert {rel.split("/")[0] for rel in tree} == {"prod-us", "edge-eu"}
     for rel, data in tree.items():

@@ -18,6 +18,11 @@ output "oidc_issuer" {
   value       = module.cluster.oidc_issuer
 }
 
+output "oidc_provider_arn" {
+  description = "ARN of the IAM OIDC provider (trust principal for IRSA roles)."
+  value       = module.cluster.oidc_provider_arn
+}
+
 output "node_role_arn" {
   description = "IAM role ARN used by every node group."
   value       = module.cluster.node_role_arn

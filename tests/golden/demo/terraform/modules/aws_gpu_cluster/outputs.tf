@@ -18,6 +18,11 @@ output "oidc_issuer" {
   value       = try(aws_eks_cluster.this.identity[0].oidc[0].issuer, null)
 }
 
+output "oidc_provider_arn" {
+  description = "ARN of the IAM OIDC provider (trust principal for IRSA roles)."
+  value       = aws_iam_openid_connect_provider.cluster.arn
+}
+
 output "node_role_arn" {
   description = "IAM role ARN used by every node group."
   value       = aws_iam_role.node.arn

@@ -82,3 +82,11 @@ resource "aws_kms_alias" "secrets" {
   name          = "alias/${var.name}-eks-secrets"
   target_key_id = aws_kms_key.secrets.key_id
 }
+
+# IAM OIDC provider for IRSA: pods assume IAM roles through their service account instead of
+# the node role (with IMDS hop limit 1, pods cannot reach the node role at all).
+resource "aws_iam_openid_connect_provider" "cluster" {
+  url            = aws_eks_cluster.this.identity[0].oidc[0].issuer
+  client_id_list = ["sts.amazonaws.com"]
+  tags           = var.tags
+}

@@ -1,0 +1,175 @@
+"""orchestrator.records: append-only, hash-chained run records, and redaction of secret values."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from orchestrator import __version__, records
+from orchestrator.blueprint.loader import load
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+SECRET_VALUE = "s3cr3t-value"
+
+
+def _record(i: int, **kw) -> records.RunRecord:
+    kw.setdefault("started", T0 + 60 * i)
+    return records.RunRecord(env="demo", command="up", blueprint_path="/bp/demo.yaml", blueprint_sha256="ab" * 32,
+                             id=f"rec{i:05d}", **kw)
+
+
+def _write_three(tmp_path: Path) -> list[Path]:
+    return [records.write(tmp_path, _record(i)) for i in range(3)]
+
+
+def test_three_records_form_an_intact_chain(tmp_path: Path) -> None:
+    paths = _write_three(tmp_path)
+    assert [p.name for p in paths] == [
+        "000001-20231114T221320Z-rec00000.json",
+        "000002-20231114T221420Z-rec00001.json",
+        "000003-20231114T221520Z-rec00002.json",
+    ]
+    recs = records.list_records(tmp_path)
+    assert [r["id"] for r in recs] == ["rec00000", "rec00001", "rec00002"]
+    assert records.verify(recs) == []
+    assert recs[0]["prev_sha256"] is None
+    assert recs[1]["prev_sha256"] == recs[0]["sha256"]
+    assert recs[2]["prev_sha256"] == recs[1]["sha256"]
+    assert len({r["sha256"] for r in recs}) == 3
+
+
+def test_record_content(tmp_path: Path) -> None:
+    rec = _record(0, sandbox=True)
+    rec.stage("render", "ok", 0.12345, "14 written")
+    rec.stage("plan", "failed", 2.0)
+    rec.outcome = "failed"
+    rec.error = "boom"
+    data = json.loads(records.write(tmp_path, rec).read_text())
+    assert data["started_at"] == "2023-11-14T22:13:20Z"
+    assert data["stages"] == [
+        {"name": "render", "status": "ok", "seconds": 0.123, "detail": "14 written"},
+        {"name": "plan", "status": "failed", "seconds": 2.0},
+    ]
+    assert (data["env"], data["command"], data["sandbox"], data["outcome"], data["error"]) == (
+        "demo", "up", True, "failed", "boom",
+    )
+    assert data["blueprint"] == {"path": "/bp/demo.yaml", "sha256": "ab" * 32, "git": None}
+    assert data["versions"] == {"infra": __version__}
+    assert data["duration_s"] >= 0
+
+
+def test_records_are_private_files(tmp_path: Path) -> None:
+    for path in _write_three(tmp_path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_write_never_overwrites(tmp_path: Path) -> None:
+    first = records.write(tmp_path, _record(0))
+    before = first.read_bytes()
+    second = records.write(tmp_path, _record(0))  # same id and start time: a new file, chained
+    assert second != first and first.read_bytes() == before
+    recs = records.list_records(tmp_path)
+    assert recs[1]["prev_sha256"] == recs[0]["sha256"]
+    assert records.verify(recs) == []
+
+
+def test_edited_record_is_reported_modified(tmp_path: Path) -> None:
+    paths = _write_three(tmp_path)
+    data = json.loads(paths[1].read_text())
+    data["outcome"] = "success" if data["outcome"] != "success" else "failed"
+    paths[1].write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    assert records.verify(records.list_records(tmp_path)) == ["record rec00001 was modified after it was written"]
+
+
+def test_edited_and_rehashed_record_breaks_the_next_link(tmp_path: Path) -> None:
+    """Recomputing the edited record's own hash does not help: its successor points at the old one."""
+    paths = _write_three(tmp_path)
+    data = json.loads(paths[1].read_text())
+    data["user"] = "mallory"
+    body = {k: v for k, v in data.items() if k != "sha256"}
+    data["sha256"] = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    paths[1].write_text(json.dumps(data))
+    assert records.verify(records.list_records(tmp_path)) == [
+        "record rec00002 does not follow the previous record (one is missing)"
+    ]
+
+
+def test_deleted_middle_record_is_reported_missing(tmp_path: Path) -> None:
+    paths = _write_three(tmp_path)
+    paths[1].unlink()
+    assert records.verify(records.list_records(tmp_path)) == [
+        "record rec00002 does not follow the previous record (one is missing)"
+    ]
+
+
+def test_deleted_first_record_is_reported_missing(tmp_path: Path) -> None:
+    paths = _write_three(tmp_path)
+    paths[0].unlink()
+    assert records.verify(records.list_records(tmp_path)) == [
+        "record rec00001 does not follow the previous record (one is missing)"
+    ]
+
+
+def test_list_records_of_missing_dir_and_unreadable_file(tmp_path: Path) -> None:
+    assert records.list_records(tmp_path / "nope") == []
+    _write_three(tmp_path)
+    (tmp_path / "20991231T000000Z-garbage.json").write_text("{not json")
+    assert [r["id"] for r in records.list_records(tmp_path)] == ["rec00000", "rec00001", "rec00002"]
+
+
+def test_records_started_in_the_same_second_keep_their_chain(tmp_path: Path) -> None:
+    for rid in ("bbbbbbbb", "aaaaaaaa", "cccccccc"):  # written in this order, same second
+        records.write(tmp_path, records.RunRecord(
+            env="demo", command="plan", blueprint_path="/bp", blueprint_sha256="0", id=rid, started=T0,
+        ))
+    assert records.verify(records.list_records(tmp_path)) == []
+
+
+# --- redaction ------------------------------------------------------------------------------
+
+
+def test_redact_replaces_every_occurrence() -> None:
+    assert records.redact("token=abc123; again abc123", ["abc123"]) == (
+        "token=[redacted]; again [redacted]"
+    )
+
+
+def test_redact_longest_first() -> None:
+    # Shortest first would leave "[redacted]-suffix" behind for the longer secret.
+    assert records.redact("a=pass b=pass-suffix", ["pass", "pass-suffix"]) == "a=[redacted] b=[redacted]"
+    assert records.redact("a=pass b=pass-suffix", ["pass-suffix", "pass"]) == "a=[redacted] b=[redacted]"
+
+
+def test_redact_ignores_empty_values_and_keeps_other_text() -> None:
+    assert records.redact("nothing secret here", ["", "absent"]) == "nothing secret here"
+    assert records.REDACTED == "[redacted]"
+
+
+def test_record_from_blueprint_with_secrets_holds_no_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REGISTRY_PASSWORD", SECRET_VALUE)
+    loaded = load(EXAMPLES / "aws-gpu.yaml")
+    assert loaded.model.secrets == {"registry_password": "${env:REGISTRY_PASSWORD}"}
+    # built the way `infra up` builds it (orchestrator/cli/lifecycle.py)
+    rec = records.RunRecord(
+        env=loaded.model.name,
+        command="up",
+        blueprint_path=str(loaded.path),
+        blueprint_sha256=loaded.sha256,
+        git=records.git_info(loaded.path),
+    )
+    rec.error = records.redact(f"provider said: bad password {SECRET_VALUE}", [SECRET_VALUE])
+    path = records.write(tmp_path, rec)
+    text = path.read_text()
+    assert SECRET_VALUE not in text
+    data = json.loads(text)
+    assert data["error"] == "provider said: bad password [redacted]"
+    # The blueprint is identified by the hash of its data, which holds the reference, not the value.
+    assert data["blueprint"]["sha256"] == loaded.sha256
+    assert loaded.data["secrets"] == {"registry_password": "${env:REGISTRY_PASSWORD}"}
+    assert records.verify(records.list_records(tmp_path)) == []
