@@ -106,3 +106,5 @@ def print_stage_summary(ctx, command: str) -> None:
         out.print(f"  {s['name']:<13} {s['status']:<6} {s['seconds']:>7.1f}s  {s.get('detail', '')}")
     for label, value in ctx.provider.summarize_outputs(ctx.outputs):
         out.print(f"  {label:<13} {value}")
+    if ctx.ws.sandbox and command == "up":
+        out.print("  note: the sandbox emulates the AWS API only; EKS reports ACTIVE but runs no nodes")
