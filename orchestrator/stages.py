@@ -182,12 +182,14 @@ class ConfirmationRequired(UsageError):
 
 def pipeline(command: str, provider: Provider) -> list[Stage]:
     if provider.terraform_module is None:
-        return [RenderStage()]
+        return [RenderStage()]  # bare metal: wired with the Ansible stage
     if command == "plan":
         return [RenderStage(), PlanStage()]
     if command == "down":
         return [RenderStage(), PlanStage(destroy=True), ApplyStage()]
-    return [RenderStage(), PlanStage(), ApplyStage(), OutputsStage()]
+    from .kube.stage import HandoffStage
+
+    return [RenderStage(), PlanStage(), ApplyStage(), OutputsStage(), HandoffStage()]
 
 
 def run(ctx: Context, command: str) -> Context:

@@ -13,7 +13,7 @@ import sys
 import typer
 
 from .. import __version__
-from . import lifecycle, records_cmd, render_cmd, sandbox_cmd
+from . import kube_cmd, lifecycle, records_cmd, render_cmd, sandbox_cmd
 
 app = typer.Typer(
     name="infra",
@@ -47,6 +47,7 @@ def main(
 render_cmd.register(app)
 lifecycle.register(app)
 records_cmd.register(app)
+kube_cmd.register(app)
 app.add_typer(sandbox_cmd.app, name="sandbox")
 
 

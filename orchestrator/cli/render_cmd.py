@@ -55,7 +55,10 @@ def render(
     out: Path = common.OUT_DIR_OPT,
     output: str = common.OUTPUT_OPT,
 ) -> None:
-    """Write build/<name>/ (Terraform root module and tfvars) from a blueprint. Deterministic; needs no credentials."""
+    """Write build/<name>/: Terraform root module + tfvars, Kubernetes manifests + kustomization.
+
+    Deterministic (same input, same bytes); needs no credentials and resolves no secrets.
+    """
     from ..render import render as do_render
 
     common.check_output(output)

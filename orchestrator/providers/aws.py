@@ -4,29 +4,18 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ..blueprint.labels import pool_labels
 from ..blueprint.models import Blueprint, NodePool
 from ..blueprint.network import subnet_plan
 from .base import Provider
 
 # EKS API taint effects differ from Kubernetes' spelling.
 _TAINT_EFFECT = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
-# Node label keys set on every pool; Kueue ResourceFlavors and the device plugin select on them.
-POOL_LABEL = "infra.dev/pool"
-GPU_TYPE_LABEL = "infra.dev/gpu-type"
-GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 _GPU_DISK_GB = 200
 _CPU_DISK_GB = 50
 # Services the sandbox emulates; every one the module touches must be listed or the provider
 # would call real AWS.
 _SANDBOX_SERVICES = ("autoscaling", "ec2", "eks", "iam", "kms", "logs", "s3", "sts")
-
-
-def pool_labels(pool: NodePool) -> dict[str, str]:
-    labels = {POOL_LABEL: pool.name, **pool.labels}
-    if pool.gpu:
-        labels[GPU_TYPE_LABEL] = pool.gpu.type
-        labels[GPU_PRESENT_LABEL] = "true"
-    return dict(sorted(labels.items()))
 
 
 def _node_pool(pool: NodePool) -> dict[str, Any]:
@@ -109,6 +98,12 @@ resource "aws_launch_template" "pool" {
             "sandbox_override.tf": provider,
             f"modules/{self.terraform_module}/sandbox_override.tf": module,
         }
+
+    def kubeconfig(self, bp: Blueprint, outputs: dict[str, Any]) -> dict[str, Any]:
+        """A kubeconfig whose user runs ``aws eks get-token`` (exec plugin): no token on disk."""
+        from ..kube.kubeconfig import eks_kubeconfig
+
+        return eks_kubeconfig(bp, outputs)
 
     def summarize_outputs(self, outputs: dict[str, Any]) -> list[tuple[str, str]]:
         rows = [

@@ -10,7 +10,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-from ..blueprint.models import Blueprint
+from ..blueprint.labels import pool_labels
+from ..blueprint.models import Blueprint, NodePool
 
 STATE_KEY = "infra/{name}/terraform.tfstate"
 
@@ -55,6 +56,19 @@ class Provider(ABC):
     def sandbox_files(self, bp: Blueprint, endpoint: str) -> dict[str, str]:
         """Override files (path relative to the terraform dir -> content) for ``--sandbox``."""
         raise NotImplementedError(f"provider {self.name} has no sandbox")
+
+    def pool_labels(self, pool: NodePool) -> dict[str, str]:
+        """Labels this provider puts on the pool's nodes (Kueue flavors select on exactly these)."""
+        return pool_labels(pool)
+
+    def kubeconfig(self, bp: Blueprint, outputs: dict[str, Any]) -> dict[str, Any]:
+        """A kubeconfig (as data) for the cluster described by the Terraform outputs."""
+        from ..errors import KubernetesError
+
+        raise KubernetesError(
+            f"provider {self.name} cannot build a kubeconfig from its outputs",
+            hint="pass --kubeconfig FILE (and --context NAME)",
+        )
 
     def summarize_outputs(self, outputs: dict[str, Any]) -> list[tuple[str, str]]:
         """(label, value) rows that ``infra status`` and ``up`` show; secrets excluded."""

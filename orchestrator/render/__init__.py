@@ -1,8 +1,9 @@
 """Render a blueprint into build/<name>/: pure functions producing files, one writer.
 
-``render(loaded, out_root)`` writes ``<out_root>/<name>/terraform/`` (and, in later stages,
-``ansible/`` and ``kubernetes/``). Same input, same bytes: keys are sorted, templates hold no
-logic, nothing depends on the time, the machine or secret values.
+``render(loaded, out_root)`` writes ``<out_root>/<name>/terraform/`` and ``kubernetes/``
+(manifests + kustomization.yaml, appliable by Argo CD or Flux instead of us). Same input, same
+bytes: keys are sorted, templates hold no logic, nothing depends on the time, the machine or
+secret values.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..blueprint.models import Blueprint
+from ..kube.manifests import render_kubernetes
 from ..providers.base import Provider
 from .terraform import render_terraform
 from .writer import WriteResult, write_tree
@@ -38,7 +40,7 @@ class RenderResult:
 
 def render_files(bp: Blueprint, provider: Provider) -> dict[str, dict[str, str]]:
     """All rendered files, by part (``terraform``, ...), without touching the disk."""
-    return {"terraform": render_terraform(bp, provider)}
+    return {"terraform": render_terraform(bp, provider), "kubernetes": render_kubernetes(bp, provider)}
 
 
 def render(bp: Blueprint, provider: Provider, out_root: Path) -> RenderResult:

@@ -144,7 +144,8 @@ def test_cli_render_matches_golden(name: str, tmp_path: Path) -> None:
 
 def test_golden_covers_the_expected_layout() -> None:
     """The render is a self-contained root module: templates, tfvars, backend and the vendored module."""
-    top = {rel.removeprefix("terraform/") for rel in _golden("demo") if rel.count("/") == 1}
+    golden = _golden("demo")
+    top = {rel.removeprefix("terraform/") for rel in golden if rel.startswith("terraform/") and rel.count("/") == 1}
     assert top == {
         "backend.tf", "main.tf", "outputs.tf", "providers.tf", "region.tf",
         "terraform.tfvars.json", "variables.tf", "versions.tf",
@@ -153,6 +154,11 @@ def test_golden_covers_the_expected_layout() -> None:
     assert modules == {
         f"terraform/modules/aws_gpu_cluster/{f}"
         for f in ("iam.tf", "main.tf", "network.tf", "outputs.tf", "variables.tf", "versions.tf")
+    }
+    kube = {rel.removeprefix("kubernetes/") for rel in _golden("demo") if rel.startswith("kubernetes/")}
+    assert kube == {
+        "kustomization.yaml", "cluster/device-plugin.yaml", "cluster/priorityclasses.yaml",
+        "kueue/cluster-queues.yaml", "kueue/resource-flavors.yaml", "teams/nlp.yaml", "teams/vision.yaml",
     }
 
 
@@ -197,7 +203,7 @@ def test_rerender_writes_nothing(tmp_path: Path) -> None:
     model = _model(CASES["demo"])
     provider = get_provider("aws")
     first = render(model, provider, tmp_path)
-    n = len(render_files(model, provider)["terraform"])
+    n = sum(len(files) for files in render_files(model, provider).values())
     assert first.counts() == {"written": n, "unchanged": 0, "removed": 0}
     assert first.changed is True
     mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "demo").rglob("*") if p.is_file()}

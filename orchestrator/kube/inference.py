@@ -1,0 +1,237 @@
+"""Inference manifests (pure): ONNX models on Triton over OIP v2, or Seldon Core v2 Models.
+
+``runtime: onnx`` gives each model a Deployment + Service; ``runtime: seldon`` gives it a
+``Model`` (``requirements: [onnx]``) and, for teams with GPU models, a Triton ``Server`` that
+carries the GPU requests and tolerations. Both work without a blueprint (ad-hoc deploys):
+:class:`Placement` says where pods go.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..blueprint.models import Blueprint, Model
+from ..errors import UsageError
+from .base import (
+    COMPONENT_LABEL,
+    GPU_PRESENT_LABEL,
+    GPU_RESOURCE,
+    GPU_TOLERATION,
+    METRICS_PORT,
+    MODEL_FETCH_IMAGE,
+    MODEL_LABEL,
+    MODEL_URI_ANNOTATION,
+    OIP_GRPC_PORT,
+    OIP_HTTP_PORT,
+    ONNX_SERVER_IMAGE,
+    PRIORITY_BY_TIER,
+    SELDON_API,
+    SELDON_GPU_SERVER,
+    SELDON_MODEL_MEMORY,
+    SELDON_SERVER_CONFIG,
+    TEAM_LABEL,
+    objects_from_template,
+)
+from .scheduling import gpu_tolerations
+
+SERVER_REQUESTS = {"cpu": "1", "memory": "2Gi"}
+SERVER_LIMITS = {"cpu": "4", "memory": "8Gi"}
+INIT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+_SECURE = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a team's inference pods run: its namespace, and tolerations for GPU pools."""
+
+    namespace: str
+    gpu_tolerations: list[dict[str, Any]] = field(default_factory=lambda: [dict(GPU_TOLERATION)])
+
+
+def placement(bp: Blueprint, team_name: str) -> Placement:
+    team = next(t for t in bp.teams if t.name == team_name)
+    return Placement(team.effective_namespace, gpu_tolerations(bp))
+
+
+def model_labels(model: Model) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "onnx-model",
+        "app.kubernetes.io/instance": model.name,
+        COMPONENT_LABEL: "inference",
+        MODEL_LABEL: model.name,
+        TEAM_LABEL: model.team,
+    }
+
+
+def _gpu_scheduling(gpu: int, where: Placement) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    if gpu <= 0:
+        return {}, []
+    term = {"matchExpressions": [{"key": GPU_PRESENT_LABEL, "operator": "In", "values": ["true"]}]}
+    affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
+    return affinity, list(where.gpu_tolerations)
+
+
+def _resources(gpu: int) -> dict[str, Any]:
+    requests, limits = dict(SERVER_REQUESTS), dict(SERVER_LIMITS)
+    if gpu > 0:  # extended resources: request = limit
+        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(gpu)
+    return {"requests": requests, "limits": limits}
+
+
+def _fetch(model: Model) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
+    """Init container(s) that put the model file under /staging, the staging volume, its file name."""
+    uri = model.uri
+    file_name = "model.onnx" if uri.endswith("/") else posixpath.basename(uri)
+    if uri.startswith("file://"):  # a path on the node: mount its folder, nothing to fetch
+        folder = posixpath.dirname(uri[len("file://") :]) or "/"
+        return [], {"name": "staging", "hostPath": {"path": folder, "type": "Directory"}}, file_name
+    fetch = {
+        "name": "fetch-model",
+        "image": MODEL_FETCH_IMAGE,
+        "args": [uri, "/staging"],
+        "resources": INIT_RESOURCES,
+        "securityContext": _SECURE,
+        "volumeMounts": [{"name": "staging", "mountPath": "/staging"}],
+    }
+    return [fetch], {"name": "staging", "emptyDir": {}}, file_name
+
+
+def onnx_objects(model: Model, where: Placement, labels: dict[str, str]) -> list[dict[str, Any]]:
+    fetch, staging, file_name = _fetch(model)
+    target = f"/models/{model.name}/1"
+    layout = {
+        "name": "layout-model",
+        "image": ONNX_SERVER_IMAGE,
+        "command": ["/bin/sh", "-c"],
+        "args": [f"mkdir -p {target} && cp {shlex.quote('/staging/' + file_name)} {target}/model.onnx"],
+        "resources": INIT_RESOURCES,
+        "securityContext": _SECURE,
+        "volumeMounts": [
+            {"name": "staging", "mountPath": "/staging", "readOnly": True},
+            {"name": "models", "mountPath": "/models"},
+        ],
+    }
+    affinity, tolerations = _gpu_scheduling(model.gpu, where)
+    selector = {"app.kubernetes.io/name": "onnx-model", "app.kubernetes.io/instance": model.name}
+    ctx = {
+        "name": model.name,
+        "namespace": where.namespace,
+        "labels": {**model_labels(model), **labels},
+        "annotations": {MODEL_URI_ANNOTATION: model.uri},
+        "replicas": model.replicas,
+        "selector": selector,
+        "priority_class": PRIORITY_BY_TIER["inference"],
+        "affinity": affinity,
+        "tolerations": tolerations,
+        "init_containers": fetch + [layout],
+        "image": ONNX_SERVER_IMAGE,
+        "server_args": [
+            "--model-repository=/models",
+            "--model-control-mode=none",
+            "--strict-readiness=true",
+            "--exit-on-error=true",
+            f"--http-port={OIP_HTTP_PORT}",
+            f"--grpc-port={OIP_GRPC_PORT}",
+            f"--metrics-port={METRICS_PORT}",
+        ],
+        "http_port": OIP_HTTP_PORT,
+        "grpc_port": OIP_GRPC_PORT,
+        "metrics_port": METRICS_PORT,
+        "ready_path": f"/v2/models/{model.name}/ready",
+        "resources": _resources(model.gpu),
+        "volumes": [staging, {"name": "models", "emptyDir": {}}],
+    }
+    return objects_from_template("onnx-model.yaml.j2", ctx)
+
+
+def seldon_storage_uri(model: Model, field_path: str = "uri") -> str:
+    """Seldon loads a model repository folder holding ``model.onnx``."""
+    uri = model.uri
+    if uri.endswith("/"):
+        return uri
+    if posixpath.basename(uri) == "model.onnx":
+        return posixpath.dirname(uri) + "/"
+    raise UsageError(
+        f"{field_path}: {uri!r} is a file; Seldon Core loads a folder that holds model.onnx",
+        hint="upload the model as <folder>/model.onnx and give the folder's URI (ending in /)",
+    )
+
+
+def seldon_model(model: Model, where: Placement, labels: dict[str, str], field_path: str = "uri") -> list[dict]:
+    spec: dict[str, Any] = {
+        "storageUri": seldon_storage_uri(model, field_path),
+        "requirements": ["onnx"],
+        "replicas": model.replicas,
+        "memory": SELDON_MODEL_MEMORY,
+    }
+    if model.gpu > 0:
+        spec["server"] = SELDON_GPU_SERVER
+    ctx = {
+        "api_version": SELDON_API,
+        "name": model.name,
+        "namespace": where.namespace,
+        "labels": {**model_labels(model), "app.kubernetes.io/name": "seldon-model", **labels},
+        "annotations": {MODEL_URI_ANNOTATION: model.uri},
+        "spec": spec,
+    }
+    return objects_from_template("seldon-model.yaml.j2", ctx)
+
+
+def seldon_gpu_server(models: list[Model], where: Placement, labels: dict[str, str]) -> list[dict[str, Any]]:
+    """One Triton Server per namespace for its GPU models (sized for the largest of them)."""
+    gpu_models = [m for m in models if m.gpu > 0]
+    if not gpu_models:
+        return []
+    gpu = max(m.gpu for m in gpu_models)
+    affinity, tolerations = _gpu_scheduling(gpu, where)
+    ctx = {
+        "api_version": SELDON_API,
+        "name": SELDON_GPU_SERVER,
+        "namespace": where.namespace,
+        "labels": {COMPONENT_LABEL: "inference", TEAM_LABEL: gpu_models[0].team, **labels},
+        "server_config": SELDON_SERVER_CONFIG,
+        "replicas": max(m.replicas for m in gpu_models),
+        "priority_class": PRIORITY_BY_TIER["inference"],
+        "affinity": affinity,
+        "tolerations": tolerations,
+        "resources": _resources(gpu),
+    }
+    return objects_from_template("seldon-server.yaml.j2", ctx)
+
+
+def model_objects(runtime: str, models: list[Model], where: Placement, labels: dict[str, str]) -> list[dict]:
+    """All objects serving ``models`` (one team's, in ``where.namespace``) with ``runtime``."""
+    objs: list[dict[str, Any]] = []
+    if runtime == "seldon":
+        objs += seldon_gpu_server(models, where, labels)
+        for m in models:
+            objs += seldon_model(m, where, labels)
+        return objs
+    for m in models:
+        objs += onnx_objects(m, where, labels)
+    return objs
+
+
+def blueprint_models(bp: Blueprint) -> dict[str, list[dict[str, Any]]]:
+    """Inference objects of the blueprint, by model name (empty without ``inference``)."""
+    if bp.inference is None:
+        return {}
+    runtime = bp.inference.runtime
+    result: dict[str, list[dict[str, Any]]] = {}
+    by_team: dict[str, list[Model]] = {}
+    for i, m in enumerate(bp.inference.models):
+        by_team.setdefault(m.team, []).append(m)
+        where = placement(bp, m.team)
+        if runtime == "seldon":
+            result[m.name] = seldon_model(m, where, {}, f"inference.models[{i}].uri")
+        else:
+            result[m.name] = onnx_objects(m, where, {})
+    if runtime == "seldon":
+        for team, models in sorted(by_team.items()):
+            server = seldon_gpu_server(models, placement(bp, team), {})
+            if server:
+                result[f"{team}-{SELDON_GPU_SERVER}"] = server
+    return result

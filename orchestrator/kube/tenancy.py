@@ -1,0 +1,101 @@
+"""Per-team tenancy (Namespace, ResourceQuota, LimitRange, RBAC, NetworkPolicies) and the
+cluster's PriorityClasses (pure: blueprint -> objects).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..blueprint.models import Blueprint, Team
+from . import scheduling
+from .base import (
+    COMPONENT_LABEL,
+    GATEWAY_NAMESPACE_LABEL,
+    GPU_RESOURCE,
+    OIP_GRPC_PORT,
+    OIP_HTTP_PORT,
+    POD_SECURITY_LEVEL,
+    PRIORITY_CLASSES,
+    TEAM_LABEL,
+    TEAM_ROLE,
+    TEAM_ROLE_BINDING,
+    objects_from_template,
+)
+
+# Defaults a LimitRange gives containers that state no resources (quota'd namespaces reject
+# pods without requests). A GPU default must equal its request: extended resources do not
+# overcommit.
+DEFAULT_CPU_REQUEST, DEFAULT_CPU_LIMIT = "250m", "1"
+DEFAULT_MEMORY_REQUEST, DEFAULT_MEMORY_LIMIT = "512Mi", "2Gi"
+MAX_PODS_PER_TEAM = 1000
+
+READ = ["get", "list", "watch"]
+# What a team member may do in the team's namespace: run and inspect batch jobs, read their
+# pods, logs, events, Kueue workloads and queues, and the team's inference endpoints. No
+# wildcards, no secrets, no pods/exec, no writes to RBAC or quota objects.
+TEAM_RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch", "delete"]},
+    {"apiGroups": [""], "resources": ["pods", "pods/log", "events", "services"], "verbs": READ},
+    {"apiGroups": ["kueue.x-k8s.io"], "resources": ["workloads", "localqueues"], "verbs": READ},
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": READ},
+    {"apiGroups": ["mlops.seldon.io"], "resources": ["models"], "verbs": READ},
+]
+
+
+def team_gpu_limit(team: Team) -> int:
+    """GPUs the namespace may request at once: guaranteed plus borrowable."""
+    return team.gpu_quota + (team.borrowing_limit or 0)
+
+
+def namespace(bp: Blueprint, team: Team) -> list[dict[str, Any]]:
+    version = f"v{bp.kubernetes.version}"
+    models = bp.inference.models if bp.inference else []
+    # A file:// model is read from the node (hostPath), which the baseline profile forbids.
+    host_path = any(m.team == team.name and m.uri.startswith("file://") for m in models)
+    labels = {
+        TEAM_LABEL: team.name,
+        "pod-security.kubernetes.io/enforce": "privileged" if host_path else POD_SECURITY_LEVEL,
+        "pod-security.kubernetes.io/enforce-version": version,
+        "pod-security.kubernetes.io/warn": "restricted",
+        "pod-security.kubernetes.io/warn-version": version,
+    }
+    return objects_from_template("namespace.yaml.j2", {"namespace": team.effective_namespace, "labels": labels})
+
+
+def team_objects(bp: Blueprint, team: Team) -> list[dict[str, Any]]:
+    totals = scheduling.cluster_totals(bp)
+    max_cpu, max_mem, max_gpu = scheduling.largest_node(bp)
+    quota = {
+        "pods": str(MAX_PODS_PER_TEAM),
+        "requests.cpu": str(totals.vcpus),
+        "limits.cpu": str(totals.vcpus),
+        "requests.memory": f"{totals.memory_gib}Gi",
+        "limits.memory": f"{totals.memory_gib}Gi",
+        # Extended resources take only the requests. prefix (limits.nvidia.com/gpu is invalid).
+        f"requests.{GPU_RESOURCE}": str(team_gpu_limit(team)),
+    }
+    context = {
+        "namespace": team.effective_namespace,
+        "quota": quota,
+        "limit_default": {"cpu": DEFAULT_CPU_LIMIT, "memory": DEFAULT_MEMORY_LIMIT, GPU_RESOURCE: "0"},
+        "limit_default_request": {"cpu": DEFAULT_CPU_REQUEST, "memory": DEFAULT_MEMORY_REQUEST, GPU_RESOURCE: "0"},
+        "limit_max": {"cpu": str(max_cpu), "memory": f"{max_mem}Gi", GPU_RESOURCE: str(max_gpu)},
+        "role": TEAM_ROLE,
+        "role_binding": TEAM_ROLE_BINDING,
+        "rules": TEAM_RULES,
+        "groups": list(team.groups),
+        "cluster_cidrs": [bp.network.cidr],
+        "inference_selector": {COMPONENT_LABEL: "inference"},
+        "gateway_selector": {GATEWAY_NAMESPACE_LABEL: "true"},
+        "http_port": OIP_HTTP_PORT,
+        "grpc_port": OIP_GRPC_PORT,
+    }
+    return objects_from_template("team.yaml.j2", context)
+
+
+def priority_classes() -> list[dict[str, Any]]:
+    classes = [
+        {"name": name, "value": value, "preemption": preemption, "description": desc}
+        for name, (value, preemption, desc) in PRIORITY_CLASSES.items()
+    ]
+    return objects_from_template("priorityclasses.yaml.j2", {"classes": classes})

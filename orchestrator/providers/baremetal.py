@@ -1,0 +1,71 @@
+"""Bare metal: hosts that already exist, named in the blueprint's ``hosts``.
+
+No cloud resources and no Terraform (docs/decisions/0002-baremetal-state.md): ``render`` writes
+the Ansible inventory, ``up`` runs the configure stage on the hosts, ``plan`` and ``status``
+list them together with what the last configure run found on each.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..blueprint.models import Blueprint
+from ..inventory import InventoryHost, from_blueprint
+from .base import Provider
+
+HOSTS_FILE = "hosts.json"  # under .infra/env/<name>/ansible/: the last configure result per host
+
+
+class BaremetalProvider(Provider):
+    name: ClassVar[str] = "baremetal"
+    terraform_module: ClassVar[str | None] = None
+
+    def terraform_variables(self, bp: Blueprint) -> dict[str, Any]:
+        return {}
+
+    def inventory_hosts(self, bp: Blueprint, outputs: dict[str, Any]) -> list[InventoryHost]:
+        return from_blueprint(bp)
+
+    def static_outputs(self, bp: Blueprint, env_dir: Path | None = None) -> dict[str, Any]:
+        """What ``status``/``plan`` show without Terraform: the hosts, with the last configure result."""
+        last = load_hosts_file(env_dir) if env_dir is not None else {}
+        hosts = {}
+        for h in from_blueprint(bp):
+            entry: dict[str, Any] = {
+                "address": f"{h.address}:{h.port}" if h.port != 22 else h.address,
+                "roles": list(h.roles),
+                "pool": h.pool,
+                "gpu": h.describe_gpu(),
+            }
+            if h.name in last.get("hosts", {}):
+                entry["last_configure"] = last["hosts"][h.name]
+            hosts[h.name] = entry
+        out: dict[str, Any] = {"hosts": hosts}
+        if last.get("finished_at"):
+            out["configured_at"] = last["finished_at"]
+        return out
+
+    def summarize_outputs(self, outputs: dict[str, Any]) -> list[tuple[str, str]]:
+        rows = []
+        for name, h in sorted((outputs.get("hosts") or {}).items()):
+            text = f"{h['address']}  {'+'.join(h['roles'])}"
+            if h.get("pool"):
+                text += f"  pool={h['pool']}"
+            text += f"  gpu={h['gpu']}"
+            last = h.get("last_configure")
+            if last:
+                text += f"  last configure: {last.get('status')}"
+                if last.get("gpus_found") is not None:
+                    text += f" (gpus found: {last['gpus_found']})"
+            rows.append((name, text))
+        return rows
+
+
+def load_hosts_file(env_dir: Path) -> dict[str, Any]:
+    path = Path(env_dir) / "ansible" / HOSTS_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}

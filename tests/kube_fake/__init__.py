@@ -1,0 +1,1 @@
+"""A small in-memory Kubernetes API server for tests (``server.FakeKube``)."""

@@ -1,0 +1,317 @@
+"""An in-memory Kubernetes API server on 127.0.0.1 for the client tests.
+
+It speaks just enough of the REST API for ``orchestrator.kube``: GET/LIST (label selectors),
+server-side apply (``PATCH`` with ``application/apply-patch+yaml``), POST, DELETE, pods/log
+(with ``follow``), ``/version``. Faults are injected with :meth:`FakeKube.fail_next` (e.g. a
+storm of 429s with ``Retry-After``, 500s, 409 conflicts); every request is recorded in
+``requests``. With ``auto_ready`` (default) applied workloads report themselves ready.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+from orchestrator.kube import rest
+
+_PATH = re.compile(r"^/(api/v1|apis/[^/]+/[^/]+)/(.+)$")
+
+
+@dataclass
+class Fault:
+    remaining: int
+    status: int
+    retry_after: str | None
+    path_regex: re.Pattern | None
+    method: str | None
+    reason: str
+    causes: list[dict] | None
+
+
+def _status(code: int, reason: str, message: str, causes: list[dict] | None = None) -> dict:
+    body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason,
+            "message": message}
+    if causes:
+        body["details"] = {"causes": causes}
+    return body
+
+
+def _matches(labels: dict[str, str], selector: str | None) -> bool:
+    for term in filter(None, (selector or "").split(",")):
+        if "!=" in term:
+            k, v = term.split("!=", 1)
+            if labels.get(k) == v:
+                return False
+        elif "=" in term:
+            k, v = term.replace("==", "=").split("=", 1)
+            if labels.get(k) != v:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+class FakeKube:
+    def __init__(self) -> None:
+        self.store: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        self.lock = threading.RLock()
+        self.faults: list[Fault] = []
+        self.requests: list[dict[str, Any]] = []
+        self.logs: dict[tuple[str, str], list[str]] = {}
+        self.log_delay = 0.01
+        self.auto_ready = True
+        self.on_create: list = []  # callables(obj) run after a POST creates an object
+        self._rv = 0
+        self._server: ThreadingHTTPServer | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> FakeKube:
+        fake = self
+
+        class Handler(_Handler):
+            kube = fake
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def write_kubeconfig(self, path: Path, context: str = "fake") -> Path:
+        cfg = {
+            "apiVersion": "v1", "kind": "Config", "current-context": context,
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "tester", "user": {"token": "fake-token"}}],
+            "contexts": [{"name": context, "context": {"cluster": "fake", "user": "tester"}}],
+        }
+        path.write_text(yaml.safe_dump(cfg))
+        return path
+
+    # --- test API -------------------------------------------------------------------------------
+
+    def fail_next(self, n: int, status: int, retry_after: float | str | None = None, path_regex: str | None = None,
+                  method: str | None = None, reason: str = "", causes: list[dict] | None = None) -> None:
+        self.faults.append(Fault(n, status, None if retry_after is None else str(retry_after),
+                                 re.compile(path_regex) if path_regex else None, method, reason, causes))
+
+    def put(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Store an object as if it had been created (seeding, or a controller's doing)."""
+        res = rest.for_object(obj)
+        meta = obj.setdefault("metadata", {})
+        with self.lock:
+            stored = self._stamp(copy.deepcopy(obj), None)
+            self.store[(res.prefix.lstrip("/"), res.plural, meta.get("namespace") or "", meta["name"])] = stored
+        return stored
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        res = rest.resource(api_version, kind)
+        return self.store.get((res.prefix.lstrip("/"), res.plural, namespace or "", name))
+
+    def objects(self, kind: str | None = None) -> list[dict[str, Any]]:
+        with self.lock:
+            return [o for o in self.store.values() if kind is None or o.get("kind") == kind]
+
+    def paths(self, method: str | None = None) -> list[str]:
+        return [r["path"] for r in self.requests if method is None or r["method"] == method]
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _stamp(self, obj: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+        self._rv += 1
+        meta = obj["metadata"]
+        meta["resourceVersion"] = str(self._rv)
+        if old is None:
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("creationTimestamp", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            meta["generation"] = 1
+        else:
+            meta["uid"] = old["metadata"]["uid"]
+            meta["creationTimestamp"] = old["metadata"]["creationTimestamp"]
+            changed = obj.get("spec") != old.get("spec")
+            meta["generation"] = old["metadata"].get("generation", 1) + (1 if changed else 0)
+            if "status" in old:
+                obj.setdefault("status", old["status"])
+        if self.auto_ready and (old is not None or not obj.get("status")):
+            _ready(obj)
+        return obj
+
+    def fault_for(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for f in self.faults:
+                path_ok = f.path_regex is None or f.path_regex.search(path)
+                if f.remaining > 0 and f.method in (None, method) and path_ok:
+                    f.remaining -= 1
+                    return f
+        return None
+
+
+def _ready(obj: dict[str, Any]) -> None:
+    kind, gen = obj.get("kind"), obj["metadata"].get("generation", 1)
+    spec = obj.get("spec") or {}
+    if kind == "Deployment":
+        n = spec.get("replicas", 1)
+        obj["status"] = {"observedGeneration": gen, "replicas": n, "readyReplicas": n, "availableReplicas": n,
+                         "updatedReplicas": n}
+    elif kind == "DaemonSet":
+        obj["status"] = {"observedGeneration": gen, "desiredNumberScheduled": 2, "numberReady": 2,
+                         "numberAvailable": 2, "updatedNumberScheduled": 2, "currentNumberScheduled": 2}
+    elif kind in ("ClusterQueue", "LocalQueue"):
+        obj["status"] = {"conditions": [{"type": "Active", "status": "True", "reason": "Ready", "message": ""}]}
+    elif kind in ("Model", "Server"):
+        obj["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
+    elif kind == "Namespace":
+        obj["status"] = {"phase": "Active"}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    kube: FakeKube
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        pass
+
+    def _send(self, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _handle(self, method: str) -> None:
+        kube = self.kube
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        raw = self._body()
+        record = {"method": method, "path": url.path, "query": query,
+                  "content_type": self.headers.get("Content-Type"), "auth": self.headers.get("Authorization")}
+        kube.requests.append(record)
+        fault = kube.fault_for(method, url.path)
+        if fault:
+            record["status"] = fault.status
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+            default = {429: "TooManyRequests", 409: "Conflict", 500: "InternalError"}.get(fault.status, "")
+            reason = fault.reason or default
+            return self._send(fault.status, _status(fault.status, reason, f"injected {fault.status}", fault.causes),
+                              headers)
+        if url.path == "/version":
+            return self._send(200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0-fake"})
+        m = _PATH.match(url.path)
+        if not m:
+            return self._send(404, _status(404, "NotFound", f"no route {url.path}"))
+        prefix, segs = m.group(1), m.group(2).split("/")
+        ns = ""
+        if segs[0] == "namespaces" and len(segs) >= 3:
+            ns, segs = segs[1], segs[2:]
+        plural, name, sub = segs[0], (segs[1] if len(segs) > 1 else None), (segs[2] if len(segs) > 2 else None)
+        if sub == "log" and method == "GET":  # outside the lock: it may stream for a while
+            code, body = self._log(ns, name, query)
+        else:
+            with kube.lock:
+                code, body = self._route(method, prefix, plural, ns, name, sub, query, raw)
+        if code == -1:  # streamed already
+            return
+        record["status"] = code
+        self._send(code, body)
+
+    def _route(self, method, prefix, plural, ns, name, sub, query, raw):  # noqa: C901 - a router
+        kube, key = self.kube, (prefix, plural, ns, name)
+        if method == "GET" and name is None:
+            items = [copy.deepcopy(o) for (p, pl, n, _), o in sorted(kube.store.items())
+                     if p == prefix and pl == plural and (not ns or n == ns)
+                     and _matches(o["metadata"].get("labels") or {}, query.get("labelSelector"))]
+            for item in items:
+                item.pop("apiVersion", None)
+                item.pop("kind", None)
+            return 200, {"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": str(kube._rv)},
+                         "items": items}
+        if method == "GET":
+            obj = kube.store.get(key)
+            return (200, obj) if obj else (404, _status(404, "NotFound", f'{plural} "{name}" not found'))
+        if method == "PATCH":
+            if self.headers.get("Content-Type") != "application/apply-patch+yaml":
+                return 415, _status(415, "UnsupportedMediaType", "only server-side apply is supported here")
+            if not query.get("fieldManager"):
+                return 400, _status(400, "BadRequest", "fieldManager is required for apply patch")
+            obj = yaml.safe_load(raw) or {}
+            if not obj.get("kind") or (obj.get("metadata") or {}).get("name") != name:
+                return 400, _status(400, "BadRequest", "apply body must name the object of the path")
+            if ns:
+                obj["metadata"]["namespace"] = ns
+            old = kube.store.get(key)
+            obj["metadata"]["managedFields"] = [{"manager": query["fieldManager"], "operation": "Apply"}]
+            kube.store[key] = kube._stamp(obj, old)
+            return (200 if old else 201), kube.store[key]
+        if method == "POST":
+            obj = json.loads(raw or b"{}")
+            meta = obj.setdefault("metadata", {})
+            if not meta.get("name"):
+                meta["name"] = meta.get("generateName", "obj-") + uuid.uuid4().hex[:5]
+            if ns:
+                meta["namespace"] = ns
+            key = (prefix, plural, ns, meta["name"])
+            if key in kube.store:
+                return 409, _status(409, "AlreadyExists", f'{plural} "{meta["name"]}" already exists')
+            kube.store[key] = kube._stamp(obj, None)
+            for hook in kube.on_create:
+                hook(kube.store[key])
+            return 201, kube.store[key]
+        if method == "DELETE":
+            if kube.store.pop(key, None) is None:
+                return 404, _status(404, "NotFound", f'{plural} "{name}" not found')
+            return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
+        return 405, _status(405, "MethodNotAllowed", method)
+
+    def _log(self, ns: str, pod: str, query: dict[str, str]):
+        lines = self.kube.logs.get((ns, pod))
+        if lines is None:
+            return 404, _status(404, "NotFound", f'pods "{pod}" not found')
+        if query.get("follow") != "true":
+            return 200, "".join(f"{line}\n" for line in lines).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for line in lines:
+            self.wfile.write(f"{line}\n".encode())
+            self.wfile.flush()
+            time.sleep(self.kube.log_delay)
+        return -1, None
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._handle("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._handle("POST")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._handle("DELETE")

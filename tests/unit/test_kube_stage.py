@@ -1,0 +1,105 @@
+"""The handoff stage: sandbox (render + validate only), kubeconfig from outputs, apply."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from orchestrator.cli import kube_cmd
+from orchestrator.errors import KubernetesError
+from orchestrator.kube import kubeconfig as kc
+from orchestrator.kube.stage import SANDBOX_DETAIL, HandoffStage
+from orchestrator.progress import Progress
+from orchestrator.workspace import Workspace
+from tests.kube_fake.fixtures import THREE_TEAMS, fake, kubeconfig, lab, three_teams  # noqa: F401
+
+OUTPUTS = {"cluster_name": "gpu-lab", "cluster_endpoint": "https://ABC.gr7.us-east-1.eks.amazonaws.com",
+           "cluster_ca": "LS0tLS1CRUdJTi0tLS0t"}
+
+
+def ctx_for(tmp_path: Path, sandbox: bool, outputs=None):
+    loaded = three_teams()
+    from orchestrator.providers.registry import get
+
+    ws = Workspace(root=tmp_path, name=loaded.model.name, sandbox=sandbox)
+    return SimpleNamespace(bp=loaded.model, loaded=loaded, provider=get("aws"), ws=ws, outputs=outputs or {},
+                           progress=Progress(interactive=False, quiet=True), record=None)
+
+
+def test_sandbox_renders_and_validates_but_does_not_apply(tmp_path):
+    ctx = ctx_for(tmp_path, sandbox=True)
+    detail = HandoffStage().run(ctx)
+    n = int(detail.split()[3])
+    assert detail == SANDBOX_DETAIL.format(n=n) and n > 30
+    assert "not applied (the sandbox has no Kubernetes API)" in detail
+    assert not (ctx.ws.env_dir / "kubeconfig").exists()
+
+
+def test_eks_kubeconfig_uses_the_exec_plugin_and_is_private(tmp_path):
+    ctx = ctx_for(tmp_path, sandbox=False, outputs=OUTPUTS)
+    path, context = kc.resolve(ctx.ws, ctx.bp, ctx.provider, ctx.outputs)
+    assert path == ctx.ws.env_dir / "kubeconfig" and context == "gpu-lab"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    data = yaml.safe_load(path.read_text())
+    cluster = data["clusters"][0]["cluster"]
+    assert cluster == {"server": OUTPUTS["cluster_endpoint"], "certificate-authority-data": OUTPUTS["cluster_ca"]}
+    user = data["users"][0]["user"]
+    assert set(user) == {"exec"}  # no token, no password, no client key
+    assert user["exec"]["command"] == "aws"
+    assert user["exec"]["args"] == ["--region", "us-east-1", "eks", "get-token", "--cluster-name", "gpu-lab",
+                                    "--output", "json"]
+    assert user["exec"]["apiVersion"] == "client.authentication.k8s.io/v1beta1"
+
+
+def test_kubeconfig_from_saved_outputs_and_errors(tmp_path):
+    ctx = ctx_for(tmp_path, sandbox=False)
+    with pytest.raises(KubernetesError, match="no Terraform outputs for 'gpu-lab'") as info:
+        kc.resolve(ctx.ws, ctx.bp, ctx.provider, None)
+    assert "--kubeconfig" in info.value.hint
+    kc.write_private(ctx.ws.outputs_file, '{"cluster_name": "gpu-lab"}')
+    with pytest.raises(KubernetesError, match="lack cluster_endpoint, cluster_ca"):
+        kc.resolve(ctx.ws, ctx.bp, ctx.provider, None)
+    with pytest.raises(KubernetesError, match="does not exist"):
+        kc.resolve(ctx.ws, ctx.bp, ctx.provider, None, tmp_path / "nope")
+    given = tmp_path / "given"
+    given.write_text("{}")
+    assert kc.resolve(ctx.ws, ctx.bp, ctx.provider, None, given, "ctx") == (given, "ctx")
+
+
+def test_stage_applies_to_the_cluster(tmp_path, fake, kubeconfig):  # noqa: F811
+    ctx = ctx_for(tmp_path, sandbox=False)
+    ctx.record = SimpleNamespace(versions={})
+    detail = HandoffStage(kubeconfig=kubeconfig, timeout=5).run(ctx)
+    assert detail.startswith("applied ") and "created), pruned 0" in detail
+    assert ctx.record.versions["kubernetes"] == "v1.30.0-fake"
+    assert fake.get("v1", "ResourceQuota", "team-quota", "vision")["spec"]["hard"]["requests.nvidia.com/gpu"] == "12"
+
+
+def test_handoff_command_in_the_sandbox(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("INFRA_STATE_DIR", str(tmp_path / ".infra"))
+    app = typer.Typer()
+    kube_cmd.register(app)
+    result = CliRunner().invoke(app, ["handoff", str(THREE_TEAMS), "--sandbox"])
+    assert result.exit_code == 0, result.output
+    assert "not applied (the sandbox has no Kubernetes API)" in result.output
+    assert (tmp_path / "build" / "gpu-lab" / "terraform").is_dir()
+    records = list((tmp_path / ".infra" / "records" / "gpu-lab").glob("*.json"))
+    assert len(records) == 1 and '"handoff"' in records[0].read_text()
+
+
+def test_handoff_command_applies_with_a_kubeconfig(tmp_path, monkeypatch, fake, kubeconfig):  # noqa: F811
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("INFRA_STATE_DIR", str(tmp_path / ".infra"))
+    app = typer.Typer()
+    kube_cmd.register(app)
+    result = CliRunner().invoke(app, ["handoff", str(THREE_TEAMS), "--kubeconfig", str(kubeconfig), "--no-wait"])
+    assert result.exit_code == 0, result.output
+    assert "handoff" in result.output and "applied" in result.output
+    assert fake.get("kueue.x-k8s.io/v1beta2", "LocalQueue", "nlp", "nlp-team") is not None
