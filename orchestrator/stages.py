@@ -39,6 +39,8 @@ class Context:
     record: records.RunRecord
     sandbox_server: sandbox.ServerInfo | None = None
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    kubeconfig: Path | None = None
+    kube_context: str | None = None
     plan: PlanResult | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
     applied: bool = False
@@ -73,7 +75,7 @@ class RenderStage:
 
     def run(self, ctx: Context) -> str:
         result = render(ctx.bp, ctx.provider, ctx.ws.build_dir.parent)
-        if ctx.ws.sandbox:
+        if ctx.ws.sandbox and ctx.sandbox_server is not None:
             _write_sandbox_copy(ctx)
         c = result.counts()
         return f"{result.root}: {c['written']} written, {c['unchanged']} unchanged, {c['removed']} removed"
@@ -192,15 +194,14 @@ def pipeline(command: str, provider: Provider) -> list[Stage]:
     return [RenderStage(), PlanStage(), ApplyStage(), OutputsStage(), HandoffStage()]
 
 
-def run(ctx: Context, command: str) -> Context:
-    """Run ``command``'s stages under the environment lock, recording the run whatever happens."""
+def run(ctx: Context, command: str, stages: list[Stage] | None = None) -> Context:
+    """Run ``command``'s stages (or the given ones) under the environment lock, recording the run
+    whatever happens."""
     with ctx.ws.lock(f"infra {command} {ctx.loaded.path.name}"):
-        if ctx.ws.sandbox:
-            assert ctx.sandbox_server is not None
-            if sandbox.attach_env(ctx.ws.env_dir, ctx.sandbox_server):
-                ctx.progress.warn("the sandbox server was restarted: earlier sandbox state was discarded")
+        if ctx.sandbox_server is not None and sandbox.attach_env(ctx.ws.env_dir, ctx.sandbox_server):
+            ctx.progress.warn("the sandbox server was restarted: earlier sandbox state was discarded")
         try:
-            for stage in pipeline(command, ctx.provider):
+            for stage in stages if stages is not None else pipeline(command, ctx.provider):
                 ctx.progress.stage(stage.name)
                 started = time.monotonic()
                 try:

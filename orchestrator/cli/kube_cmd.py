@@ -105,21 +105,14 @@ def handoff(
     timeout: float = TIMEOUT_OPT,
 ) -> None:
     """Render the Kubernetes manifests and apply them: teams, quotas, queues, device plugin, models."""
-    from .. import records
-    from ..kube.stage import HandoffStage, run_handoff
-    from ..progress import Progress
-    from ..stages import Context
+    from ..kube.stage import HandoffStage
+    from ..stages import RenderStage, run
+    from .lifecycle import build_context
 
-    loaded = common.load(file)
-    provider = common.provider_for(loaded)
-    ws = common.workspace(loaded, sandbox)
-    record = records.RunRecord(env=loaded.model.name, command="handoff", blueprint_path=str(loaded.path),
-                               blueprint_sha256=loaded.sha256, sandbox=sandbox, git=records.git_info(loaded.path))
-    ctx = Context(loaded=loaded, provider=provider, ws=ws, progress=Progress(), confirm=lambda plan: True,
-                  record=record)
+    ctx = build_context(file, sandbox, "handoff", auto_approve=True, action="apply", start_sandbox=False)
     stage = HandoffStage(kubeconfig=kubeconfig, context=context, force=force, prune=prune, wait=not no_wait,
                          timeout=timeout)
-    run_handoff(ctx, stage)
+    run(ctx, "handoff", [RenderStage(), stage])
     common.print_stage_summary(ctx, "handoff")
 
 

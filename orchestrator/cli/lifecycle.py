@@ -16,7 +16,18 @@ def register(app: typer.Typer) -> None:
     app.command("status")(status)
 
 
-def _context(file: Path, sandbox: bool, command: str, auto_approve: bool, action: str):
+def build_context(
+    file: Path,
+    sandbox: bool,
+    command: str,
+    auto_approve: bool,
+    action: str,
+    *,
+    start_sandbox: bool = True,
+    kubeconfig: Path | None = None,
+    kube_context: str | None = None,
+):
+    """Load, check, resolve secrets and (for --sandbox) start the emulator: a ready stages.Context."""
     from .. import records
     from .. import sandbox as sandbox_mod
     from ..progress import Progress
@@ -30,7 +41,7 @@ def _context(file: Path, sandbox: bool, command: str, auto_approve: bool, action
     ws = common.workspace(loaded, sandbox)
     progress = Progress()
     server = None
-    if sandbox:
+    if sandbox and start_sandbox:
         server = sandbox_mod.start(ws.state_dir)
         progress.info(f"sandbox: AWS emulator at {server.endpoint} (stop it with `infra sandbox stop`)")
     record = records.RunRecord(
@@ -50,6 +61,8 @@ def _context(file: Path, sandbox: bool, command: str, auto_approve: bool, action
         record=record,
         sandbox_server=server,
         secrets=secrets,
+        kubeconfig=kubeconfig,
+        kube_context=kube_context,
     )
 
 
@@ -57,7 +70,7 @@ def plan(file: Path = common.FILE_ARG, sandbox: bool = common.SANDBOX_OPT) -> No
     """Render, then show what `up` would change (summary per resource type). Applies nothing."""
     from ..stages import run
 
-    ctx = run(_context(file, sandbox, "plan", False, "apply"), "plan")
+    ctx = run(build_context(file, sandbox, "plan", False, "apply"), "plan")
     common.print_plan_table(ctx.plan)
     common.print_stage_summary(ctx, "plan")
 
@@ -66,14 +79,19 @@ def up(
     file: Path = common.FILE_ARG,
     sandbox: bool = common.SANDBOX_OPT,
     auto_approve: bool = common.AUTO_APPROVE_OPT,
+    kubeconfig: Path = typer.Option(
+        None, "--kubeconfig", help="Kubeconfig for the handoff stage (default: built from Terraform outputs)."
+    ),
+    context: str = typer.Option(None, "--context", help="Context in --kubeconfig to use."),
 ) -> None:
-    """Render, plan, confirm, apply: bring the environment to what the blueprint says.
+    """Render, plan, confirm, apply, then hand off to Kubernetes: bring the environment to the blueprint.
 
     Nothing is applied when the plan has no changes. Every run is recorded (`infra history`).
     """
     from ..stages import run
 
-    ctx = run(_context(file, sandbox, "up", auto_approve, "apply"), "up")
+    ctx = build_context(file, sandbox, "up", auto_approve, "apply", kubeconfig=kubeconfig, kube_context=context)
+    ctx = run(ctx, "up")
     common.print_stage_summary(ctx, "up")
 
 
@@ -85,7 +103,7 @@ def down(
     """Destroy every resource of the environment (asks first unless --auto-approve)."""
     from ..stages import run
 
-    ctx = run(_context(file, sandbox, "down", auto_approve, "destroy"), "down")
+    ctx = run(build_context(file, sandbox, "down", auto_approve, "destroy"), "down")
     common.print_stage_summary(ctx, "down")
 
 
