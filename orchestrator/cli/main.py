@@ -13,7 +13,7 @@ import sys
 import typer
 
 from .. import __version__
-from . import kube_cmd, lifecycle, records_cmd, render_cmd, sandbox_cmd
+from . import configure_cmd, kube_cmd, lifecycle, records_cmd, render_cmd, sandbox_cmd
 
 app = typer.Typer(
     name="infra",
@@ -48,6 +48,7 @@ render_cmd.register(app)
 lifecycle.register(app)
 records_cmd.register(app)
 kube_cmd.register(app)
+configure_cmd.register(app)
 app.add_typer(sandbox_cmd.app, name="sandbox")
 
 

@@ -13,6 +13,7 @@ from .base import Provider
 
 _PROVIDERS: dict[str, str] = {
     "aws": "orchestrator.providers.aws:AwsProvider",
+    "baremetal": "orchestrator.providers.baremetal:BaremetalProvider",
 }
 
 

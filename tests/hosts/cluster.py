@@ -7,7 +7,6 @@ runs with strict host key checking, as against real machines.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import subprocess
 import time
@@ -104,12 +103,11 @@ class TestHosts:
 
     def ssh(self, host: TestHost, command: str) -> subprocess.CompletedProcess:
         """Run ``command`` on ``host`` over SSH (as the tests' controller would)."""
-        with contextlib.ExitStack():
-            return subprocess.run(
-                [
-                    "ssh", "-i", str(self.private_key), "-p", str(host.port),
-                    "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                    "-o", "LogLevel=ERROR", f"root@{host.address}", command,
-                ],
-                capture_output=True, text=True, timeout=60,
-            )
+        return subprocess.run(
+            [
+                "ssh", "-i", str(self.private_key), "-p", str(host.port),
+                "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "LogLevel=ERROR", f"root@{host.address}", command,
+            ],
+            capture_output=True, text=True, timeout=60,
+        )

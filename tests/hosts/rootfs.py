@@ -28,13 +28,14 @@ DEFAULT_SUITE = "bookworm"
 
 # What the roles expect to find already installed on a test host, so that the roles' package
 # tasks are no-ops (the test hosts must converge without reaching a package mirror at test time):
-# sshd and Python for Ansible; python3-apt for the apt module; python3-venv for the inference
-# server's virtualenv; the `common` and `container_runtime` roles' packages.
+# sshd and Python for Ansible; python3-apt for the apt module; python3-venv and python3-packaging
+# (the pip module) for the inference server's virtualenv; the `common` and `container_runtime` roles' packages.
 PACKAGES = (
     "openssh-server",
     "python3",
     "python3-apt",
     "python3-venv",
+    "python3-packaging",
     "ca-certificates",
     "chrony",
     "conntrack",
@@ -127,6 +128,7 @@ def _build(target: Path, packages: tuple[str, ...]) -> None:
 def _finish(root: Path) -> None:
     """Make the rootfs a quiet, small base: no host keys (each node makes its own), no daemons
     started by package scripts, an sshd that runs without PAM or systemd."""
+    os.chmod(root, 0o755)  # mkdtemp made it 0700
     for key_file in (root / "etc" / "ssh").glob("ssh_host_*"):
         key_file.unlink()
     sshd_conf = root / "etc" / "ssh" / "sshd_config.d" / "infra-test.conf"

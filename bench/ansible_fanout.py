@@ -1,0 +1,119 @@
+"""``python -m bench.ansible_fanout``: configure 1 host vs 4 hosts, first run vs second run.
+
+Real SSH hosts as in the tests (debootstrap'd chroots on 127.0.0.11.., built once and cached,
+see tests/hosts/): each scenario gets fresh hosts, runs `infra configure` (site.yml: common,
+nvidia_gpu discovery, containerd, kubeadm against the kubeadm test double) twice, and reports
+wall time per run, the 4-host/1-host ratio and the first/second-run ratio. Needs root,
+debootstrap and sshd. A benchmark, not a test: nothing fails on a slow result.
+
+Options: ``--hosts 1,4`` (the host counts to compare), ``--json FILE`` (also write the numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests.hosts import rootfs  # noqa: E402
+from tests.hosts.cluster import TestHosts  # noqa: E402
+from tests.integration.conftest import FAKE_KUBEADM, run_infra  # noqa: E402
+
+
+def _blueprint(path: Path, hosts: TestHosts) -> None:
+    entries = []
+    for i, host in enumerate(hosts.hosts):
+        entries.append({"name": host.name, "address": host.address, "port": host.port,
+                        "roles": ["control_plane"] if i == 0 else ["worker"]})
+    path.write_text(yaml.safe_dump({
+        "blueprint": 1, "name": "bench", "provider": "baremetal", "hosts": entries,
+        "secrets": {"ssh_key": f"${{file:{hosts.private_key}}}"},
+    }, sort_keys=False))
+
+
+def scenario(count: int, work: Path) -> dict:
+    """Fresh hosts; `infra configure` twice; seconds per run and the changes each made."""
+    base = work / f"hosts-{count}"
+    hosts = TestHosts.start(count, base, prefix="bench", log=lambda m: print(m, file=sys.stderr))
+    try:
+        for host in hosts.hosts:
+            target = host.path("/usr/local/bin/kubeadm")
+            shutil.copy(FAKE_KUBEADM, target)
+            os.chmod(target, 0o755)
+        lab = work / f"lab-{count}"
+        lab.mkdir()
+        _blueprint(lab / "bench.yaml", hosts)
+        extra = lab / "vars.yml"
+        extra.write_text(yaml.safe_dump({"kubernetes_install_packages": False}))
+        env = {"INFRA_ANSIBLE_EXTRA_VARS": str(extra)}
+        runs = []
+        for label in ("first", "second"):
+            started = time.monotonic()
+            result = run_infra(["configure", str(lab / "bench.yaml")], lab, env)
+            seconds = time.monotonic() - started
+            if result.code != 0:
+                raise SystemExit(f"bench: {label} run on {count} host(s) failed ({result.code}):\n{result.stderr}")
+            changes = next((line.split(", ")[1] for line in result.stdout.splitlines()
+                            if "hosts configured" in line), "?")
+            runs.append({"run": label, "seconds": round(seconds, 1), "changes": changes})
+            print(f"  {count} host(s), {label} run: {seconds:.1f}s ({changes})", file=sys.stderr)
+        return {"hosts": count, "runs": runs, "rootfs_build_seconds": round(hosts.build_seconds, 1)}
+    finally:
+        hosts.destroy()
+
+
+def table(results: list[dict]) -> str:
+    by = {r["hosts"]: {x["run"]: x for x in r["runs"]} for r in results}
+    lines = ["| hosts | first run (converge) | second run (no changes) | first / second |",
+             "|---:|---:|---:|---:|"]
+    for count in sorted(by):
+        first, second = by[count]["first"], by[count]["second"]
+        lines.append(f"| {count} | {first['seconds']:.1f} s ({first['changes']}) | "
+                     f"{second['seconds']:.1f} s ({second['changes']}) | "
+                     f"{first['seconds'] / second['seconds']:.2f} |")
+    counts = sorted(by)
+    if len(counts) >= 2:
+        lo, hi = counts[0], counts[-1]
+        lines.append("")
+        for run in ("first", "second"):
+            ratio = by[hi][run]["seconds"] / by[lo][run]["seconds"]
+            lines.append(f"{hi} hosts / {lo} host{'s' if lo != 1 else ''}, {run} run: wall time x{ratio:.2f} "
+                         f"(x{hi / lo:.0f} the hosts)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", default="1,4", help="host counts to compare (default 1,4)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    missing = rootfs.tools_missing()
+    if missing:
+        print(f"bench: needs {', '.join(missing)}", file=sys.stderr)
+        return 2
+    counts = [int(c) for c in args.hosts.split(",")]
+    print(f"ansible fan-out bench: {os.cpu_count()} CPUs, hosts {counts}", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="infra-bench-") as tmp:
+        results = [scenario(c, Path(tmp)) for c in counts]
+    report = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"), "nproc": os.cpu_count(),
+              "results": results}
+    print(table(results))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""The configure stage: Ansible over the environment's hosts, after Terraform.
+
+``ConfigureStage`` slots into the ``up`` pipeline after the Terraform outputs are read (for bare
+metal, straight after render: there is no Terraform). ``infra configure`` runs render + this
+stage through ``stages.run`` (same lock, same run record); it reads the Terraform outputs the
+last ``up`` saved. Providers whose node pools are all managed node groups have no hosts: the
+stage says so and does nothing.
+
+The inventory is rendered (``render/ansible.py``) into ``.infra/env/<name>/ansible/inventory/``
+with the Terraform outputs; the last result per host is kept in ``.../ansible/hosts.json`` for
+``infra status``. Role variables a site wants to set (driver branch, package mirrors, ...) come
+from YAML files given with ``--extra-vars`` or named by ``$INFRA_ANSIBLE_EXTRA_VARS``; they are
+passed by reference, so secrets in them never reach the artifacts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from . import inventory
+from .engines.ansible import Ansible, AnsibleResult, AnsibleRunError, SshSettings
+from .errors import UsageError
+from .render.ansible import render_ansible
+from .render.writer import write_tree
+
+PLAYBOOK = "site.yml"
+EXTRA_VARS_ENV = "INFRA_ANSIBLE_EXTRA_VARS"
+HOSTS_FILE = "hosts.json"
+ADMIN_CONF = "admin.conf"  # fetched from the first control plane (kubeadm), kept 0600
+_SECRET = re.compile(r"^\$\{(env|file):([^}]+)\}$")
+
+
+def ssh_settings(bp, secrets: dict[str, str], base: Path | None = None) -> SshSettings:
+    """The SSH key from ``secrets.ssh_key``: a ``${file:...}`` key is used in place (``--private-key``);
+    an ``${env:...}`` key goes to ssh-agent through a FIFO. ``secrets`` are the resolved values
+    (``secrets.resolve``); nothing is written anywhere."""
+    ref = (bp.secrets or {}).get("ssh_key")
+    if not ref:
+        return SshSettings()
+    match = _SECRET.match(ref)
+    if match is not None and match.group(1) == "file":
+        path = Path(match.group(2)).expanduser()
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        return SshSettings(private_key_file=str(path))
+    value = secrets.get("ssh_key")
+    if not value:
+        raise UsageError("secrets.ssh_key has no value", hint="resolve secrets before the configure stage")
+    return SshSettings(key_data=value if value.endswith("\n") else value + "\n")
+
+
+def extravars_files(given: list[Path] | tuple[Path, ...] = (), env: dict[str, str] | None = None) -> list[Path]:
+    env = dict(os.environ) if env is None else env
+    files = [Path(p) for p in given]
+    if env.get(EXTRA_VARS_ENV):
+        files += [Path(p) for p in env[EXTRA_VARS_ENV].split(os.pathsep) if p]
+    for path in files:
+        if not path.is_file():
+            raise UsageError(f"extra variables file {path} does not exist")
+    return files
+
+
+def limited_hosts(hosts: list[inventory.InventoryHost], limit: str | None) -> list[str]:
+    """Host names a ``--limit`` of host/group names selects; an unknown name is a usage error."""
+    names = [h.name for h in hosts]
+    if not limit:
+        return names
+    groups = inventory.groups(hosts)
+    chosen: list[str] = []
+    for token in re.split(r"[,:]", limit):
+        token = token.strip().lstrip("&!")
+        if not token:
+            continue
+        if any(c in token for c in "*?[~"):  # an Ansible pattern: let Ansible match it
+            return names
+        if token in names:
+            chosen.append(token)
+        elif token in groups or token == "all":
+            chosen += groups.get(token, names)
+        else:
+            raise UsageError(
+                f"--limit {limit}: no host or group named '{token}'",
+                hint=f"hosts: {', '.join(names)}; groups: {', '.join(sorted(g for g in groups if groups[g]))}",
+            )
+    return [n for n in names if n in set(chosen)]
+
+
+class HostsStage:
+    """``plan`` without Terraform (bare metal): list the hosts ``up`` would configure; touches nothing."""
+
+    name = "hosts"
+
+    def run(self, ctx) -> str:
+        static = getattr(ctx.provider, "static_outputs", None)
+        if static is None:
+            return "no hosts"
+        ctx.outputs.update(static(ctx.bp, ctx.ws.env_dir))
+        n = len(ctx.outputs.get("hosts") or {})
+        return f"{n} host{'s' if n != 1 else ''} to configure with ansible/site.yml (no cloud resources)"
+
+
+class ConfigureStage:
+    """Runs ansible/site.yml on the hosts the provider names (``--limit``, ``--check`` for ``infra configure``)."""
+
+    name = "configure"
+
+    def __init__(self, limit: str | None = None, check: bool = False,
+                 extra_vars: list[Path] | tuple[Path, ...] = (), playbook: str = PLAYBOOK) -> None:
+        self.limit = limit
+        self.check = check
+        self.extra_vars = tuple(extra_vars)
+        self.playbook = playbook
+
+    def run(self, ctx) -> str:
+        bp, provider = ctx.bp, ctx.provider
+        if not ctx.outputs:  # `infra configure` alone: the outputs the last `up` saved
+            with contextlib.suppress(OSError, ValueError):
+                ctx.outputs.update(json.loads(ctx.ws.outputs_file.read_text()))
+        hosts = inventory.provider_hosts(provider, bp, ctx.outputs)
+        if not hosts:
+            ctx.progress.info(f"    {provider.name}: every node pool is a managed node group; no hosts to configure")
+            return "skipped: no hosts to configure (managed node groups only)"
+        selected = limited_hosts(hosts, self.limit)
+        ssh = ssh_settings(bp, getattr(ctx, "secrets", {}) or {}, ctx.loaded.path.parent)
+        files = extravars_files(self.extra_vars)
+        private = ctx.ws.env_dir / "ansible"
+        inv_dir = private / "inventory"
+        write_tree(inv_dir, render_ansible(bp, provider, ctx.outputs))
+        engine = Ansible(private, progress=ctx.progress, ssh=ssh)
+        ctx.record.versions["ansible"] = engine.version()
+        fetched = private / ADMIN_CONF
+        try:
+            result = engine.run(self.playbook, inv_dir / "inventory.yml", host_count=len(selected),
+                                limit=self.limit, check=self.check, extravars_files=files,
+                                extravars={"infra_kubeconfig_fetch": str(fetched)},
+                                label=f"ansible {self.playbook}")
+        except AnsibleRunError as exc:
+            self._finish(ctx, exc.result, hosts)
+            raise
+        self._finish(ctx, result, hosts)
+        c = sum(s.changed for s in result.stats.values())
+        mode = " (check mode: nothing was changed)" if self.check else ""
+        return f"{len(result.stats)} hosts configured, {c} changes{mode}"
+
+    def _finish(self, ctx, result: AnsibleResult, hosts: list[inventory.InventoryHost]) -> None:
+        if not self.check:
+            save_hosts_file(ctx.ws.env_dir / "ansible" / HOSTS_FILE, result)
+        fetched = ctx.ws.env_dir / "ansible" / ADMIN_CONF
+        if fetched.is_file():  # kubeadm's admin kubeconfig: the Kubernetes stage's credentials
+            os.chmod(fetched, 0o600)
+            kubeconfig = ctx.ws.env_dir / "kubeconfig"
+            if not kubeconfig.is_file() or kubeconfig.read_bytes() != fetched.read_bytes():
+                fd = os.open(kubeconfig, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(fetched.read_bytes())
+            if getattr(ctx, "kubeconfig", None) is None:
+                ctx.kubeconfig = kubeconfig
+        static = getattr(ctx.provider, "static_outputs", None)
+        if static is not None:
+            ctx.outputs.update(static(ctx.bp, ctx.ws.env_dir))
+
+
+def host_status(result: AnsibleResult) -> dict[str, dict[str, Any]]:
+    failures = {f.host: f for f in result.host_failures()}
+    gpus = (result.data or {}).get("gpus") or {}
+    out: dict[str, dict[str, Any]] = {}
+    for host, s in sorted(result.stats.items()):
+        status = "unreachable" if s.unreachable else "failed" if s.failed else "changed" if s.changed else "ok"
+        entry: dict[str, Any] = {"status": status, "ok": s.ok, "changed": s.changed, "failed": s.failed,
+                                 "unreachable": s.unreachable}
+        if host in failures:
+            entry["task"] = failures[host].task
+        if host in gpus:
+            entry["gpus_found"] = gpus[host].get("count")
+            entry["nvswitches"] = gpus[host].get("nvswitches")
+        out[host] = entry
+    return out
+
+
+def save_hosts_file(path: Path, result: AnsibleResult) -> None:
+    """Merge this run's per-host results into ``hosts.json`` (a ``--limit`` run updates only its hosts)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data.setdefault("hosts", {}).update(host_status(result))
+    data["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(data, indent=2, sort_keys=True) + "\n")

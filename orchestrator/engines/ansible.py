@@ -1,0 +1,400 @@
+"""Runs playbooks through ansible-runner, streaming events into the shared progress display.
+
+Tuned for fan-out: forks sized to the host count (capped), SSH pipelining and ControlPersist,
+a minimal fact subset cached as JSON under ``.infra/`` (``smart`` gathering: a second run does
+not gather again). Host keys are accepted on first contact and pinned in a per-environment
+``known_hosts``; a changed key fails the host.
+
+Artifacts (events, stdout) stay under the private data dir with rotation. They never hold
+secrets: no env files are written (``suppress_env_files``), the SSH key reaches ssh-agent
+through a FIFO that is removed at once, extra variables are passed by file reference, tasks
+that handle secrets use ``no_log``, and the environment that ansible-runner records in each
+artifact's ``command`` file is cut down to the variables this engine set.
+
+Progress: one line per task (``[12/?] common : Load kernel modules: ok=3 changed=1``), the
+current host and task on the live bar, a per-host recap at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator import paths
+from orchestrator.errors import AnsibleError, Interrupted
+from orchestrator.progress import NullProgress, Progress
+
+__all__ = ["Ansible", "AnsibleResult", "AnsibleRunError", "Failure", "HostStats", "SshSettings", "forks_for"]
+FORKS_CAP = 20
+KEEP_ARTIFACTS = 10
+FACT_CACHE_SECONDS = 3600
+# What the roles read from facts; everything else (hardware, network, mounts) is slow to gather.
+GATHER_SUBSET = "!all,!min,platform,distribution,pkg_mgr,service_mgr,python,chroot,virtual"
+INSTALL_HINT = "install the ansible extra: pip install 'infra-orchestrator[ansible]'"
+_RESULT_EVENTS = {"runner_on_ok": "ok", "runner_on_failed": "failed", "runner_on_unreachable": "unreachable",
+                  "runner_on_skipped": "skipped"}
+_TASK_EVENTS = ("playbook_on_task_start", "playbook_on_handler_task_start")
+
+
+@dataclass
+class HostStats:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    rescued: int = 0
+    ignored: int = 0
+
+    def __str__(self) -> str:
+        return " ".join(f"{k}={getattr(self, k)}" for k in ("ok", "changed", "failed", "unreachable", "skipped"))
+
+
+@dataclass(frozen=True)
+class Failure:
+    host: str
+    task: str
+    message: str
+    unreachable: bool = False
+
+    def describe(self) -> str:
+        what = "unreachable" if self.unreachable else "failed"
+        return f"{self.host} {what} at task '{self.task}': {self.message}"
+
+
+@dataclass
+class AnsibleResult:
+    rc: int
+    status: str
+    stats: dict[str, HostStats] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    duration_s: float = 0.0
+    artifacts: Path | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # set_stats data (e.g. discovered GPUs)
+
+    @property
+    def changed(self) -> int:
+        return sum(s.changed for s in self.stats.values())
+
+    def host_failures(self) -> list[Failure]:
+        """The failures that stand (not rescued, not ignored), first per host, in host order."""
+        bad = {h for h, s in self.stats.items() if s.failed or s.unreachable}
+        seen: dict[str, Failure] = {}
+        for f in self.failures:
+            if f.host in bad and f.host not in seen:
+                seen[f.host] = f
+        for host in bad - set(seen):
+            seen[host] = Failure(host, "?", "failed (see the artifacts)")
+        return [seen[h] for h in sorted(seen)]
+
+    def summary(self) -> str:
+        total = HostStats()
+        for s in self.stats.values():
+            for k in total.__dataclass_fields__:
+                setattr(total, k, getattr(total, k) + getattr(s, k))
+        n = len(self.stats)
+        return f"{n} host{'s' if n != 1 else ''}: {total}"
+
+
+def _message(res: Any, limit: int = 400) -> str:
+    if not isinstance(res, dict):
+        return str(res)[:limit]
+    failed_items = [r for r in res.get("results") or [] if isinstance(r, dict) and r.get("failed")]
+    if failed_items:
+        return _message(failed_items[0], limit)
+    msg = str(res.get("msg") or "").strip()
+    detail = str(res.get("stderr") or res.get("module_stderr") or "").strip()
+    if detail:
+        detail = detail.splitlines()[-1]
+        msg = f"{msg}: {detail}" if msg and detail not in msg else detail
+    return (msg or "failed").replace("\n", " ")[:limit]
+
+
+class EventCollector:
+    """Turns ansible-runner events into progress lines, per-host stats and failures."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.stats: dict[str, HostStats] = {}
+        self.failures: list[Failure] = []
+        self.data: dict[str, Any] = {}
+        self._task: str | None = None
+        self._task_started = 0.0
+        self._counts: dict[str, int] = {}
+        self._stdout: list[str] = []
+
+    def feed(self, event: dict[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        if kind in _TASK_EVENTS:
+            self._flush()
+            role = data.get("role")
+            name = data.get("task") or data.get("task_action") or "task"
+            self._task = f"{role} : {name}" if role and not name.startswith(f"{role} : ") else name
+            self._task_started = time.monotonic()
+        elif kind == "runner_on_start":
+            self.progress.current(f"{self._task} [{data.get('host')}]")
+        elif kind in _RESULT_EVENTS:
+            self._result(_RESULT_EVENTS[kind], data, event.get("stdout") or "")
+        elif kind == "playbook_on_stats":
+            self._flush()
+            self._stats(data)
+        elif kind in ("verbose", "error") or (not kind and event.get("stdout")):
+            text = str(event.get("stdout") or "").strip()
+            if text:
+                self._stdout = (self._stdout + text.splitlines())[-5:]
+        return True
+
+    def _result(self, status: str, data: dict[str, Any], event_stdout: str) -> None:
+        host = str(data.get("host"))
+        res = data.get("res") or {}
+        if status == "ok" and isinstance(res, dict) and res.get("changed"):
+            status = "changed"
+        elif status == "ok" and isinstance(res, dict) and "censored" in res:
+            # no_log hides the result, ``changed`` included; the display line still says it
+            status = "changed" if str(event_stdout).lstrip().startswith("changed") else "ok"
+        if status == "failed" and data.get("ignore_errors"):
+            status = "ignored"
+        self._counts[status] = self._counts.get(status, 0) + 1
+        if status in ("failed", "unreachable"):
+            failure = Failure(host, self._task or str(data.get("task")), _message(res), status == "unreachable")
+            self.failures.append(failure)
+            self.progress.warn(failure.describe())
+
+    def _flush(self) -> None:
+        if self._task is None:
+            return
+        if not self._counts:  # meta tasks and tasks no host ran: nothing to report
+            self._task = None
+            return
+        order = ("failed", "unreachable", "changed", "ok", "ignored", "skipped")
+        status = " ".join(f"{k}={self._counts[k]}" for k in order if self._counts.get(k)) or "no hosts"
+        self.progress.advance(self._task, status, elapsed=time.monotonic() - self._task_started)
+        self._task, self._counts = None, {}
+
+    def _stats(self, data: dict[str, Any]) -> None:
+        fields = {"ok": "ok", "changed": "changed", "failures": "failed", "dark": "unreachable",
+                  "skipped": "skipped", "rescued": "rescued", "ignored": "ignored"}
+        for key, attr in fields.items():
+            for host, count in (data.get(key) or {}).items():
+                setattr(self.stats.setdefault(host, HostStats()), attr, count)
+        self.data = dict(data.get("artifact_data") or {})
+        for host in sorted(self.stats):
+            self.progress.info(f"    {host:<24} {self.stats[host]}")
+
+    def tail(self) -> str:
+        return " | ".join(self._stdout) or "no output"
+
+    def result(self, **kwargs: Any) -> AnsibleResult:
+        return AnsibleResult(stats=self.stats, failures=self.failures, data=self.data, **kwargs)
+
+
+def _scrub_command_file(path: Path, keep: set[str]) -> None:
+    """ansible-runner records the whole controller environment in ``command``; keep only ours."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError:
+        return
+    except ValueError:
+        path.unlink()
+        return
+    data["env"] = {k: v for k, v in (data.get("env") or {}).items() if k in keep or k in ("PATH", "HOME", "LANG")}
+    path.write_text(json.dumps(data))
+    os.chmod(path, 0o600)
+
+
+def forks_for(host_count: int, cap: int = FORKS_CAP) -> int:
+    return max(1, min(host_count, cap))
+
+
+class AnsibleRunError(AnsibleError):
+    """Some hosts failed or were unreachable; ``lines()`` names each host and task."""
+
+    def __init__(self, result: AnsibleResult) -> None:
+        self.result = result
+        failures = result.host_failures()
+        total = len(result.stats)
+        self.header = f"ansible: {len(failures)} of {total} host{'s' if total != 1 else ''} failed"
+        message = f"{self.header}: {failures[0].describe()}" if len(failures) == 1 else self.header
+        hint = "fix the host (or the blueprint) and run again: hosts that converged report no changes"
+        if result.artifacts:
+            hint += f"; details under {result.artifacts}"
+        super().__init__(message, hint=hint)
+
+    def lines(self) -> list[str]:
+        failures = self.result.host_failures()
+        if len(failures) <= 1:
+            return [self.message]
+        return [f"{self.header}:"] + [f"  {f.describe()}" for f in failures]
+
+
+@dataclass
+class SshSettings:
+    """How to reach hosts: a key file, or key data handed to ssh-agent (never written to disk)."""
+
+    private_key_file: str | None = None
+    key_data: str | None = None
+    known_hosts: Path | None = None
+    connect_timeout: int = 10
+    control_persist: str = "60s"
+
+
+class Ansible:
+    """One private data dir (``.infra/env/<name>/ansible``): artifacts, fact cache, known_hosts."""
+
+    def __init__(self, private_dir: Path, *, progress: Progress | None = None, ssh: SshSettings | None = None,
+                 forks_cap: int = FORKS_CAP, keep_artifacts: int = KEEP_ARTIFACTS,
+                 fact_cache_seconds: int = FACT_CACHE_SECONDS, project_dir: Path | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.private_dir = Path(private_dir).resolve()
+        self.progress = progress if progress is not None else NullProgress()
+        self.ssh = ssh or SshSettings()
+        self.forks_cap = forks_cap
+        self.keep_artifacts = keep_artifacts
+        self.fact_cache_seconds = fact_cache_seconds
+        self.project_dir = Path(project_dir or paths.ansible()).resolve()
+        self.env = dict(env or {})
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.private_dir / "artifacts"
+
+    @property
+    def fact_cache_dir(self) -> Path:
+        return self.private_dir / "facts"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.ssh.known_hosts or self.private_dir / "known_hosts"
+
+    @staticmethod
+    def version() -> str | None:
+        try:
+            from ansible.release import __version__
+        except ImportError:
+            return None
+        return str(__version__)
+
+    def envvars(self, host_count: int) -> dict[str, str]:
+        """The ANSIBLE_* settings every run gets (no secrets: recorded in the artifacts)."""
+        ssh_args = [
+            "-o ControlMaster=auto",
+            f"-o ControlPersist={self.ssh.control_persist}",
+            f"-o UserKnownHostsFile={self.known_hosts}",
+            "-o StrictHostKeyChecking=accept-new",
+            "-o ServerAliveInterval=15",
+            "-o PreferredAuthentications=publickey",
+        ]
+        env = {
+            "ANSIBLE_PIPELINING": "True",
+            "ANSIBLE_SSH_ARGS": " ".join(ssh_args),
+            "ANSIBLE_TIMEOUT": str(self.ssh.connect_timeout),
+            "ANSIBLE_GATHERING": "smart",
+            "ANSIBLE_GATHER_SUBSET": GATHER_SUBSET,
+            "ANSIBLE_CACHE_PLUGIN": "jsonfile",
+            "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(self.fact_cache_dir),
+            "ANSIBLE_CACHE_PLUGIN_TIMEOUT": str(self.fact_cache_seconds),
+            "ANSIBLE_RETRY_FILES_ENABLED": "False",
+            "ANSIBLE_HOST_KEY_CHECKING": "True",  # ansible-runner turns it off unless it is set
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_INTERPRETER_PYTHON": "auto_silent",
+            "ANSIBLE_DEPRECATION_WARNINGS": "False",
+            "ANSIBLE_SYSTEM_WARNINGS": "False",
+        }
+        if (self.project_dir / "ansible.cfg").is_file():
+            env["ANSIBLE_CONFIG"] = str(self.project_dir / "ansible.cfg")
+        if (self.project_dir / "roles").is_dir():
+            env["ANSIBLE_ROLES_PATH"] = str(self.project_dir / "roles")
+        bin_dir = str(Path(sys.executable).parent)  # ansible-playbook beside this interpreter (a venv)
+        path = os.environ.get("PATH", "")
+        if bin_dir not in path.split(os.pathsep):
+            env["PATH"] = bin_dir + os.pathsep + path if path else bin_dir
+        if self.ssh.private_key_file:
+            env["ANSIBLE_PRIVATE_KEY_FILE"] = str(Path(self.ssh.private_key_file).expanduser())
+        env.update(self.env)
+        return env
+
+    def run(self, playbook: str, inventory: Path, *, host_count: int, limit: str | None = None, check: bool = False,
+            extravars: dict[str, Any] | None = None, extravars_files: list[Path] | tuple[Path, ...] = (),
+            label: str | None = None) -> AnsibleResult:
+        """Runs ``playbook`` (relative to the ansible/ folder); raises AnsibleRunError when a host fails.
+
+        ``extravars`` must not hold secrets (they are recorded in the artifacts); secrets go in
+        ``extravars_files``, which are passed by reference.
+        """
+        try:
+            import ansible_runner
+        except ImportError as exc:
+            raise AnsibleError(f"ansible-runner is not installed ({exc})", INSTALL_HINT) from exc
+        for path in (self.artifacts_dir, self.fact_cache_dir):
+            path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.private_dir, 0o700)
+        self.known_hosts.touch(mode=0o600, exist_ok=True)
+        forks = forks_for(host_count, self.forks_cap)
+        cmdline = [f"-e @{Path(p).resolve()}" for p in extravars_files]
+        if check:
+            cmdline += ["--check", "--diff"]
+        envvars = self.envvars(host_count)
+        ident = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}"
+        collector = EventCollector(self.progress)
+        what = label or f"ansible {playbook}"
+        self.progress.start_task(None, f"{what} on {host_count} host{'s' if host_count != 1 else ''}"
+                                 f"{' (check mode)' if check else ''}, forks={forks}")
+        started = time.monotonic()
+        command_file, scrubbed = self.artifacts_dir / ident / "command", []
+
+        def on_event(event: dict[str, Any]) -> bool:
+            if not scrubbed:  # runner wrote the command file before the first event: scrub it now
+                scrubbed.append(_scrub_command_file(command_file, set(envvars)))
+            return collector.feed(event)
+
+        try:
+            runner = ansible_runner.run(
+                private_data_dir=str(self.private_dir),
+                project_dir=str(self.project_dir),
+                playbook=playbook,
+                inventory=str(Path(inventory).resolve()),
+                ident=ident,
+                limit=limit,
+                forks=forks,
+                extravars=dict(extravars or {}),
+                cmdline=" ".join(cmdline) or None,
+                envvars=envvars,
+                ssh_key=self.ssh.key_data,
+                suppress_env_files=True,
+                rotate_artifacts=self.keep_artifacts,
+                fact_cache_type="jsonfile",
+                fact_cache=str(self.fact_cache_dir),  # absolute: shared by runs, not per artifact
+                quiet=True,
+                event_handler=on_event,
+            )
+        except KeyboardInterrupt as exc:
+            self.progress.close()
+            raise Interrupted("interrupted: ansible was stopped; hosts may be half-configured",
+                              "run the same command again: every role is idempotent") from exc
+        finally:
+            _scrub_command_file(command_file, set(envvars))
+        result = collector.result(
+            rc=runner.rc, status=runner.status, duration_s=time.monotonic() - started,
+            artifacts=self.artifacts_dir / ident,
+        )
+        if runner.status in ("canceled", "timeout"):
+            self.progress.close()
+            raise Interrupted(f"ansible run {runner.status}", "run the same command again")
+        if result.host_failures():
+            self.progress.close()
+            raise AnsibleRunError(result)
+        if runner.rc != 0:
+            self.progress.close()
+            raise AnsibleError(
+                f"ansible-playbook failed (exit {runner.rc}) before any host failed: {collector.tail()}",
+                f"details under {result.artifacts}",
+            )
+        self.progress.done(result.summary())
+        return result

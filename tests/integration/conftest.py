@@ -1,0 +1,190 @@
+"""Fixtures for the Ansible integration tests: real SSH hosts (debootstrap'd chroots), a lab
+blueprint for them, the ONNX Runtime wheels the inference role installs offline, and a helper
+that runs the `infra` CLI in-process (exit code, stdout, stderr).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, require
+from tests.hosts import rootfs
+from tests.hosts.cluster import TestHosts
+
+FAKE_KUBEADM = REPO / "tests" / "fixtures" / "ansible" / "fake-kubeadm"
+ROLE_DEFAULTS = REPO / "ansible" / "roles" / "inference_onnx" / "defaults" / "main.yml"
+HOST_COUNT = 3
+# node-1 is the control plane, node-2 and node-3 workers; node-3 also serves models.
+ROLES = {1: ["control_plane"], 2: ["worker"], 3: ["worker", "inference"]}
+MODEL_W = [[1.0, 2.0], [3.0, -1.0], [0.5, 0.25]]  # y = x @ W + b, x: [batch, 3]
+MODEL_B = [0.5, -2.0]
+
+
+def _ensure_hosts_supported() -> None:
+    missing = rootfs.tools_missing()
+    require(not missing, f"{', '.join(missing)} for the SSH test hosts (.ci/run installs debootstrap, openssh-server)")
+
+
+@pytest.fixture(scope="session")
+def test_hosts(tmp_path_factory) -> TestHosts:
+    _ensure_hosts_supported()
+    base = tmp_path_factory.mktemp("hosts")
+    hosts = TestHosts.start(HOST_COUNT, base, log=lambda msg: print(msg, file=sys.stderr))
+    if hosts.build_seconds:
+        print(f"\ntest rootfs built in {hosts.build_seconds:.0f}s (cached for later runs)", file=sys.stderr)
+    try:
+        for i, host in enumerate(hosts.hosts, start=1):
+            if {"control_plane", "worker"} & set(ROLES[i]):
+                target = host.path("/usr/local/bin/kubeadm")
+                shutil.copy(FAKE_KUBEADM, target)
+                os.chmod(target, 0o755)
+        yield hosts
+    finally:
+        hosts.destroy()
+
+
+@pytest.fixture(scope="session")
+def onnx_wheels() -> Path:
+    """onnxruntime and numpy wheels at the role's pinned versions (downloaded once, cached)."""
+    defaults = yaml.safe_load(ROLE_DEFAULTS.read_text())
+    pins = [f"onnxruntime=={defaults['inference_onnx_onnxruntime_version']}",
+            f"numpy=={defaults['inference_onnx_numpy_version']}"]
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    key = hashlib.sha256("\n".join([tag, *pins]).encode()).hexdigest()[:12]
+    target = rootfs.cache_root() / f"wheels-{tag}-{key}"
+    if (target / ".complete").is_file():
+        return target
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
+                           "--dest", str(tmp), *pins], capture_output=True, text=True)
+    require(proc.returncode == 0, f"the ONNX Runtime wheels ({', '.join(pins)}) from the package index: "
+                                  f"{proc.stderr.strip()[-300:]}")
+    (tmp / ".complete").write_text("\n".join(pins) + "\n")
+    if target.exists():
+        shutil.rmtree(target)
+    os.rename(tmp, target)
+    return target
+
+
+def make_model(path: Path) -> None:
+    """A small ONNX model: y = x @ W + b (MatMul + Add), made with the onnx package."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.array(MODEL_W, dtype=np.float32), name="W")
+    b = numpy_helper.from_array(np.array(MODEL_B, dtype=np.float32), name="B")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["xw"]), helper.make_node("Add", ["xw", "B"], ["y"])],
+        "affine",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])],
+        initializer=[w, b],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # readable by every onnxruntime the role may pin
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+@dataclass
+class Lab:
+    dir: Path
+    blueprint: Path
+    extra_vars: Path
+    hosts: TestHosts
+    model: Path
+
+    @property
+    def env_dir(self) -> Path:
+        return self.dir / ".infra" / "env" / "lab"
+
+    def artifacts(self) -> Path:
+        return self.env_dir / "ansible" / "artifacts"
+
+
+def write_blueprint(path: Path, hosts: TestHosts, model: Path, gpu_host: str | None = None) -> None:
+    bp = {
+        "blueprint": 1,
+        "name": "lab",
+        "provider": "baremetal",
+        "kubernetes": {"version": "1.30"},
+        "node_pools": [{"name": "general", "labels": {"workload": "general"}}],
+        "hosts": [],
+        "teams": [{"name": "ml"}],
+        "inference": {"runtime": "onnx", "models": [{"name": "affine", "uri": f"file://{model}", "team": "ml"}]},
+        "secrets": {"ssh_key": f"${{file:{hosts.private_key}}}"},
+    }
+    for i, host in enumerate(hosts.hosts, start=1):
+        entry = {"name": host.name, "address": host.address, "port": host.port, "roles": ROLES[i]}
+        if i in (2, 3):
+            entry["pool"] = "general"
+        if host.name == gpu_host:
+            entry["gpu"] = {"type": "l4", "count": 1}
+        bp["hosts"].append(entry)
+    path.write_text(yaml.safe_dump(bp, sort_keys=False))
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory, test_hosts, onnx_wheels) -> Lab:
+    root = tmp_path_factory.mktemp("lab")
+    model = root / "affine.onnx"
+    make_model(model)
+    blueprint = root / "lab.yaml"
+    write_blueprint(blueprint, test_hosts, model)
+    extra = root / "site-vars.yml"
+    extra.write_text(yaml.safe_dump({
+        "kubernetes_install_packages": False,  # kubeadm is the test double (no package repository here)
+        "inference_onnx_listen": "{{ ansible_host }}",  # every test host shares the machine's network
+        "inference_onnx_wheel_dir": str(onnx_wheels),
+    }))
+    (root / ".infra").mkdir()
+    return Lab(dir=root, blueprint=blueprint, extra_vars=extra, hosts=test_hosts, model=model)
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_infra(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> CliResult:
+    """``infra ARGS`` in-process, through the CLI's error boundary (exit codes as users see them)."""
+    from orchestrator.cli import configure_cmd, main
+    from orchestrator.providers import registry
+
+    # Until the lead wires them (cli/main.py, providers/registry.py); no-ops afterwards.
+    if "configure" not in {c.name for c in main.app.registered_commands}:
+        configure_cmd.register(main.app)
+    registry._PROVIDERS.setdefault("baremetal", "orchestrator.providers.baremetal:BaremetalProvider")
+    out, err = io.StringIO(), io.StringIO()
+    old_argv, old_cwd, old_env = sys.argv, Path.cwd(), dict(os.environ)
+    sys.argv = ["infra", *args]
+    os.chdir(cwd)
+    os.environ.update(env or {})
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main.run()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = old_argv
+        os.chdir(old_cwd)
+        os.environ.clear()
+        os.environ.update(old_env)
+    return CliResult(code, out.getvalue(), err.getvalue())

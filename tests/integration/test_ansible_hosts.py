@@ -1,0 +1,223 @@
+"""The configure stage against real SSH hosts (debootstrap'd chroots, one sshd each).
+
+One module-scoped convergence (first run, then a second run that must change nothing) feeds
+several assertions; the failure test then stops one host's sshd and brings it back.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from dataclasses import dataclass
+
+import pytest
+
+from orchestrator import stages
+from orchestrator.providers.baremetal import BaremetalProvider
+
+from .conftest import MODEL_B, MODEL_W, CliResult, Lab, run_infra, write_blueprint
+
+pytestmark = pytest.mark.integration
+TOKEN = "infrat.0123456789secret"  # what the fake kubeadm hands out (tests/fixtures/ansible/fake-kubeadm)
+
+
+def _env(lab: Lab) -> dict[str, str]:
+    return {"INFRA_ANSIBLE_EXTRA_VARS": str(lab.extra_vars)}
+
+
+def _up_is_wired() -> bool:
+    return any(getattr(s, "name", "") == "configure" for s in stages.pipeline("up", BaremetalProvider()))
+
+
+def apply(lab: Lab, *extra: str) -> CliResult:
+    return run_infra(["configure", *extra, str(lab.blueprint)], lab.dir, _env(lab))
+
+
+def up_or_configure(lab: Lab) -> CliResult:
+    """`infra up` once the configure stage is in its pipeline, `infra configure` until then. (Only
+    where the configure stage fails: after it, `up` goes on to the Kubernetes stage, which the
+    kubeadm test double's kubeconfig cannot serve.)"""
+    if _up_is_wired():
+        return run_infra(["up", "--auto-approve", str(lab.blueprint)], lab.dir, _env(lab))
+    return apply(lab)
+
+
+def last_stats(lab: Lab) -> dict[str, dict[str, int]]:
+    """Per-host counts from the newest run's playbook_on_stats event (ansible-runner's own record)."""
+    newest = max(lab.artifacts().iterdir(), key=lambda p: p.stat().st_mtime)
+    for path in sorted((newest / "job_events").glob("*.json"), reverse=True):
+        event = json.loads(path.read_text())
+        if event.get("event") == "playbook_on_stats":
+            data = event["event_data"]
+            hosts = set().union(*(data.get(k) or {} for k in ("ok", "changed", "failures", "dark")))
+            return {h: {k: (data.get(k) or {}).get(h, 0) for k in ("ok", "changed", "failures", "dark")}
+                    for h in hosts}
+    raise AssertionError(f"no playbook_on_stats event in {newest}")
+
+
+def changed_tasks(lab: Lab, role: str) -> list[str]:
+    newest = max(lab.artifacts().iterdir(), key=lambda p: p.stat().st_mtime)
+    found = []
+    for path in (newest / "job_events").glob("*.json"):
+        event = json.loads(path.read_text())
+        data = event.get("event_data") or {}
+        if event.get("event") == "runner_on_ok" and data.get("role") == role and (data.get("res") or {}).get("changed"):
+            found.append(f"{data.get('host')}: {data.get('task')}")
+    return found
+
+
+@dataclass
+class Converged:
+    first: CliResult
+    first_stats: dict
+    first_nvidia_changes: list[str]
+    second: CliResult
+    second_stats: dict
+
+
+@pytest.fixture(scope="module")
+def converged(lab: Lab) -> Converged:
+    first = apply(lab)
+    assert first.code == 0, first.stdout[-3000:] + first.stderr
+    first_stats, nvidia = last_stats(lab), changed_tasks(lab, "nvidia_gpu")
+    second = apply(lab)
+    assert second.code == 0, second.stdout[-3000:] + second.stderr
+    return Converged(first, first_stats, nvidia, second, last_stats(lab))
+
+
+def test_first_run_converges_every_host(converged, lab):
+    names = {h.name for h in lab.hosts.hosts}
+    assert set(converged.first_stats) == names
+    for host, s in converged.first_stats.items():
+        assert s["failures"] == 0 and s["dark"] == 0, host
+        assert s["changed"] > 0, f"{host}: the first run should have changed something"
+    assert "0 changes" not in converged.first.stdout
+
+
+def test_second_run_changes_nothing(converged, lab):
+    assert set(converged.second_stats) == {h.name for h in lab.hosts.hosts}
+    assert {h: s["changed"] for h, s in converged.second_stats.items()} == dict.fromkeys(converged.second_stats, 0)
+    assert all(s["failures"] == 0 and s["dark"] == 0 for s in converged.second_stats.values())
+    assert "0 changes" in converged.second.stdout
+
+
+def test_progress_names_hosts_tasks_and_counts(converged):
+    out = converged.first.stdout
+    assert "==> configure" in out
+    assert "ansible site.yml on 3 hosts" in out and "forks=3" in out
+    assert "common : Persist sysctls for container networking: changed=3" in out
+    assert "node-1                   ok=" in out
+
+
+def test_gpu_discovery_runs_everywhere_and_changes_nothing_without_gpus(converged, lab):
+    assert converged.first_nvidia_changes == []
+    assert "nvidia_gpu : Say that there is no GPU to configure: ok=3" in converged.first.stdout
+    hosts = json.loads((lab.env_dir / "ansible" / "hosts.json").read_text())["hosts"]
+    assert {h: v["gpus_found"] for h, v in hosts.items()} == {"node-1": 0, "node-2": 0, "node-3": 0}
+    assert not lab.hosts.by_name("node-2").path("/etc/modprobe.d/blacklist-nouveau.conf").exists()
+
+
+def test_base_configuration_on_the_hosts(converged, lab):
+    node = lab.hosts.by_name("node-2")
+    assert node.path("/etc/modules-load.d/infra-kubernetes.conf").read_text().splitlines()[1:] == ["overlay",
+                                                                                                   "br_netfilter"]
+    assert "net.ipv4.ip_forward = 1" in node.path("/etc/sysctl.d/99-infra-kubernetes.conf").read_text()
+    config = node.path("/etc/containerd/config.toml").read_text()
+    assert "version = 2" in config and "SystemdCgroup = true" in config and "nvidia" not in config
+    assert not lab.hosts.by_name("node-3").path("/etc/kubernetes/kubeadm-join.yaml").exists()
+
+
+def test_kubeadm_init_once_and_join_the_others(converged, lab):
+    calls = {h.name: h.path("/var/log/fake-kubeadm.log").read_text().splitlines() for h in lab.hosts.hosts}
+    inits = {h: [c for c in lines if c.startswith("init --config")] for h, lines in calls.items()}
+    joins = {h: [c for c in lines if c.startswith("join")] for h, lines in calls.items()}
+    assert inits == {"node-1": ["init --config /etc/kubernetes/kubeadm-config.yaml --upload-certs"],
+                     "node-2": [], "node-3": []}
+    assert joins == {"node-1": [], "node-2": ["join --config /etc/kubernetes/kubeadm-join.yaml"],
+                     "node-3": ["join --config /etc/kubernetes/kubeadm-join.yaml"]}
+    assert sum(c.startswith("token create") for c in calls["node-1"]) == 1  # the second run created none
+    config = lab.hosts.by_name("node-1").path("/etc/kubernetes/kubeadm-config.yaml").read_text()
+    assert 'kubernetesVersion: "v1.30.0"' in config and "cgroupDriver: systemd" in config
+    assert "node-role.kubernetes.io/control-plane" in config
+    kubeconfig = lab.env_dir / "kubeconfig"  # fetched for the Kubernetes stage, owner-only
+    assert kubeconfig.read_text() == "fake admin kubeconfig\n"
+    assert kubeconfig.stat().st_mode & 0o777 == 0o600
+
+
+def test_no_secret_in_artifacts_or_output(converged, lab):
+    assert TOKEN not in converged.first.stdout + converged.first.stderr
+    for path in (lab.env_dir / "ansible").rglob("*"):
+        if path.is_file():
+            assert TOKEN not in path.read_text(errors="replace"), path
+
+
+def _post(url: str, body: dict) -> tuple[int, dict]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_onnx_model_served_over_the_open_inference_protocol(converged, lab):
+    host = lab.hosts.by_name("node-3")
+    base = f"http://{host.address}:8000"
+    with urllib.request.urlopen(f"{base}/v2/health/ready", timeout=10) as resp:
+        assert json.loads(resp.read()) == {"ready": True}
+    with urllib.request.urlopen(f"{base}/v2/models/affine", timeout=10) as resp:
+        meta = json.loads(resp.read())
+    assert meta["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 3]}]
+    x = [[1.0, 2.0, 3.0], [-1.0, 0.5, 4.0]]
+    status, body = _post(f"{base}/v2/models/affine/infer",
+                         {"id": "t1", "inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32",
+                                                  "data": [v for row in x for v in row]}]})
+    assert status == 200, body
+    expected = [sum(xi * MODEL_W[i][j] for i, xi in enumerate(row)) + MODEL_B[j] for row in x for j in range(2)]
+    (out,) = body["outputs"]
+    assert (body["id"], body["model_name"], out["name"], out["datatype"], out["shape"]) == ("t1", "affine", "y",
+                                                                                         "FP32", [2, 2])
+    assert out["data"] == pytest.approx(expected, rel=1e-6)
+    status, body = _post(f"{base}/v2/models/nope/infer", {"inputs": []})
+    assert status == 404 and "no model named 'nope'" in body["error"]
+
+
+def test_a_down_host_makes_up_exit_4_naming_it_then_a_rerun_converges(converged, lab):
+    node = lab.hosts.by_name("node-2")
+    node.stop_sshd()
+    try:
+        failed = up_or_configure(lab)
+    finally:
+        node.start_sshd()
+    print(failed.stderr)
+    assert failed.code == 4, failed.stdout[-2000:] + failed.stderr
+    assert "error: ansible: 1 of 3 hosts failed: node-2 unreachable at task '" in failed.stderr
+    assert "Connection refused" in failed.stderr
+    stats = last_stats(lab)
+    assert stats["node-2"]["dark"] == 1 and stats["node-1"]["failures"] == 0 and stats["node-3"]["failures"] == 0
+    hosts = json.loads((lab.env_dir / "ansible" / "hosts.json").read_text())["hosts"]
+    assert hosts["node-2"]["status"] == "unreachable" and hosts["node-1"]["status"] == "ok"
+    records = sorted((lab.dir / ".infra" / "records" / "lab").glob("*.json"))
+    assert json.loads(records[-1].read_text())["outcome"] == "failed"
+
+    again = apply(lab)
+    assert again.code == 0, again.stdout[-2000:] + again.stderr
+    assert {h: s["changed"] for h, s in last_stats(lab).items()} == {"node-1": 0, "node-2": 0, "node-3": 0}
+
+
+def test_check_mode_with_limit_and_unknown_limit(converged, lab):
+    checked = run_infra(["configure", "--check", "--limit", "node-1", str(lab.blueprint)], lab.dir, _env(lab))
+    assert checked.code == 0, checked.stdout[-2000:] + checked.stderr
+    assert "on 1 host (check mode)" in checked.stdout and "check mode: nothing was changed" in checked.stdout
+    assert set(last_stats(lab)) == {"node-1"}
+    bad = run_infra(["configure", "--limit", "node-9", str(lab.blueprint)], lab.dir, _env(lab))
+    assert bad.code == 2 and "no host or group named 'node-9'" in bad.stderr
+
+
+def test_declared_gpus_missing_from_the_host_fail_clearly(converged, lab, tmp_path):
+    blueprint = tmp_path / "gpu.yaml"
+    write_blueprint(blueprint, lab.hosts, lab.model, gpu_host="node-1")
+    result = run_infra(["configure", "--limit", "node-1", str(blueprint)], lab.dir, _env(lab))
+    assert result.code == 4
+    assert "node-1 failed at task 'nvidia_gpu : Fail when the blueprint gives this host GPUs" in result.stderr
+    assert "1 x l4 GPUs, but no NVIDIA GPU is on its PCI bus" in result.stderr
