@@ -128,7 +128,7 @@ def test_bad_output_format_is_bad_input(tmp_path: Path) -> None:
 # --- render ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("fixture", "provider"), [("baremetal.yaml", "baremetal"), ("azure.yaml", "azure")])
+@pytest.mark.parametrize(("fixture", "provider"), [("azure.yaml", "azure")])
 def test_render_unsupported_provider(fixture: str, provider: str, tmp_path: Path) -> None:
     assert infra("validate", str(FIXTURES / fixture), cwd=tmp_path).returncode == 0  # valid blueprint
     proc = infra("render", str(FIXTURES / fixture), "--out", str(tmp_path / "out"), cwd=tmp_path)
