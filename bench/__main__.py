@@ -3,8 +3,9 @@
 (a) ``infra --help`` wall time, (b) ``infra validate examples/sandbox.yaml`` wall time, both
 as subprocesses of the installed console script; (c) ``render_files`` in process on generated
 blueprints of 1, 10 and 50 node pools with 50 teams; (d) peak RSS of ``infra render``; and the
-import profile of the CLI module (``python -X importtime``). Benchmarks, not tests: nothing
-here fails on a slow result.
+import profile of the CLI module (``python -X importtime``); (e) the Ansible configure stage on
+1 vs 4 SSH test hosts, first vs second run (``bench/ansible_fanout.py``; ``--no-ansible`` skips
+it). Benchmarks, not tests: nothing here fails on a slow result.
 """
 
 from __future__ import annotations
@@ -266,6 +267,7 @@ def report(results: dict) -> str:
             f"| {r.pools} | {r.teams} | {len(r.render.samples_ms)} | {_ms(r.render)} | "
             f"{r.load.median:.1f} | {r.files} | {r.bytes} |"
         )
+    lines += ["", *ansible_section(results.get("ansible"))]
     lines += [
         "",
         "## Peak memory (RSS of the `infra` process)",
@@ -297,6 +299,35 @@ def report(results: dict) -> str:
     return "\n".join(lines)
 
 
+def ansible_section(ansible: dict | list | None) -> list[str]:
+    head = [
+        "## Ansible fan-out (configure stage)",
+        "",
+        "`bench/ansible_fanout.py`: fresh SSH test hosts (debootstrap'd chroots with their own sshd on",
+        "127.0.0.11.., as in the tests), `infra configure` on them twice: the first run converges,",
+        "the second finds nothing to change. 1 host against 4, on this machine's CPUs.",
+        "",
+    ]
+    if ansible is None:
+        return [*head, "Not run (`--no-ansible`)."]
+    if isinstance(ansible, dict):  # {"skipped": why}
+        return [*head, f"Not run: {ansible['skipped']}."]
+    from bench.ansible_fanout import table
+
+    return [*head, table(ansible)]
+
+
+def run_ansible_bench(counts: tuple[int, ...] = (1, 4)) -> dict | list:
+    from bench import ansible_fanout
+    from tests.hosts import rootfs
+
+    missing = rootfs.tools_missing()
+    if missing:
+        return {"skipped": f"needs {', '.join(missing)}"}
+    with tempfile.TemporaryDirectory(prefix="infra-bench-ansible-") as tmp:
+        return [ansible_fanout.scenario(c, Path(tmp)) for c in counts]
+
+
 def print_table(results: dict) -> None:
     help_t, validate_t = results["help"], results["validate"]
     rows = [
@@ -319,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render-runs", type=int, default=5, help="runs per render size (default 5)")
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument("--no-ansible", action="store_true",
+                        help="skip the Ansible fan-out bench (about 3 minutes; needs root, debootstrap, sshd)")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO))
@@ -352,8 +385,13 @@ def main(argv: list[str] | None = None) -> int:
         heavy = sorted({name for name, *_ in rows if name in HEAVY})
         results["imports"][label] = (total, [(name, depth, cum, own) for name, depth, own, cum in top], heavy)
     results["heavy"] = ", ".join(results["imports"]["infra --help"][2])
+    results["ansible"] = None if args.no_ansible else run_ansible_bench()
 
     print_table(results)
+    if isinstance(results["ansible"], list):
+        from bench.ansible_fanout import table
+
+        print(table(results["ansible"]))
     if not args.no_write:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(report(results))

@@ -97,10 +97,7 @@ class HostsStage:
     name = "hosts"
 
     def run(self, ctx) -> str:
-        static = getattr(ctx.provider, "static_outputs", None)
-        if static is None:
-            return "no hosts"
-        ctx.outputs.update(static(ctx.bp, ctx.ws.env_dir))
+        ctx.outputs.update(ctx.provider.static_outputs(ctx.bp, ctx.ws.env_dir))
         n = len(ctx.outputs.get("hosts") or {})
         return f"{n} host{'s' if n != 1 else ''} to configure with ansible/site.yml (no cloud resources)"
 
@@ -161,9 +158,7 @@ class ConfigureStage:
                     fh.write(fetched.read_bytes())
             if getattr(ctx, "kubeconfig", None) is None:
                 ctx.kubeconfig = kubeconfig
-        static = getattr(ctx.provider, "static_outputs", None)
-        if static is not None:
-            ctx.outputs.update(static(ctx.bp, ctx.ws.env_dir))
+        ctx.outputs.update(ctx.provider.static_outputs(ctx.bp, ctx.ws.env_dir))
 
 
 def host_status(result: AnsibleResult) -> dict[str, dict[str, Any]]:

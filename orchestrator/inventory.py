@@ -84,9 +84,8 @@ def from_blueprint(bp: Blueprint) -> list[InventoryHost]:
 
 
 def provider_hosts(provider: Any, bp: Blueprint, outputs: dict[str, Any] | None = None) -> list[InventoryHost]:
-    """The hosts ``provider`` says need configuring (none when it has no ``inventory_hosts``)."""
-    hook = getattr(provider, "inventory_hosts", None)
-    return list(hook(bp, dict(outputs or {}))) if hook is not None else []
+    """The hosts ``provider`` says need configuring (``Provider.inventory_hosts``)."""
+    return list(provider.inventory_hosts(bp, dict(outputs or {})))
 
 
 def host_vars(host: InventoryHost) -> dict[str, Any]:

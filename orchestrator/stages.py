@@ -1,7 +1,7 @@
 """The ``up`` pipeline: stages in order, each timed and recorded.
 
-``up`` = render -> terraform (plan, confirm, apply) -> [configure: Ansible] -> [handoff:
-Kubernetes]; the later stages slot in as further ``Stage`` objects. ``plan`` and ``down``
+``up`` = render -> terraform (plan, confirm, apply, outputs) -> configure (Ansible) -> handoff
+(Kubernetes); ``pipeline`` gives each command's list per provider. ``plan`` and ``down``
 reuse the same context with their own stage lists. Every run holds the environment's lock and
 writes a run record, whatever the outcome.
 """
@@ -183,15 +183,31 @@ class ConfirmationRequired(UsageError):
 
 
 def pipeline(command: str, provider: Provider) -> list[Stage]:
+    """The stages ``command`` runs for ``provider``.
+
+    Cloud: render -> plan -> apply -> outputs -> configure (Ansible; skipped, and says so, when
+    every pool is a managed node group) -> handoff (Kubernetes). Bare metal has no Terraform
+    (docs/decisions/0004-baremetal-state.md): ``plan`` lists the hosts, ``up`` configures them and
+    hands off to the cluster kubeadm made; there is nothing to ``down``.
+    """
+    from .configure import ConfigureStage, HostsStage
+    from .kube.stage import HandoffStage
+
     if provider.terraform_module is None:
-        return [RenderStage()]  # bare metal: wired with the Ansible stage
+        if command == "plan":
+            return [RenderStage(), HostsStage()]
+        if command == "down":
+            raise UsageError(
+                f"infra down: provider {provider.name} has no cloud resources to destroy "
+                "(its hosts are configured, not created)",
+                hint="remove the hosts from the blueprint and run `infra up` to drop them from the inventory",
+            )
+        return [RenderStage(), ConfigureStage(), HandoffStage()]
     if command == "plan":
         return [RenderStage(), PlanStage()]
     if command == "down":
         return [RenderStage(), PlanStage(destroy=True), ApplyStage()]
-    from .kube.stage import HandoffStage
-
-    return [RenderStage(), PlanStage(), ApplyStage(), OutputsStage(), HandoffStage()]
+    return [RenderStage(), PlanStage(), ApplyStage(), OutputsStage(), ConfigureStage(), HandoffStage()]
 
 
 def run(ctx: Context, command: str, stages: list[Stage] | None = None) -> Context:

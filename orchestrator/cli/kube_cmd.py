@@ -52,6 +52,16 @@ def _client(kubeconfig: Path | None, context: str | None, loaded):
     return Client.from_kubeconfig(kubeconfig, context)
 
 
+def _target(output: str, blueprint: Path | None, team: str | None, namespace: str | None,
+            kubeconfig: Path | None, context: str | None, *, required: bool = True):
+    """What every job/model command starts with: check --output, load the blueprint (if given),
+    pick the namespace, and a client for the cluster. Returns (loaded, namespace, client)."""
+    common.check_output(output)
+    loaded = _loaded(blueprint)
+    ns = _namespace(loaded, team, namespace, required)
+    return loaded, ns, _client(kubeconfig, context, loaded)
+
+
 def _team(loaded, team: str | None):
     if loaded is None or team is None:
         return None
@@ -184,10 +194,8 @@ def job_list(
     """List queued, running and finished jobs (all teams' if no --team or --namespace)."""
     from ..kube import jobs
 
-    common.check_output(output)
-    loaded = _loaded(blueprint)
-    ns = _namespace(loaded, team, namespace, required=False)
-    rows = jobs.list_jobs(_client(kubeconfig, context, loaded), ns, team)
+    _, ns, client = _target(output, blueprint, team, namespace, kubeconfig, context, required=False)
+    rows = jobs.list_jobs(client, ns, team)
     if output == "json":
         common.print_json(rows)
         return
@@ -208,12 +216,10 @@ def job_status(
     """Show a job's state and, in one sentence, why it is pending (Kueue Workload and team quota)."""
     from ..kube import jobs
 
-    common.check_output(output)
-    loaded = _loaded(blueprint)
-    ns = _namespace(loaded, team, namespace)
+    loaded, ns, client = _target(output, blueprint, team, namespace, kubeconfig, context)
     found = _team(loaded, team)
     fallback = (found.gpu_quota, found.borrowing_limit) if found else None
-    info = jobs.status(_client(kubeconfig, context, loaded), ns, name, fallback)
+    info = jobs.status(client, ns, name, fallback)
     if output == "json":
         common.print_json(info)
         return
@@ -236,10 +242,8 @@ def job_logs(
     """Print the logs of the job's (latest) pod; -f follows them."""
     from ..kube import jobs
 
-    common.check_output(output)
-    loaded = _loaded(blueprint)
-    ns = _namespace(loaded, team, namespace)
-    lines = jobs.logs(_client(kubeconfig, context, loaded), ns, name, follow=follow, tail=tail)
+    _, ns, client = _target(output, blueprint, team, namespace, kubeconfig, context)
+    lines = jobs.logs(client, ns, name, follow=follow, tail=tail)
     for line in lines:
         sys.stdout.write((json.dumps({"job": name, "line": line}) if output == "json" else line) + "\n")
         sys.stdout.flush()
@@ -259,10 +263,8 @@ def job_cancel(
     from ..errors import KubernetesError
     from ..kube import jobs
 
-    common.check_output(output)
-    loaded = _loaded(blueprint)
-    ns = _namespace(loaded, team, namespace)
-    if not jobs.cancel(_client(kubeconfig, context, loaded), ns, name):
+    _, ns, client = _target(output, blueprint, team, namespace, kubeconfig, context)
+    if not jobs.cancel(client, ns, name):
         raise KubernetesError(f"job {name} not found in namespace {ns}")
     if output == "json":
         common.print_json({"name": name, "namespace": ns, "cancelled": True})
@@ -336,10 +338,8 @@ def model_list(
     """List deployed models: where, whose, ready or not, and their endpoint."""
     from ..kube import serving
 
-    common.check_output(output)
-    loaded = _loaded(blueprint)
-    ns = _namespace(loaded, team, namespace, required=False)
-    rows = serving.list_models(_client(kubeconfig, context, loaded), ns)
+    _, ns, client = _target(output, blueprint, team, namespace, kubeconfig, context, required=False)
+    rows = serving.list_models(client, ns)
     if output == "json":
         common.print_json(rows)
         return
@@ -360,10 +360,8 @@ def model_delete(
     """Delete a model's Deployment and Service (or its Seldon Model)."""
     from ..kube import serving
 
-    common.check_output(output)
-    loaded = _loaded(blueprint)
-    ns = _namespace(loaded, team, namespace)
-    deleted, warning = serving.delete_model(_client(kubeconfig, context, loaded), name, ns)
+    _, ns, client = _target(output, blueprint, team, namespace, kubeconfig, context)
+    deleted, warning = serving.delete_model(client, name, ns)
     if output == "json":
         common.print_json({"deleted": deleted, "warning": warning})
         return

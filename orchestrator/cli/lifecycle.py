@@ -67,11 +67,15 @@ def build_context(
 
 
 def plan(file: Path = common.FILE_ARG, sandbox: bool = common.SANDBOX_OPT) -> None:
-    """Render, then show what `up` would change (summary per resource type). Applies nothing."""
+    """Render, then show what `up` would change (summary per resource type). Applies nothing.
+
+    On bare metal (no cloud resources) it lists the hosts `up` would configure.
+    """
     from ..stages import run
 
     ctx = run(build_context(file, sandbox, "plan", False, "apply"), "plan")
-    common.print_plan_table(ctx.plan)
+    if ctx.plan is not None:
+        common.print_plan_table(ctx.plan)
     common.print_stage_summary(ctx, "plan")
 
 
@@ -84,9 +88,12 @@ def up(
     ),
     context: str = typer.Option(None, "--context", help="Context in --kubeconfig to use."),
 ) -> None:
-    """Render, plan, confirm, apply, then hand off to Kubernetes: bring the environment to the blueprint.
+    """Bring the environment to the blueprint: render, plan, confirm, apply, configure, hand off.
 
-    Nothing is applied when the plan has no changes. Every run is recorded (`infra history`).
+    Terraform applies the cloud resources (nothing when the plan has no changes); Ansible then
+    configures the hosts (bare metal; skipped where every pool is a managed node group); the
+    Kubernetes stage applies namespaces, quotas, queues and models. Every run is recorded
+    (`infra history`). Exit codes: 3 Terraform, 4 Ansible (names hosts and tasks), 5 Kubernetes.
     """
     from ..stages import run
 
@@ -101,9 +108,11 @@ def down(
     auto_approve: bool = common.AUTO_APPROVE_OPT,
 ) -> None:
     """Destroy every resource of the environment (asks first unless --auto-approve)."""
-    from ..stages import run
+    from ..stages import pipeline, run
 
-    ctx = run(build_context(file, sandbox, "down", auto_approve, "destroy"), "down")
+    ctx = build_context(file, sandbox, "down", auto_approve, "destroy")
+    stages = pipeline("down", ctx.provider)  # bare metal: a usage error before anything is locked or recorded
+    ctx = run(ctx, "down", stages)
     common.print_stage_summary(ctx, "down")
 
 
@@ -112,7 +121,7 @@ def status(
     sandbox: bool = common.SANDBOX_OPT,
     output: str = common.OUTPUT_OPT,
 ) -> None:
-    """Show the environment's Terraform outputs and its last run."""
+    """Show the environment's Terraform outputs (bare metal: its hosts and their last configure) and last run."""
     from .. import records
     from .. import sandbox as sandbox_mod
 
@@ -121,7 +130,7 @@ def status(
     provider = common.provider_for(loaded)
     common.require_sandbox_support(provider, sandbox)
     ws = common.workspace(loaded, sandbox)
-    outputs = _read_outputs(ws)
+    outputs = _read_outputs(ws) or provider.static_outputs(loaded.model, ws.env_dir)
     history = records.list_records(ws.records_dir)
     last = next((r for r in reversed(history) if r.get("sandbox") == sandbox), None)
     server = sandbox_mod.status(ws.state_dir) if sandbox else None
@@ -129,7 +138,7 @@ def status(
         "name": loaded.model.name,
         "provider": provider.name,
         "sandbox": sandbox,
-        "deployed": bool(outputs),
+        "deployed": bool(outputs) if provider.terraform_module is not None else bool(outputs.get("configured_at")),
         "outputs": outputs,
         "last_run": {k: last.get(k) for k in ("id", "command", "outcome", "finished_at", "user")} if last else None,
     }
@@ -139,14 +148,27 @@ def status(
         common.print_json(data)
         return
     out = common.console()
-    state = "deployed" if outputs else "not deployed"
+    state = _state(provider, outputs, last)
     out.print(f"[bold]{loaded.model.name}[/bold] ({provider.name}{', sandbox' if sandbox else ''}): {state}")
-    for label, value in provider.summarize_outputs(outputs):
-        out.print(f"  {label:<13} {value}")
+    _print_rows(provider.summarize_outputs(outputs))
     if last:
         out.print(f"  last run      {last['command']} {last['outcome']} at {last['finished_at']} by {last['user']}")
     if sandbox:
         out.print(f"  sandbox       {server.endpoint if server else 'emulator not running'}")
+
+
+def _print_rows(rows: list[tuple[str, str]]) -> None:
+    out = common.console()
+    for label, value in rows:
+        out.print(f"  {label:<13} {value}")
+
+
+def _state(provider, outputs: dict, last: dict | None) -> str:
+    if provider.terraform_module is not None:
+        return "deployed" if outputs else "not deployed"
+    hosts = (outputs.get("hosts") or {}).values()
+    done = sum(1 for h in hosts if (h.get("last_configure") or {}).get("status") in ("ok", "changed"))
+    return f"{done} of {len(hosts)} hosts configured" if outputs.get("configured_at") else "not configured"
 
 
 def _read_outputs(ws) -> dict:

@@ -1,6 +1,6 @@
 """Bare metal: hosts that already exist, named in the blueprint's ``hosts``.
 
-No cloud resources and no Terraform (docs/decisions/0002-baremetal-state.md): ``render`` writes
+No cloud resources and no Terraform (docs/decisions/0004-baremetal-state.md): ``render`` writes
 the Ansible inventory, ``up`` runs the configure stage on the hosts, ``plan`` and ``status``
 list them together with what the last configure run found on each.
 """

@@ -1,17 +1,21 @@
 """The Provider interface.
 
 A provider maps a Blueprint to data: Terraform variables, the backend block, sandbox
-overrides, and (in later stages) inventory and kubeconfig from Terraform outputs. It never
+overrides, the hosts Ansible configures, and a kubeconfig from Terraform outputs. It never
 renders templates or runs processes: ``render/`` and ``engines/`` do that with what it returns.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..blueprint.labels import pool_labels
 from ..blueprint.models import Blueprint, NodePool
+
+if TYPE_CHECKING:
+    from ..inventory import InventoryHost
 
 STATE_KEY = "infra/{name}/terraform.tfstate"
 
@@ -60,6 +64,17 @@ class Provider(ABC):
     def pool_labels(self, pool: NodePool) -> dict[str, str]:
         """Labels this provider puts on the pool's nodes (Kueue flavors select on exactly these)."""
         return pool_labels(pool)
+
+    def inventory_hosts(self, bp: Blueprint, outputs: dict[str, Any]) -> list[InventoryHost]:
+        """Machines the configure stage runs Ansible on, from the blueprint and Terraform outputs.
+
+        None by default: managed node groups are configured by the cloud's own images.
+        """
+        return []
+
+    def static_outputs(self, bp: Blueprint, env_dir: Path | None = None) -> dict[str, Any]:
+        """What ``plan`` and ``status`` show for a provider without Terraform outputs (bare metal)."""
+        return {}
 
     def kubeconfig(self, bp: Blueprint, outputs: dict[str, Any]) -> dict[str, Any]:
         """A kubeconfig (as data) for the cluster described by the Terraform outputs."""

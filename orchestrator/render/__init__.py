@@ -1,7 +1,8 @@
 """Render a blueprint into build/<name>/: pure functions producing files, one writer.
 
-``render(loaded, out_root)`` writes ``<out_root>/<name>/terraform/`` and ``kubernetes/``
-(manifests + kustomization.yaml, appliable by Argo CD or Flux instead of us). Same input, same
+``render(loaded, out_root)`` writes ``<out_root>/<name>/terraform/``, ``kubernetes/``
+(manifests + kustomization.yaml, appliable by Argo CD or Flux instead of us) and, where the
+hosts are known before any apply (bare metal), ``ansible/`` (inventory + group_vars). Same input, same
 bytes: keys are sorted, templates hold no logic, nothing depends on the time, the machine or
 secret values.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 from ..blueprint.models import Blueprint
 from ..kube.manifests import render_kubernetes
 from ..providers.base import Provider
+from .ansible import render_ansible
 from .terraform import render_terraform
 from .writer import WriteResult, write_tree
 
@@ -39,8 +41,15 @@ class RenderResult:
 
 
 def render_files(bp: Blueprint, provider: Provider) -> dict[str, dict[str, str]]:
-    """All rendered files, by part (``terraform``, ...), without touching the disk."""
-    return {"terraform": render_terraform(bp, provider), "kubernetes": render_kubernetes(bp, provider)}
+    """All rendered files, by part (``terraform``, ``kubernetes``, ``ansible``), without touching the
+    disk. A part the provider has nothing for is left out (no Terraform on bare metal, no
+    inventory where every pool is a managed node group)."""
+    parts = {
+        "terraform": render_terraform(bp, provider),
+        "kubernetes": render_kubernetes(bp, provider),
+        "ansible": render_ansible(bp, provider),
+    }
+    return {part: files for part, files in parts.items() if files}
 
 
 def render(bp: Blueprint, provider: Provider, out_root: Path) -> RenderResult:

@@ -1,6 +1,8 @@
 """Fixtures for the Ansible integration tests: real SSH hosts (debootstrap'd chroots), a lab
-blueprint for them, the ONNX Runtime wheels the inference role installs offline, and a helper
-that runs the `infra` CLI in-process (exit code, stdout, stderr).
+blueprint for them, the ONNX Runtime wheels the inference role installs offline, the fake
+Kubernetes API that the kubeadm test double's admin kubeconfig points at (so `infra up` runs
+through to the handoff stage), and a helper that runs the `infra` CLI in-process (exit code,
+stdout, stderr).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import yaml
 from tests.conftest import REPO, require
 from tests.hosts import rootfs
 from tests.hosts.cluster import TestHosts
+from tests.kube_fake.fixtures import install_crds
+from tests.kube_fake.server import FakeKube
 
 FAKE_KUBEADM = REPO / "tests" / "fixtures" / "ansible" / "fake-kubeadm"
 ROLE_DEFAULTS = REPO / "ansible" / "roles" / "inference_onnx" / "defaults" / "main.yml"
@@ -107,6 +111,7 @@ class Lab:
     extra_vars: Path
     hosts: TestHosts
     model: Path
+    kube: FakeKube
 
     @property
     def env_dir(self) -> Path:
@@ -139,7 +144,23 @@ def write_blueprint(path: Path, hosts: TestHosts, model: Path, gpu_host: str | N
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory, test_hosts, onnx_wheels) -> Lab:
+def kube_api(tmp_path_factory, test_hosts) -> FakeKube:
+    """The lab cluster's API: the fake kubeadm on the control plane hands out its kubeconfig."""
+    fake = FakeKube().start()
+    install_crds(fake)
+    try:
+        for i, host in enumerate(test_hosts.hosts, start=1):
+            if "control_plane" in ROLES[i]:
+                target = host.path("/etc/fake-kubeadm/admin.conf")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fake.write_kubeconfig(target, context="kubernetes-admin@lab")
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory, test_hosts, onnx_wheels, kube_api) -> Lab:
     root = tmp_path_factory.mktemp("lab")
     model = root / "affine.onnx"
     make_model(model)
@@ -152,7 +173,7 @@ def lab(tmp_path_factory, test_hosts, onnx_wheels) -> Lab:
         "inference_onnx_wheel_dir": str(onnx_wheels),
     }))
     (root / ".infra").mkdir()
-    return Lab(dir=root, blueprint=blueprint, extra_vars=extra, hosts=test_hosts, model=model)
+    return Lab(dir=root, blueprint=blueprint, extra_vars=extra, hosts=test_hosts, model=model, kube=kube_api)
 
 
 @dataclass
@@ -164,13 +185,8 @@ class CliResult:
 
 def run_infra(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> CliResult:
     """``infra ARGS`` in-process, through the CLI's error boundary (exit codes as users see them)."""
-    from orchestrator.cli import configure_cmd, main
-    from orchestrator.providers import registry
+    from orchestrator.cli import main
 
-    # Until the lead wires them (cli/main.py, providers/registry.py); no-ops afterwards.
-    if "configure" not in {c.name for c in main.app.registered_commands}:
-        configure_cmd.register(main.app)
-    registry._PROVIDERS.setdefault("baremetal", "orchestrator.providers.baremetal:BaremetalProvider")
     out, err = io.StringIO(), io.StringIO()
     old_argv, old_cwd, old_env = sys.argv, Path.cwd(), dict(os.environ)
     sys.argv = ["infra", *args]

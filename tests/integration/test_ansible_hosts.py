@@ -1,7 +1,9 @@
-"""The configure stage against real SSH hosts (debootstrap'd chroots, one sshd each).
+"""`infra up` on bare metal against real SSH hosts (debootstrap'd chroots, one sshd each).
 
-One module-scoped convergence (first run, then a second run that must change nothing) feeds
-several assertions; the failure test then stops one host's sshd and brings it back.
+One module-scoped convergence (a first `infra up`, then a second that must change nothing) feeds
+several assertions: Ansible configures the hosts, kubeadm (a test double) hands out the admin
+kubeconfig, and the handoff stage applies the manifests to the fake Kubernetes API. The failure
+test then stops one host's sshd and brings it back; `infra configure` runs the stage alone.
 """
 
 from __future__ import annotations
@@ -11,9 +13,6 @@ import urllib.request
 from dataclasses import dataclass
 
 import pytest
-
-from orchestrator import stages
-from orchestrator.providers.baremetal import BaremetalProvider
 
 from .conftest import MODEL_B, MODEL_W, CliResult, Lab, run_infra, write_blueprint
 
@@ -25,21 +24,8 @@ def _env(lab: Lab) -> dict[str, str]:
     return {"INFRA_ANSIBLE_EXTRA_VARS": str(lab.extra_vars)}
 
 
-def _up_is_wired() -> bool:
-    return any(getattr(s, "name", "") == "configure" for s in stages.pipeline("up", BaremetalProvider()))
-
-
-def apply(lab: Lab, *extra: str) -> CliResult:
-    return run_infra(["configure", *extra, str(lab.blueprint)], lab.dir, _env(lab))
-
-
-def up_or_configure(lab: Lab) -> CliResult:
-    """`infra up` once the configure stage is in its pipeline, `infra configure` until then. (Only
-    where the configure stage fails: after it, `up` goes on to the Kubernetes stage, which the
-    kubeadm test double's kubeconfig cannot serve.)"""
-    if _up_is_wired():
-        return run_infra(["up", "--auto-approve", str(lab.blueprint)], lab.dir, _env(lab))
-    return apply(lab)
+def up(lab: Lab) -> CliResult:
+    return run_infra(["up", str(lab.blueprint)], lab.dir, _env(lab))
 
 
 def last_stats(lab: Lab) -> dict[str, dict[str, int]]:
@@ -77,10 +63,10 @@ class Converged:
 
 @pytest.fixture(scope="module")
 def converged(lab: Lab) -> Converged:
-    first = apply(lab)
+    first = up(lab)
     assert first.code == 0, first.stdout[-3000:] + first.stderr
     first_stats, nvidia = last_stats(lab), changed_tasks(lab, "nvidia_gpu")
-    second = apply(lab)
+    second = up(lab)
     assert second.code == 0, second.stdout[-3000:] + second.stderr
     return Converged(first, first_stats, nvidia, second, last_stats(lab))
 
@@ -140,7 +126,7 @@ def test_kubeadm_init_once_and_join_the_others(converged, lab):
     assert 'kubernetesVersion: "v1.30.0"' in config and "cgroupDriver: systemd" in config
     assert "node-role.kubernetes.io/control-plane" in config
     kubeconfig = lab.env_dir / "kubeconfig"  # fetched for the Kubernetes stage, owner-only
-    assert kubeconfig.read_text() == "fake admin kubeconfig\n"
+    assert kubeconfig.read_text() == lab.hosts.by_name("node-1").path("/etc/fake-kubeadm/admin.conf").read_text()
     assert kubeconfig.stat().st_mode & 0o777 == 0o600
 
 
@@ -149,6 +135,32 @@ def test_no_secret_in_artifacts_or_output(converged, lab):
     for path in (lab.env_dir / "ansible").rglob("*"):
         if path.is_file():
             assert TOKEN not in path.read_text(errors="replace"), path
+
+
+def test_up_hands_off_to_the_cluster_kubeadm_made(converged, lab):
+    """After Ansible, `up` applies the tenancy and inference manifests with kubeadm's admin kubeconfig."""
+    assert "==> handoff" in converged.first.stdout
+    assert lab.kube.get("v1", "Namespace", "ml") is not None
+    assert lab.kube.get("kueue.x-k8s.io/v1beta2", "LocalQueue", "ml", "ml")["spec"]["clusterQueue"] == "ml"
+    assert lab.kube.get("apps/v1", "Deployment", "affine", "ml") is not None
+    records = sorted((lab.dir / ".infra" / "records" / "lab").glob("*.json"))
+    first = json.loads(records[0].read_text())
+    assert (first["command"], first["outcome"]) == ("up", "success")
+    assert [(s["name"], s["status"]) for s in first["stages"]] == [("render", "ok"), ("configure", "ok"),
+                                                                  ("handoff", "ok")]
+    assert first["versions"]["ansible"] and first["versions"]["kubernetes"]
+
+
+def test_plan_and_status_list_the_hosts_with_their_last_configure(converged, lab):
+    plan = run_infra(["plan", str(lab.blueprint)], lab.dir, _env(lab))
+    assert plan.code == 0, plan.stderr
+    assert "3 hosts to configure with ansible/site.yml (no cloud resources)" in plan.stdout
+    status = run_infra(["status", "--output", "json", str(lab.blueprint)], lab.dir, _env(lab))
+    assert status.code == 0, status.stderr
+    data = json.loads(status.stdout)
+    assert data["deployed"] is True and data["last_run"]["command"] == "plan"
+    assert {h: v["last_configure"]["status"] for h, v in data["outputs"]["hosts"].items()} == dict.fromkeys(
+        ("node-1", "node-2", "node-3"), "ok")
 
 
 def _post(url: str, body: dict) -> tuple[int, dict]:
@@ -186,7 +198,7 @@ def test_a_down_host_makes_up_exit_4_naming_it_then_a_rerun_converges(converged,
     node = lab.hosts.by_name("node-2")
     node.stop_sshd()
     try:
-        failed = up_or_configure(lab)
+        failed = up(lab)
     finally:
         node.start_sshd()
     print(failed.stderr)
@@ -200,7 +212,7 @@ def test_a_down_host_makes_up_exit_4_naming_it_then_a_rerun_converges(converged,
     records = sorted((lab.dir / ".infra" / "records" / "lab").glob("*.json"))
     assert json.loads(records[-1].read_text())["outcome"] == "failed"
 
-    again = apply(lab)
+    again = up(lab)
     assert again.code == 0, again.stdout[-2000:] + again.stderr
     assert {h: s["changed"] for h, s in last_stats(lab).items()} == {"node-1": 0, "node-2": 0, "node-3": 0}
 

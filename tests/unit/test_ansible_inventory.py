@@ -218,3 +218,24 @@ def test_extra_vars_files_from_options_and_environment(tmp_path):
     assert extravars_files([a], env={"INFRA_ANSIBLE_EXTRA_VARS": str(b)}) == [a, b]
     with pytest.raises(UsageError, match="does not exist"):
         extravars_files([tmp_path / "missing.yml"], env={})
+
+
+def _names(stages_list) -> list[str]:
+    return [s.name for s in stages_list]
+
+
+def test_up_configures_after_terraform_and_before_the_handoff():
+    from orchestrator.stages import pipeline
+
+    assert _names(pipeline("up", AwsProvider())) == ["render", "plan", "apply", "outputs", "configure", "handoff"]
+    assert _names(pipeline("plan", AwsProvider())) == ["render", "plan"]
+    assert _names(pipeline("down", AwsProvider())) == ["render", "plan-destroy", "apply"]
+
+
+def test_bare_metal_has_no_terraform_stages_and_nothing_to_destroy():
+    from orchestrator.stages import pipeline
+
+    assert _names(pipeline("up", BaremetalProvider())) == ["render", "configure", "handoff"]
+    assert _names(pipeline("plan", BaremetalProvider())) == ["render", "hosts"]
+    with pytest.raises(UsageError, match="provider baremetal has no cloud resources to destroy"):
+        pipeline("down", BaremetalProvider())

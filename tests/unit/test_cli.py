@@ -312,3 +312,44 @@ def test_status_of_never_applied_environment(tmp_path: Path) -> None:
         "sandbox": False,
     }
     assert not (tmp_path / ".infra").exists()  # status only reads
+
+
+# --- bare metal: no Terraform ---------------------------------------------------------------
+
+
+def _onprem(tmp_path: Path) -> dict[str, str]:
+    """The on-prem example in tmp_path, with the SSH key file its secrets name (under HOME)."""
+    shutil.copy(EXAMPLES / "onprem-gpu.yaml", tmp_path / "onprem.yaml")
+    (tmp_path / ".ssh").mkdir(exist_ok=True)
+    (tmp_path / ".ssh" / "id_ed25519").write_text("not a real key\n")
+    return {"HOME": str(tmp_path)}
+
+
+def test_plan_on_bare_metal_lists_hosts_and_touches_no_terraform(tmp_path: Path) -> None:
+    proc = infra("plan", "onprem.yaml", cwd=tmp_path, **_onprem(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "==> hosts" in proc.stdout
+    assert "4 hosts to configure with ansible/site.yml (no cloud resources)" in proc.stdout
+    assert re.search(r"dgx-01\s+10\.1\.0\.11  worker  pool=dgx  gpu=8 x h100", proc.stdout), proc.stdout
+    assert (tmp_path / "build" / "onprem" / "ansible" / "inventory.yml").is_file()
+    assert not (tmp_path / "build" / "onprem" / "terraform").exists()
+    assert not list((tmp_path / ".infra").rglob("*.tfstate"))
+    record = json.loads(infra("history", "onprem.yaml", "-o", "json", cwd=tmp_path).stdout)["records"][0]
+    assert (record["command"], record["outcome"]) == ("plan", "success")
+
+
+def test_status_on_bare_metal_before_any_configure(tmp_path: Path) -> None:
+    proc = infra("status", "onprem.yaml", "--output", "json", cwd=tmp_path, **_onprem(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert (data["provider"], data["deployed"]) == ("baremetal", False)
+    assert sorted(data["outputs"]["hosts"]) == ["cp-1", "dgx-01", "dgx-02", "infer-01"]
+    text = infra("status", "onprem.yaml", cwd=tmp_path, **_onprem(tmp_path)).stdout
+    assert "onprem (baremetal): not configured" in text and "infer-01" in text
+
+
+def test_down_on_bare_metal_is_a_usage_error_that_records_nothing(tmp_path: Path) -> None:
+    proc = infra("down", "--auto-approve", "onprem.yaml", cwd=tmp_path, **_onprem(tmp_path))
+    line = _assert_one_line_error(proc)
+    assert "provider baremetal has no cloud resources to destroy" in line
+    assert not (tmp_path / ".infra" / "records").exists() or not list((tmp_path / ".infra" / "records").rglob("*.json"))

@@ -13,9 +13,10 @@ Updating the golden files (after an intended change to templates, modules or pro
 In update mode the pure render rewrites ``tests/golden/<env name>/`` (stale golden files are
 deleted) and the comparisons then run against what was just written. Run it without ``-n``.
 
-Blueprints: ``examples/sandbox.yaml`` (demo), ``examples/aws-gpu.yaml`` (prod-us) and
+Blueprints: ``examples/sandbox.yaml`` (demo), ``examples/aws-gpu.yaml`` (prod-us),
 ``tests/golden/inputs/edge-eu.yaml`` (public endpoint with authorized networks, 3 zones,
-S3 backend without lock, explicit taints of every effect).
+S3 backend without lock, explicit taints of every effect) and ``examples/onprem-gpu.yaml``
+(bare metal: no terraform/, an ansible/ inventory instead).
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ CASES = {
     "demo": EXAMPLES / "sandbox.yaml",
     "prod-us": EXAMPLES / "aws-gpu.yaml",
     "edge-eu": INPUTS / "edge-eu.yaml",
+    "onprem": EXAMPLES / "onprem-gpu.yaml",
 }
+AWS_CASES = sorted(name for name in CASES if name != "onprem")  # the cases that render Terraform
 SECRET_VALUE = "s3cr3t-value"
 
 
@@ -307,7 +310,7 @@ def test_rendered_sandbox_example_validates(tmp_path: Path, tf_mirror: str) -> N
 # --- tfvars and backend content -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", AWS_CASES)
 def test_ami_type_follows_gpu(name: str) -> None:
     model = _model(CASES[name])
     pools = _pools(name)
