@@ -194,3 +194,28 @@ def test_inference_settings(rendered):
     assert "INFERENCE_PORT=8000" in (rendered / "server.env").read_text()
     unit = (rendered / "infra-inference.service").read_text()
     assert "DynamicUser=yes" in unit and "oip_server.py --config /opt/infra-inference/models.json" in unit
+
+
+def test_rhel_packages_held_by_repository_excludes_are_installed_past_them():
+    """A dnf install of a held package must name a repository that excludes it (CHECKLISTS 2: driver,
+    fabric manager, toolkit and Kubernetes stay where the role put them across `dnf update`)."""
+    repos = {t[m]["name"]: t[m] for _, t in all_tasks() if (m := module_of(t)) == "ansible.builtin.yum_repository"}
+    installs = [(p, t) for p, t in all_tasks() if module_of(t) == "ansible.builtin.dnf"
+                and "disable_excludes" in t["ansible.builtin.dnf"]]
+    assert {t["ansible.builtin.dnf"]["disable_excludes"] for _, t in installs} == {
+        "cuda", "nvidia-container-toolkit", "kubernetes"}
+    for path, task in installs:
+        repo = repos.get(task["ansible.builtin.dnf"]["disable_excludes"])
+        assert repo is not None and repo.get("exclude"), f"{path.name}: {task['name']}"
+
+
+def test_cuda_repository_lists_are_refreshed_before_the_driver_install():
+    tasks = yaml.safe_load((ANSIBLE / "roles/nvidia_gpu/tasks/install-debian.yml").read_text())
+    flat = [t for task in tasks for t in (task.get("block") or [task])]
+    names = [t["name"] for t in flat]
+    refresh = names.index("Refresh the package lists for the CUDA repository")
+    assert flat[refresh]["when"] == "nvidia_cuda_keyring_pkg is changed"
+    headers = next(i for i, n in enumerate(names) if n.startswith("Install the kernel headers"))
+    driver = next(i for i, n in enumerate(names) if n.startswith("Install the driver ("))
+    assert refresh < headers < driver
+    assert flat[headers]["ansible.builtin.apt"]["name"] == "linux-headers-{{ ansible_kernel }}"
