@@ -80,8 +80,10 @@ def dump(objs: list[dict[str, Any]]) -> str:
     """Multi-document YAML, keys sorted, one ``---`` between documents."""
     import yaml
 
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: same bytes (golden files), ~10x faster
     return "---\n".join(
-        yaml.safe_dump(o, sort_keys=True, default_flow_style=False, allow_unicode=True, width=1000) for o in objs
+        yaml.dump(o, Dumper=dumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=1000)
+        for o in objs
     )
 
 
