@@ -84,14 +84,32 @@ def time_call(fn: Callable[[], object], runs: int) -> Timing:
     return Timing(samples)
 
 
+_HWM_PROBE = """
+import atexit, sys
+def _report(path=sys.argv.pop(1)):
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            open(path, "w").write(line.split()[1])
+atexit.register(_report)
+sys.argv[0] = "infra"
+from orchestrator.cli.main import run
+run()
+"""
+
+
 def peak_rss_mib(args: list[str], cwd: Path) -> float:
-    """Peak resident set size of one child process (its own rusage, as getrusage(RUSAGE_CHILDREN))."""
-    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"bench: {' '.join(args)} exited {proc.returncode}")
-    return usage.ru_maxrss / 1024  # KiB on Linux
+    """Peak resident set size of ``infra ARGS`` (``args[0]`` is the console script).
+
+    Read as ``VmHWM`` from the process's own /proc status at exit: ``wait4``'s ``ru_maxrss`` would
+    include the forking parent's memory (Linux keeps the pre-exec peak), i.e. this benchmark's.
+    The console script is the same ``run()`` on the same interpreter.
+    """
+    with tempfile.NamedTemporaryFile(prefix="infra-hwm-") as out:
+        proc = subprocess.run([sys.executable, "-c", _HWM_PROBE, out.name, *args[1:]], cwd=cwd,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            raise SystemExit(f"bench: {' '.join(args)} exited {proc.returncode}")
+        return int(Path(out.name).read_text()) / 1024  # KiB
 
 
 # --- render scale ---------------------------------------------------------------------------
