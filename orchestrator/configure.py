@@ -15,7 +15,6 @@ passed by reference, so secrets in them never reach the artifacts.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -28,10 +27,10 @@ from .engines.ansible import Ansible, AnsibleResult, AnsibleRunError, SshSetting
 from .errors import UsageError
 from .render.ansible import render_ansible
 from .render.writer import write_tree
+from .workspace import read_json, write_private
 
 PLAYBOOK = "site.yml"
 EXTRA_VARS_ENV = "INFRA_ANSIBLE_EXTRA_VARS"
-HOSTS_FILE = "hosts.json"
 ADMIN_CONF = "admin.conf"  # fetched from the first control plane (kubeadm), kept 0600
 _SECRET = re.compile(r"^\$\{(env|file):([^}]+)\}$")
 
@@ -117,8 +116,7 @@ class ConfigureStage:
     def run(self, ctx) -> str:
         bp, provider = ctx.bp, ctx.provider
         if not ctx.outputs:  # `infra configure` alone: the outputs the last `up` saved
-            with contextlib.suppress(OSError, ValueError):
-                ctx.outputs.update(json.loads(ctx.ws.outputs_file.read_text()))
+            ctx.outputs.update(read_json(ctx.ws.outputs_file))
         hosts = inventory.provider_hosts(provider, bp, ctx.outputs)
         if not hosts:
             ctx.progress.info(f"    {provider.name}: every node pool is a managed node group; no hosts to configure")
@@ -147,15 +145,13 @@ class ConfigureStage:
 
     def _finish(self, ctx, result: AnsibleResult, hosts: list[inventory.InventoryHost]) -> None:
         if not self.check:
-            save_hosts_file(ctx.ws.env_dir / "ansible" / HOSTS_FILE, result)
+            save_hosts_file(inventory.hosts_file(ctx.ws.env_dir), result)
         fetched = ctx.ws.env_dir / "ansible" / ADMIN_CONF
         if fetched.is_file():  # kubeadm's admin kubeconfig: the Kubernetes stage's credentials
             os.chmod(fetched, 0o600)
             kubeconfig = ctx.ws.env_dir / "kubeconfig"
             if not kubeconfig.is_file() or kubeconfig.read_bytes() != fetched.read_bytes():
-                fd = os.open(kubeconfig, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(fetched.read_bytes())
+                write_private(kubeconfig, fetched.read_text())
             if getattr(ctx, "kubeconfig", None) is None:
                 ctx.kubeconfig = kubeconfig
         ctx.outputs.update(ctx.provider.static_outputs(ctx.bp, ctx.ws.env_dir))
@@ -180,13 +176,7 @@ def host_status(result: AnsibleResult) -> dict[str, dict[str, Any]]:
 
 def save_hosts_file(path: Path, result: AnsibleResult) -> None:
     """Merge this run's per-host results into ``hosts.json`` (a ``--limit`` run updates only its hosts)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        data = {}
+    data = read_json(path)
     data.setdefault("hosts", {}).update(host_status(result))
     data["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    write_private(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -13,6 +13,7 @@ type (``gpu_<type>``) and ``gpu`` for every host with GPUs. Ansible group names 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .blueprint.models import GPU_TAINT, Blueprint, Host, NodePool
@@ -81,6 +82,11 @@ def from_blueprint(bp: Blueprint) -> list[InventoryHost]:
             )
         )
     return result
+
+
+def hosts_file(env_dir: Path) -> Path:
+    """Where the configure stage keeps the last result per host (``infra status``, ``infra plan``)."""
+    return Path(env_dir) / "ansible" / "hosts.json"
 
 
 def provider_hosts(provider: Any, bp: Blueprint, outputs: dict[str, Any] | None = None) -> list[InventoryHost]:

@@ -9,7 +9,6 @@ writes a run record, whatever the outcome.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from .progress import Progress
 from .providers.base import Provider
 from .render import KEEP, render, render_files
 from .render.writer import write_tree
-from .workspace import Workspace
+from .workspace import Workspace, write_private
 
 Confirm = Callable[[PlanResult], bool]
 
@@ -158,15 +157,8 @@ class OutputsStage:
     def run(self, ctx: Context) -> str:
         outputs = ctx.terraform().output()
         ctx.outputs = dict(outputs)
-        _save_outputs(ctx.ws.outputs_file, dict(outputs))
+        write_private(ctx.ws.outputs_file, json.dumps(ctx.outputs, indent=2, sort_keys=True) + "\n")
         return f"{len(outputs)} outputs"
-
-
-def _save_outputs(path: Path, outputs: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(outputs, indent=2, sort_keys=True) + "\n")
 
 
 class Cancelled(InfraError):

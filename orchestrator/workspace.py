@@ -5,6 +5,7 @@ the reviewable render. Layout, relative to the project root (the current directo
 
     build/<name>/terraform/            rendered root module (committed in GitOps repos)
     .infra/env/<name>/                 Terraform data dir, local state, saved plan, logs, outputs
+    .infra/env/<name>/ansible/         inventory, artifacts, fact cache, hosts.json (last configure)
     .infra/sandbox/<name>/             the same for --sandbox runs (render copy + overrides)
     .infra/records/<name>/             run records (see records.py)
     .infra/locks/<name>.lock           held by a running plan/up/down
@@ -25,6 +26,27 @@ from pathlib import Path
 from .errors import LockedError
 
 STATE_DIR_ENV = "INFRA_STATE_DIR"
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write ``text`` readable by the owner only (0600), atomically: outputs, kubeconfigs, results."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object written by ``write_private``; ``{}`` when it is missing or unreadable."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 @dataclass(frozen=True)

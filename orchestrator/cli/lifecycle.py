@@ -138,7 +138,7 @@ def status(
         "name": loaded.model.name,
         "provider": provider.name,
         "sandbox": sandbox,
-        "deployed": bool(outputs) if provider.terraform_module is not None else bool(outputs.get("configured_at")),
+        "deployed": _deployed(provider, outputs),
         "outputs": outputs,
         "last_run": {k: last.get(k) for k in ("id", "command", "outcome", "finished_at", "user")} if last else None,
     }
@@ -148,7 +148,7 @@ def status(
         common.print_json(data)
         return
     out = common.console()
-    state = _state(provider, outputs, last)
+    state = _state(provider, outputs)
     out.print(f"[bold]{loaded.model.name}[/bold] ({provider.name}{', sandbox' if sandbox else ''}): {state}")
     _print_rows(provider.summarize_outputs(outputs))
     if last:
@@ -163,12 +163,19 @@ def _print_rows(rows: list[tuple[str, str]]) -> None:
         out.print(f"  {label:<13} {value}")
 
 
-def _state(provider, outputs: dict, last: dict | None) -> str:
+def _deployed(provider, outputs: dict) -> bool:
+    """Cloud: Terraform has outputs; bare metal: a configure run has finished."""
+    return bool(outputs.get("configured_at") if provider.terraform_module is None else outputs)
+
+
+def _state(provider, outputs: dict) -> str:
     if provider.terraform_module is not None:
-        return "deployed" if outputs else "not deployed"
+        return "deployed" if _deployed(provider, outputs) else "not deployed"
+    if not _deployed(provider, outputs):
+        return "not configured"
     hosts = (outputs.get("hosts") or {}).values()
     done = sum(1 for h in hosts if (h.get("last_configure") or {}).get("status") in ("ok", "changed"))
-    return f"{done} of {len(hosts)} hosts configured" if outputs.get("configured_at") else "not configured"
+    return f"{done} of {len(hosts)} hosts configured"
 
 
 def _read_outputs(ws) -> dict:

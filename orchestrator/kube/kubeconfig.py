@@ -7,14 +7,13 @@ A built kubeconfig never holds a token: on AWS it runs ``aws eks get-token`` thr
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 from ..blueprint.models import Blueprint
 from ..errors import KubernetesError
 from ..providers.base import Provider
+from ..workspace import read_json, write_private
 
 EXEC_API = "client.authentication.k8s.io/v1beta1"
 
@@ -50,23 +49,8 @@ def from_outputs(bp: Blueprint, provider: Provider, outputs: dict[str, Any]) -> 
     return provider.kubeconfig(bp, outputs)
 
 
-def write_private(path: Path, text: str) -> Path:
-    """Write ``text`` readable by the owner only (0600), atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-    return path
-
-
 def read_outputs(outputs_file: Path) -> dict[str, Any]:
-    try:
-        return json.loads(outputs_file.read_text())
-    except (OSError, ValueError):
-        return {}
+    return read_json(outputs_file)
 
 
 def resolve(

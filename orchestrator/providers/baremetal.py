@@ -7,15 +7,13 @@ list them together with what the last configure run found on each.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ..blueprint.models import Blueprint
-from ..inventory import InventoryHost, from_blueprint
+from ..inventory import InventoryHost, from_blueprint, hosts_file
+from ..workspace import read_json
 from .base import Provider
-
-HOSTS_FILE = "hosts.json"  # under .infra/env/<name>/ansible/: the last configure result per host
 
 
 class BaremetalProvider(Provider):
@@ -30,7 +28,7 @@ class BaremetalProvider(Provider):
 
     def static_outputs(self, bp: Blueprint, env_dir: Path | None = None) -> dict[str, Any]:
         """What ``status``/``plan`` show without Terraform: the hosts, with the last configure result."""
-        last = load_hosts_file(env_dir) if env_dir is not None else {}
+        last = read_json(hosts_file(env_dir)) if env_dir is not None else {}
         hosts = {}
         for h in from_blueprint(bp):
             entry: dict[str, Any] = {
@@ -62,10 +60,3 @@ class BaremetalProvider(Provider):
             rows.append((name, text))
         return rows
 
-
-def load_hosts_file(env_dir: Path) -> dict[str, Any]:
-    path = Path(env_dir) / "ansible" / HOSTS_FILE
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
