@@ -2,7 +2,9 @@
 
 ``load(path)`` returns a :class:`LoadedBlueprint` or raises :class:`BlueprintError` carrying
 every problem found, each located at the file, line and column where the value was written
-(an inherited value points into the base file).
+(an inherited value points into the base file). Each problem is one line: file names, keys and
+messages are escaped with :func:`yamlpos.printable`. Files are read within the bounds of
+``files.py`` (regular files, 1 MiB); an ``extends`` chain holds at most ``MAX_EXTENDS`` files.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from orchestrator.blueprint import semantics
+from orchestrator.blueprint.files import FileProblem, path_problem, read_text
 from orchestrator.blueprint.messages import describe
 from orchestrator.blueprint.models import Blueprint
-from orchestrator.blueprint.yamlpos import Loc, Positions, format_path, parse
+from orchestrator.blueprint.yamlpos import Loc, Positions, format_path, parse, printable
 from orchestrator.errors import BlueprintError, Problem, UsageError
 
 Path_ = tuple[Any, ...]
+MAX_EXTENDS = 16  # files in one extends chain, the blueprint itself included
 
 
 @dataclass
@@ -45,16 +49,16 @@ def load(path: str | Path) -> LoadedBlueprint:
     """Load, merge, validate and check the blueprint at ``path``."""
     top = Path(path)
     reader = _Reader()
-    merged = reader.read(top, str(path), (), None)
+    merged = reader.read(top, printable(str(path)), (), None)
     problems = reader.problems
     model = None
     if merged is not None:
         data, positions = merged
         model, more = _validate(data, positions)
-        problems = problems + more
+        problems = problems + [p for p in more if not _under(p.path, reader.invalid)]
     if problems or model is None:
-        raise BlueprintError(_sorted(problems))
-    return LoadedBlueprint(model, top.resolve(), reader.files, data, data_sha256(data), positions)
+        raise BlueprintError(_sorted([_one_line(p) for p in problems]))
+    return LoadedBlueprint(model, Path(_real(top)), reader.files, data, data_sha256(data), positions)
 
 
 def data_sha256(data: dict[str, Any]) -> str:
@@ -81,6 +85,25 @@ def _problem(positions: Positions, path: Path_, message: str, where: str = "valu
     return Problem(file, line, column, format_path(path), message)
 
 
+def _under(path: str, invalid: set[str]) -> bool:
+    """Whether ``path`` is (inside) a value already reported as unreadable: one problem is enough."""
+    return any(bad and (path == bad or path.startswith((bad + ".", bad + "["))) for bad in invalid)
+
+
+def _one_line(problem: Problem) -> Problem:
+    """The problem with every part escaped (messages may quote values): always exactly one line."""
+    file, path, message = (printable(problem.file), printable(problem.path), printable(problem.message))
+    return Problem(file, problem.line, problem.column, path, message)
+
+
+def _real(path: str | Path) -> str:
+    """The canonical path, or the absolute one when it has none (a symlink loop, a NUL byte)."""
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError, RuntimeError):
+        return os.path.abspath(path)
+
+
 def _sorted(problems: list[Problem]) -> list[Problem]:
     unique = list(dict.fromkeys(problems))
     return sorted(unique, key=lambda p: (p.file, p.line, p.column))
@@ -92,17 +115,19 @@ class _Reader:
     def __init__(self) -> None:
         self.files: list[Path] = []
         self.problems: list[Problem] = []
+        self.invalid: set[str] = set()  # formatted paths of values that could not be read
 
     def read(
-        self, path: Path, display: str, chain: tuple[tuple[Path, str], ...], origin: Loc | None
+        self, path: Path, display: str, chain: tuple[tuple[str, str], ...], origin: Loc | None
     ) -> tuple[dict[str, Any], Positions] | None:
         """Merged data and positions of ``path``, or None when it cannot be used."""
         text = self._text(path, display, origin)
         if text is None:
             return None
-        self.files.append(path.resolve())
+        self.files.append(Path(_real(path)))
         parsed = parse(text, display)
         self.problems.extend(parsed.problems)
+        self.invalid.update(format_path(p) for p in parsed.invalid)
         data, positions = parsed.data, parsed.positions
         if not isinstance(data, dict):
             if not parsed.problems:
@@ -118,7 +143,7 @@ class _Reader:
         return self._extend(path, display, chain, data, positions)
 
     def _extend(
-        self, path: Path, display: str, chain: tuple[tuple[Path, str], ...],
+        self, path: Path, display: str, chain: tuple[tuple[str, str], ...],
         data: dict[str, Any], positions: Positions,
     ) -> tuple[dict[str, Any], Positions] | None:
         origin = positions.locate(("extends",))
@@ -130,10 +155,15 @@ class _Reader:
             message = "must be the path of a blueprint file, relative to this one"
             self._add(Problem(*origin, "extends", message))
             return None
-        base_path = path.parent / Path(target).expanduser()
-        base_display = os.path.normpath(os.path.join(os.path.dirname(display), target))
-        here = (*chain, (path.resolve(), display))
-        if base_path.resolve() in [p for p, _ in here]:
+        here = (*chain, (_real(path), display))
+        if len(here) >= MAX_EXTENDS:
+            self._add(Problem(*origin, "extends", f"extends chain longer than {MAX_EXTENDS} files"))
+            return None
+        base_path, base_display, reason = _base(path, display, target)
+        if reason:
+            self._add(Problem(*origin, "extends", f"cannot read {base_display}: {reason}"))
+            return None
+        if _real(base_path) in [p for p, _ in here]:
             names = " -> ".join([d for _, d in here] + [base_display])
             self._add(Problem(*origin, "extends", f"extends cycle: {names}"))
             return None
@@ -146,23 +176,35 @@ class _Reader:
 
     def _text(self, path: Path, display: str, origin: Loc | None) -> str | None:
         try:
-            return path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = "file not found" if isinstance(exc, FileNotFoundError) else _reason(exc)
-            if origin is None:
-                raise UsageError(f"cannot read blueprint {display}: {reason}",
+            return read_text(path)
+        except FileProblem as exc:
+            if exc.line is not None and exc.column is not None:  # in the text: point at it
+                self._add(Problem(display, exc.line, exc.column, "", exc.reason))
+            elif origin is None:
+                raise UsageError(f"cannot read blueprint {display}: {exc.reason}",
                                  hint="check the path given on the command line") from None
-            self._add(Problem(*origin, "extends", f"cannot read {display}: {reason}"))
+            else:
+                self._add(Problem(*origin, "extends", f"cannot read {display}: {exc.reason}"))
             return None
 
     def _add(self, problem: Problem) -> None:
         self.problems.append(problem)
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, UnicodeDecodeError):
-        return "not UTF-8 text"
-    return getattr(exc, "strerror", None) or str(exc)
+def _base(path: Path, display: str, target: str) -> tuple[Path, str, str | None]:
+    """``(path, display, reason it cannot be read or None)`` of the file ``target`` names."""
+    if "\0" in target:
+        return path.parent, printable(os.path.join(os.path.dirname(display), target)), path_problem("null")
+    if target.startswith("~"):
+        user = target.split("/", 1)[0]
+        try:
+            expanded = Path(target).expanduser()
+        except RuntimeError:  # no such user, or no home directory
+            why = "no such user" if user != "~" else "no home directory"
+            return path.parent, printable(target), f"cannot expand {printable(user, 80)} ({why})"
+        return expanded, printable(str(expanded)), None
+    joined = os.path.normpath(os.path.join(os.path.dirname(display), target))
+    return path.parent / target, printable(joined), None
 
 
 def _merge(base: Any, over: Any, path: Path_, bpos: Positions, opos: Positions, out: Positions) -> Any:

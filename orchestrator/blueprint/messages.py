@@ -3,7 +3,7 @@
 ``describe(error)`` turns one entry of ``ValidationError.errors()`` into the data path it is
 about, a message that says what is allowed, and where to point: at the value, at the key
 (unknown fields) or at the enclosing mapping (missing fields). Input values under ``secrets``
-never appear in a message.
+never appear in a message. Keys quoted in a message are escaped and cut (``yamlpos.printable``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 
 from orchestrator.blueprint.models import Blueprint
+from orchestrator.blueprint.yamlpos import printable
 
 Where = Literal["value", "key", "parent"]
 TOP_LEVEL_EXTRA = ("extends",)  # removed before validation, but a valid top-level key
@@ -117,11 +118,12 @@ def _options(expected: str) -> list[str]:
 
 
 def _unknown_field(loc: tuple[Any, ...]) -> str:
-    name = str(loc[-1])
+    raw = str(loc[-1])
+    name = printable(raw, 80)
     allowed = field_names(loc[:-1])
     if len(loc) == 1:
         allowed = [*allowed, *TOP_LEVEL_EXTRA]
-    close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(raw[:100], allowed, n=1, cutoff=0.6)
     if close:
         return f"unknown field '{name}' (did you mean '{close[0]}'?)"
     return f"unknown field '{name}' (allowed: {', '.join(allowed)})" if allowed else f"unknown field '{name}'"

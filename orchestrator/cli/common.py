@@ -14,6 +14,9 @@ import typer
 
 from ..errors import UsageError
 
+# No exists=/readable=/dir_okay= here: the loader checks the file (regular, readable, <= 1 MiB,
+# UTF-8) and reports it in our format (`error: cannot read blueprint FILE: reason`, exit 2),
+# where click would print its own usage block.
 FILE_ARG = typer.Argument(..., help="Blueprint file (YAML, format version 1).", show_default=False)
 SANDBOX_OPT = typer.Option(
     False, "--sandbox", help="Run against the embedded AWS emulator on loopback (no cloud account needed)."
