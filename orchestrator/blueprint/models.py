@@ -25,6 +25,93 @@ Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{1,38}$")]
 # Kubernetes object names (RFC 1123 labels), used for pools, teams, models, namespaces, hosts.
 K8sName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
 
+# Every string a blueprint holds ends up in Terraform variables, Kubernetes objects or the Ansible
+# inventory: none may carry control characters, bidirectional overrides (text that reads
+# differently from what it is) or template syntax (docs/security.md).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+_TEMPLATE = ("{{", "{%", "{#", "${", "%{")
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_HOST_LABEL = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?")
+_IPV6_ZONE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+_MACHINE_TYPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_BUCKET = re.compile(r"[a-z0-9]([a-z0-9._-]{0,220}[a-z0-9])?")
+
+
+def _printable(value: str, limit: int) -> str:
+    """At most ``limit`` characters, none of them control or bidirectional (the value is never echoed)."""
+    if len(value) > limit:
+        raise ValueError(f"must be at most {limit} characters")
+    bad = _UNPRINTABLE.search(value)
+    if bad:
+        raise ValueError(f"must not contain control or bidirectional characters "
+                         f"(U+{ord(bad.group()):04X} at character {bad.start() + 1})")
+    return value
+
+
+def _text(limit: int):
+    return AfterValidator(lambda value: _printable(value, limit))
+
+
+def _label_key(value: str) -> str:
+    """Kubernetes label (and taint) keys: ``[prefix/]name``, prefix a DNS subdomain."""
+    _printable(value, 253 + 1 + 63)
+    prefix, slash, name = value.rpartition("/")
+    if (slash and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix))) or len(name) > 63 \
+            or not _LABEL_NAME.fullmatch(name):
+        raise ValueError("must be a Kubernetes label key: an optional DNS-subdomain prefix (at most 253 "
+                         "lowercase characters) and '/', then a name of at most 63 letters, digits, '-', '_' "
+                         "or '.' that starts and ends with a letter or digit (e.g. example.com/team)")
+    return value
+
+
+def _label_value(value: str) -> str:
+    _printable(value, 63)
+    if value and not _LABEL_NAME.fullmatch(value):
+        raise ValueError("must be a Kubernetes label value: empty, or at most 63 letters, digits, '-', '_' "
+                         "or '.' that starts and ends with a letter or digit")
+    return value
+
+
+def _address(value: str) -> str:
+    """An IP address or an RFC 1123 host name (no leading '-': it would read as an ssh option)."""
+    _printable(value, 253)
+    ip, zone_sep, zone = value.partition("%")
+    try:
+        ipaddress.ip_address(ip)
+    except ValueError:
+        pass
+    else:
+        if not zone_sep or _IPV6_ZONE.fullmatch(zone):
+            return value
+    labels = value.split(".")
+    if not zone_sep and all(_HOST_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit():
+        return value
+    raise ValueError("must be an IP address or a host name (RFC 1123: letters, digits and '-' in "
+                     "dot-separated labels of at most 63 characters, e.g. gpu-01.lab.example.com)")
+
+
+def _machine_type(value: str) -> str:
+    _printable(value, 128)
+    if not _MACHINE_TYPE.fullmatch(value):
+        raise ValueError("must be a machine type such as p4d.24xlarge (letters, digits, '.', '_' and '-')")
+    return value
+
+
+def _bucket(value: str) -> str:
+    """Backend settings are written into backend.tf (HCL, where ${...} would be evaluated)."""
+    _printable(value, 222)
+    if not _BUCKET.fullmatch(value):
+        raise ValueError("must be at most 222 lowercase letters, digits, '.', '_' and '-', starting and "
+                         "ending with a letter or digit")
+    return value
+
+
+LabelKey = Annotated[str, AfterValidator(_label_key)]
+LabelValue = Annotated[str, AfterValidator(_label_value)]
+TagKey = Annotated[str, Field(min_length=1), _text(128)]
+TagValue = Annotated[str, _text(256)]
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False, validate_default=True)
@@ -33,7 +120,7 @@ class _Model(BaseModel):
 class Kubernetes(_Model):
     version: str = Field(default="1.30", pattern=r"^1\.(2[6-9]|3[0-9])$")
     public_endpoint: bool = False
-    authorized_networks: list[str] = Field(default_factory=list)
+    authorized_networks: list[Annotated[str, _text(64)]] = Field(default_factory=list)
 
     @field_validator("authorized_networks")
     @classmethod
@@ -47,7 +134,7 @@ class Kubernetes(_Model):
 
 
 class Network(_Model):
-    cidr: str = "10.0.0.0/16"
+    cidr: Annotated[str, _text(64)] = "10.0.0.0/16"
     zones: int = Field(default=2, ge=1, le=6)
 
     @field_validator("cidr")
@@ -75,8 +162,8 @@ class Mig(_Model):
 
 
 class Taint(_Model):
-    key: str = Field(min_length=1, max_length=253)
-    value: str = Field(default="", max_length=63)
+    key: LabelKey
+    value: LabelValue = ""
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
 
 
@@ -85,13 +172,13 @@ GPU_TAINT = Taint(key="nvidia.com/gpu", value="present", effect="NoSchedule")
 
 class NodePool(_Model):
     name: K8sName
-    instance_type: str | None = None
+    instance_type: Annotated[str, AfterValidator(_machine_type)] | None = None
     min: int | None = Field(default=None, ge=0, le=1000)
     desired: int | None = Field(default=None, ge=0, le=1000)
     max: int | None = Field(default=None, ge=0, le=1000)
     gpu: Gpu | None = None
     spot: bool | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     taints: list[Taint] | None = None
     mig: Mig | None = None
 
@@ -109,11 +196,11 @@ class NodePool(_Model):
 
 class Host(_Model):
     name: K8sName
-    address: str = Field(min_length=1, max_length=253)
+    address: Annotated[str, Field(min_length=1), AfterValidator(_address)]
     port: int = Field(default=22, ge=1, le=65535)
     user: str = Field(default="root", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
     roles: list[Literal["control_plane", "worker", "inference"]] = Field(min_length=1)
-    pool: str | None = None
+    pool: K8sName | None = None
     gpu: Gpu | None = None
 
 
@@ -122,7 +209,7 @@ class Team(_Model):
     namespace: K8sName | None = None
     gpu_quota: int = Field(default=0, ge=0, le=100000)
     borrowing_limit: int | None = Field(default=None, ge=0, le=100000)
-    groups: list[str] = Field(default_factory=list)
+    groups: list[Annotated[str, Field(min_length=1), _text(512)]] = Field(default_factory=list)
 
     @property
     def effective_namespace(self) -> str:
@@ -134,13 +221,18 @@ class Model(_Model):
     uri: str
     replicas: int = Field(default=1, ge=1, le=1000)
     gpu: int = Field(default=0, ge=0, le=16)
-    team: str
+    team: K8sName
 
     @field_validator("uri")
     @classmethod
     def _scheme(cls, value: str) -> str:
+        _printable(value, 2048)
         if not value.startswith(MODEL_URI_SCHEMES) or len(value) <= len(value.split("://")[0]) + 3:
-            raise ValueError(f"{value!r} must start with one of: {', '.join(MODEL_URI_SCHEMES)}")
+            raise ValueError(f"must start with one of: {', '.join(MODEL_URI_SCHEMES)}")
+        if any(c.isspace() for c in value):
+            raise ValueError("must not contain whitespace (percent-encode it: %20)")
+        if any(t in value for t in _TEMPLATE):
+            raise ValueError("must not contain template syntax ({{, {%, {#, ${ or %{): percent-encode the braces")
         return value
 
 
@@ -151,19 +243,27 @@ class Inference(_Model):
 
 class State(_Model):
     backend: Literal["local", "s3", "azurerm", "gcs"] = "local"
-    bucket: str | None = None
-    storage_account: str | None = None
-    container: str | None = None
+    bucket: Annotated[str, AfterValidator(_bucket)] | None = None
+    storage_account: Annotated[str, AfterValidator(_bucket)] | None = None
+    container: Annotated[str, AfterValidator(_bucket)] | None = None
     lock: bool = True
 
 
 def _secret_ref(value: str) -> str:
+    _printable(value, 4096)
     if not SECRET_REF.match(value):
         raise ValueError("must be a reference like ${env:NAME} or ${file:path}, never a literal value")
     return value
 
 
+def _secret_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", value):
+        raise ValueError("secret names are at most 64 letters, digits and '_', not starting with a digit")
+    return value
+
+
 SecretRef = Annotated[str, AfterValidator(_secret_ref)]
+SecretName = Annotated[str, AfterValidator(_secret_name)]
 
 
 class Blueprint(_Model):
@@ -171,7 +271,7 @@ class Blueprint(_Model):
     name: Name
     provider: Literal["aws", "azure", "gcp", "baremetal"]
     region: str | None = Field(default=None, pattern=r"^[a-z0-9-]{2,40}$")
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict)
     kubernetes: Kubernetes = Field(default_factory=Kubernetes)
     network: Network = Field(default_factory=Network)
     node_pools: list[NodePool] = Field(default_factory=list)
@@ -179,7 +279,7 @@ class Blueprint(_Model):
     teams: list[Team] = Field(default_factory=list)
     inference: Inference | None = None
     state: State = Field(default_factory=State)
-    secrets: dict[str, SecretRef] = Field(default_factory=dict)
+    secrets: dict[SecretName, SecretRef] = Field(default_factory=dict)
 
     @property
     def is_cloud(self) -> bool:

@@ -12,9 +12,10 @@ from .jinja import render_template
 
 
 def _hcl_value(value) -> str:
+    """An HCL literal; ``${`` and ``%{`` are escaped so that Terraform never evaluates them (docs/security.md)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return json.dumps(value)
+    return json.dumps(value).replace("${", "$${").replace("%{", "%%{")
 
 
 def _aligned(pairs: list[tuple[str, str]]) -> list[str]:

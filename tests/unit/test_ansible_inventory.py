@@ -54,6 +54,17 @@ def bp(data=None) -> Blueprint:
     return Blueprint.model_validate(data or BAREMETAL)
 
 
+class _AnsibleYaml(yaml.SafeLoader):
+    """Reads the render as Ansible does, less the unsafe wrapper: ``!unsafe 'x'`` -> ``'x'``."""
+
+
+_AnsibleYaml.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+
+
+def load_rendered(text: str):
+    return yaml.load(text, Loader=_AnsibleYaml)
+
+
 def test_hosts_take_labels_taints_gpu_and_mig_from_their_pool():
     hosts = {h.name: h for h in inventory.from_blueprint(bp())}
     gpu = hosts["gpu-01"]
@@ -87,7 +98,8 @@ def test_render_writes_inventory_and_group_vars_deterministically():
     files = render_ansible(bp(), BaremetalProvider())
     assert sorted(files) == ["group_vars/all.yml", "inventory.yml"]
     assert files == render_ansible(bp(), BaremetalProvider())
-    inv = yaml.safe_load(files["inventory.yml"])
+    assert "      ansible_host: !unsafe '10.1.0.11'\n" in files["inventory.yml"]
+    inv = load_rendered(files["inventory.yml"])
     host = inv["all"]["hosts"]["gpu-01"]
     assert host["ansible_host"] == "10.1.0.11" and host["ansible_port"] == 2200
     assert host["ansible_become"] is True  # not root
@@ -95,7 +107,7 @@ def test_render_writes_inventory_and_group_vars_deterministically():
     assert host["infra_mig_profile"] == "all-1g.10gb"
     assert "ansible_become" not in inv["all"]["hosts"]["cp-1"]
     assert inv["all"]["children"]["pool_dgx_h100"] == {"hosts": {"gpu-01": None}}
-    gv = yaml.safe_load(files["group_vars/all.yml"])
+    gv = load_rendered(files["group_vars/all.yml"])
     assert gv == {
         "infra_environment": "onprem",
         "infra_provider": "baremetal",
@@ -122,7 +134,9 @@ def test_inventory_is_valid_for_ansible(tmp_path):
                          capture_output=True, text=True, check=True)
     data = json.loads(out.stdout)
     assert data["gpu_h100"]["hosts"] == ["gpu-01"]
-    assert data["_meta"]["hostvars"]["gpu-01"]["kubernetes_init_host"] == "cp-1"  # group_vars/all.yml applied
+    # group_vars/all.yml applied; ansible-core >= 2.19 marks the values it will never template
+    assert data["_meta"]["hostvars"]["gpu-01"]["kubernetes_init_host"] in ({"__ansible_unsafe": "cp-1"}, "cp-1")
+    assert data["_meta"]["hostvars"]["gpu-01"]["ansible_port"] == 2200
 
 
 def test_cloud_providers_with_managed_node_groups_render_no_inventory():
