@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SandboxError
+from .workspace import private_dir, write_private
 
 _START_TIMEOUT_S = 60.0
 
@@ -95,14 +96,15 @@ def start(state_dir: Path) -> ServerInfo:
             "the sandbox needs the AWS emulator, which is not installed",
             hint="pip install 'infra-orchestrator[sandbox]' (or run `make setup`)",
         ) from exc
-    folder = _info_path(state_dir).parent
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(_info_path(state_dir).parent, tighten=True)
     port = _free_port()
     env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
-    log = open(folder / "server.log", "ab")  # noqa: SIM115 - handed to the child
+    fd = os.open(folder / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)  # the log of requests (and their bodies): owner-only, like everything in .infra/
+    log = os.fdopen(fd, "ab")
     proc = subprocess.Popen(
         [sys.executable, "-c", "from moto.server import main; main()", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True, umask=0o077,
     )
     log.close()
     info = ServerInfo(proc.pid, port, uuid.uuid4().hex[:12], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
@@ -115,7 +117,7 @@ def start(state_dir: Path) -> ServerInfo:
                 hint=f"see {folder / 'server.log'}",
             )
         time.sleep(0.2)
-    _info_path(state_dir).write_text(json.dumps(info.__dict__, sort_keys=True) + "\n")
+    write_private(_info_path(state_dir), json.dumps(info.__dict__, sort_keys=True) + "\n")
     return info
 
 
@@ -157,8 +159,7 @@ def attach_env(env_dir: Path, info: ServerInfo) -> bool:
         for name in ("terraform.tfstate", "terraform.tfstate.backup", "plan.tfplan", "outputs.json"):
             (env_dir / name).unlink(missing_ok=True)
         discarded = True
-    env_dir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(info.generation + "\n")
+    write_private(marker, info.generation + "\n")
     return discarded
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import records, sandbox
+from . import records, records_heads, sandbox
 from .blueprint.loader import LoadedBlueprint
 from .engines.terraform import PlanResult, Terraform
 from .errors import InfraError, Interrupted, UsageError
@@ -116,16 +116,20 @@ def _record_plan(ctx: Context, plan: PlanResult) -> None:
 
 
 class PlanStage:
-    """init + plan; ``destroy`` plans the removal of everything."""
+    """init + plan; ``destroy`` plans the removal of everything. ``keep=False`` (``infra plan``)
+    removes the saved plan once it is summarised: ``up`` plans again, so nothing would read it."""
 
-    def __init__(self, destroy: bool = False) -> None:
+    def __init__(self, destroy: bool = False, keep: bool = True) -> None:
         self.destroy = destroy
+        self.keep = keep
         self.name = "plan-destroy" if destroy else "plan"
 
     def run(self, ctx: Context) -> str:
         tf = _init(ctx)
         plan = tf.plan(ctx.ws.plan_file, destroy=self.destroy)
         _record_plan(ctx, plan)
+        if not self.keep:
+            ctx.ws.plan_file.unlink(missing_ok=True)
         if not plan.has_changes:
             return "no changes"
         return f"{plan.add} to add, {plan.change} to change, {plan.destroy} to destroy"
@@ -196,7 +200,7 @@ def pipeline(command: str, provider: Provider) -> list[Stage]:
             )
         return [RenderStage(), ConfigureStage(), HandoffStage()]
     if command == "plan":
-        return [RenderStage(), PlanStage()]
+        return [RenderStage(), PlanStage(keep=False)]
     if command == "down":
         return [RenderStage(), PlanStage(destroy=True), ApplyStage()]
     return [RenderStage(), PlanStage(), ApplyStage(), OutputsStage(), ConfigureStage(), HandoffStage()]
@@ -205,7 +209,12 @@ def pipeline(command: str, provider: Provider) -> list[Stage]:
 def run(ctx: Context, command: str, stages: list[Stage] | None = None) -> Context:
     """Run ``command``'s stages (or the given ones) under the environment lock, recording the run
     whatever happens."""
-    with ctx.ws.lock(f"infra {command} {ctx.loaded.path.name}"):
+    with ctx.ws.lock(f"infra {command} {ctx.loaded.path.name}") as lock:
+        heads = records_heads.heads_for(ctx.ws.root, ctx.bp.name, ctx.bp)
+        if lock.lost is not None:  # the previous run was killed holding the lock: record it first
+            lost = records.lost_record(ctx.bp.name, lock.lost, ctx.ws.sandbox)
+            records.write(ctx.ws.records_dir, lost, heads=heads, warn=ctx.progress.warn)
+            ctx.progress.warn(records.lost_message(lock.lost))
         if ctx.sandbox_server is not None and sandbox.attach_env(ctx.ws.env_dir, ctx.sandbox_server):
             ctx.progress.warn("the sandbox server was restarted: earlier sandbox state was discarded")
         try:
@@ -231,7 +240,7 @@ def run(ctx: Context, command: str, stages: list[Stage] | None = None) -> Contex
             ctx.record.error = _one_line(exc, ctx)
             raise
         finally:
-            records.write(ctx.ws.records_dir, ctx.record)
+            records.write(ctx.ws.records_dir, ctx.record, heads=heads, warn=ctx.progress.warn)
         if command == "down" and ctx.ws.sandbox and ctx.applied:
             sandbox.forget_env(ctx.ws.env_dir)
     return ctx

@@ -2,12 +2,13 @@
 
 Library code raises ``InfraError`` subclasses; ``run()`` prints their one-line message (and
 hint) and exits with their code: 2 bad input, 3 terraform, 4 ansible, 5 kubernetes,
-6 environment locked, 7 sandbox, 130 interrupted (docs/exit-codes.md). No traceback unless
+6 environment locked, 7 sandbox, 8 audit chain broken, 130 interrupted (docs/exit-codes.md). No traceback unless
 ``--debug``.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -62,6 +63,10 @@ def _fail(lines: list[str], hint: str | None, code: int) -> int:
 
 def run() -> None:
     """Console-script entry point."""
+    # Before any file is written: state, plans, logs and records are owner-only, and terraform,
+    # ansible and the sandbox server inherit it (docs/records.md, "Files and permissions").
+    # Restored on the way out, for callers that run the CLI in-process (tests, bench).
+    previous_umask = os.umask(0o077)
     try:  # recent typer vendors click; older releases raise click's own exceptions
         from typer._click.exceptions import ClickException
     except ImportError:  # pragma: no cover - depends on the installed typer
@@ -92,3 +97,5 @@ def run() -> None:
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    finally:
+        os.umask(previous_umask)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any
 from orchestrator import paths
 from orchestrator.errors import AnsibleError, Interrupted
 from orchestrator.progress import NullProgress, Progress
+from orchestrator.workspace import private_tree, write_private
 
 __all__ = ["Ansible", "AnsibleResult", "AnsibleRunError", "Failure", "HostStats", "SshSettings", "forks_for"]
 FORKS_CAP = 20
@@ -325,8 +327,8 @@ class Ansible:
             label: str | None = None) -> AnsibleResult:
         """Runs ``playbook`` (relative to the ansible/ folder); raises AnsibleRunError when a host fails.
 
-        ``extravars`` must not hold secrets (they are recorded in the artifacts); secrets go in
-        ``extravars_files``, which are passed by reference.
+        ``extravars`` (infra's own values) are written to a private file with every string ``!unsafe``
+        and must not hold secrets; the site's ``extravars_files`` are passed by reference, as given.
         """
         try:
             import ansible_runner
@@ -337,7 +339,11 @@ class Ansible:
         os.chmod(self.private_dir, 0o700)
         self.known_hosts.touch(mode=0o600, exist_ok=True)
         forks = forks_for(host_count, self.forks_cap)
-        cmdline = [f"-e @{Path(p).resolve()}" for p in extravars_files]
+        files = [Path(p).resolve() for p in extravars_files]
+        if extravars:  # a file of !unsafe strings: Ansible would template values given as JSON (docs/security.md)
+            from orchestrator.render.ansible import dump
+            files.append(write_private(self.private_dir / "extravars.yml", dump(dict(extravars))))
+        cmdline = [f"-e {shlex.quote(f'@{p}')}" for p in files]
         if check:
             cmdline += ["--check", "--diff"]
         envvars = self.envvars(host_count)
@@ -363,7 +369,6 @@ class Ansible:
                 ident=ident,
                 limit=limit,
                 forks=forks,
-                extravars=dict(extravars or {}),
                 cmdline=" ".join(cmdline) or None,
                 envvars=envvars,
                 ssh_key=self.ssh.key_data,
@@ -380,6 +385,8 @@ class Ansible:
                               "run the same command again: every role is idempotent") from exc
         finally:
             _scrub_command_file(command_file, set(envvars))
+            for tree in (self.artifacts_dir / ident, self.fact_cache_dir):  # 0600/0700 whatever the umask
+                private_tree(tree)
         result = collector.result(
             rc=runner.rc, status=runner.status, duration_s=time.monotonic() - started,
             artifacts=self.artifacts_dir / ident,

@@ -4,6 +4,10 @@ Every call gets ``-input=false`` and ``TF_IN_AUTOMATION=1``; plans are saved wit
 ``-detailed-exitcode`` (0 = no changes, 2 = changes, 1 = error) and applied as files.
 Ctrl-C forwards exactly one SIGINT to terraform and waits for it to save state; terraform is
 never killed. Stream parsing lives in ``tfjson.py``.
+
+Working files are owner-only: terraform runs with umask 077 (state, plan files, its data dir),
+logs and the CLI config are written 0600 in folders created 0700. A saved plan lives no longer
+than it is needed: removed when it holds no changes and once ``apply`` has used it.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from orchestrator.engines.tfjson import (
 )
 from orchestrator.errors import Interrupted, TerraformError
 from orchestrator.progress import NullProgress, Progress
+from orchestrator.workspace import private_dir, write_private
 
 __all__ = ["ApplyResult", "Diagnostic", "Outputs", "PlanResult", "Terraform", "find_binary"]
 
@@ -94,6 +99,12 @@ class _SigintState:
         self.count += 1
         if self.count == 1:
             self.forward_once()
+
+
+def _open_private(path: str) -> IO[bytes]:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older log may be wider
+    return os.fdopen(fd, "wb")
 
 
 def _temp_path(temps: list[str], suffix: str) -> str:
@@ -187,9 +198,8 @@ class Terraform:
             "  }\n"
             "}\n"
         )
-        if not path.is_file() or path.read_text() != text:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+        if not path.is_file() or path.read_text() != text or path.stat().st_mode & 0o077:
+            write_private(path, text)
         return path
 
     # --- commands -------------------------------------------------------------------------------
@@ -227,10 +237,14 @@ class Terraform:
 
         run = self._run(args, log_name="init", json_stream=as_json, on_message=on_message)
         self._raise_on_failure(run, "init")
+        lock_file = self.workdir / ".terraform.lock.hcl"  # terraform writes it 0644 whatever the umask:
+        if lock_file.is_file():  # committable beside build/, owner-only in a private sandbox copy
+            os.chmod(lock_file, 0o644 if self.workdir.stat().st_mode & 0o044 else 0o600)
 
     def plan(self, plan_file: Path, destroy: bool = False, var_file: Path | None = None) -> PlanResult:
         plan_file = Path(plan_file).resolve()
-        plan_file.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(plan_file.parent)
+        plan_file.unlink(missing_ok=True)  # terraform would keep an old file's mode; a failed plan leaves none
         args = ["plan", "-input=false", "-json", "-detailed-exitcode", f"-out={plan_file}"]
         args.append(f"-lock-timeout={self.lock_timeout}" if self.lock else "-lock=false")
         if destroy:
@@ -242,7 +256,9 @@ class Terraform:
         if run.returncode not in (0, 2):
             self._raise_on_failure(run, "plan")
         result = collector.result(run.returncode == 2, run.diagnostics)
-        result.plan_file = plan_file
+        result.plan_file = plan_file if result.has_changes else None
+        if not result.has_changes:
+            plan_file.unlink(missing_ok=True)  # nothing to apply: keep nothing
         if collector.summary_message:
             self.progress.info(str(collector.summary_message))
         return result
@@ -258,10 +274,15 @@ class Terraform:
         started = time.monotonic()
         try:
             run = self._run(args, log_name="apply", on_message=collector.feed)
+        except Interrupted as err:
+            if not getattr(err, "still_running", False):
+                plan_file.unlink(missing_ok=True)
+            raise
         finally:
             collector.result.duration_s = time.monotonic() - started
             if collector.started:
                 self.progress.close()
+        plan_file.unlink(missing_ok=True)  # applied, or stale after a failed apply: good for one apply only
         result = collector.result
         result.diagnostics = run.diagnostics
         if run.returncode != 0:
@@ -336,7 +357,7 @@ class Terraform:
         env = self.child_env()
         temps: list[str] = []
         if self.log_dir is not None and log_name:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.log_dir)
             out_path = str(self.log_dir / f"{log_name}.jsonl")
         else:
             out_path = _temp_path(temps, ".out")
@@ -347,7 +368,7 @@ class Terraform:
         proc: subprocess.Popen[bytes] | None = None
         result = _Run(returncode=-1)
         try:
-            with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            with _open_private(out_path) as out, open(err_path, "wb") as err:
                 try:
                     proc = subprocess.Popen(
                         argv,
@@ -357,6 +378,7 @@ class Terraform:
                         stdout=out,
                         stderr=err,
                         start_new_session=True,
+                        umask=0o077,  # state, plans and the data dir: owner-only, even as a library
                     )
                 except OSError as exc:
                     raise TerraformError(

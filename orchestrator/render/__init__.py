@@ -54,5 +54,7 @@ def render_files(bp: Blueprint, provider: Provider) -> dict[str, dict[str, str]]
 
 def render(bp: Blueprint, provider: Provider, out_root: Path) -> RenderResult:
     root = out_root / bp.name
-    parts = {part: write_tree(root / part, files, KEEP) for part, files in render_files(bp, provider).items()}
+    parts = {  # build/ is reviewed and committed: 0644/0755, not the owner-only modes of .infra/
+        part: write_tree(root / part, files, KEEP, public=True) for part, files in render_files(bp, provider).items()
+    }
     return RenderResult(root=root, parts=parts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, require_module
 
 pytestmark = pytest.mark.integration
 INFRA = str(Path(sys.executable).with_name("infra"))
@@ -32,7 +33,7 @@ def _infra(project: Path, env: dict, *args: str, timeout: int = 600) -> subproce
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, tf_mirror):
-    boto3 = pytest.importorskip("boto3")
+    boto3 = require_module("boto3", "boto3 (the sandbox extra: pip install -e '.[sandbox]')")
     root = tmp_path_factory.mktemp("sandbox-project")
     shutil.copy(EXAMPLES / "sandbox.yaml", root / "env.yaml")
     env = {**os.environ, "INFRA_TF_PLUGIN_MIRROR": tf_mirror, "TF_CLI_CONFIG_FILE": str(root / "none.tfrc")}
@@ -176,6 +177,21 @@ def test_second_up_applies_nothing(project, first_up):
     assert outcomes[-1] == "no-changes"
     assert "success" in outcomes
     assert history["chain_problems"] == []
+
+
+def test_working_files_are_owner_only(project, first_up):
+    """Everything under .infra/ (state, logs, CLI config, sandbox copy, records, server files) is
+    out of reach of group and others; the no-change `up` above kept no plan file."""
+    root = project["root"]
+    assert not (root / ".infra" / "sandbox" / "demo" / "plan.tfplan").exists()
+    assert (root / ".infra" / "sandbox" / "demo" / "terraform.tfstate").is_file()  # the walk sees real files
+    offenders = []
+    for folder, _dirs, files in os.walk(root / ".infra"):  # symlinks (terraform's provider links) not followed
+        for path in [Path(folder), *(Path(folder, name) for name in files)]:
+            mode = os.lstat(path).st_mode
+            if not stat.S_ISLNK(mode) and mode & 0o077:
+                offenders.append(f"{stat.S_IMODE(mode):04o} {path.relative_to(root)}")
+    assert offenders == [], "group or others have access to:\n" + "\n".join(offenders)
 
 
 def test_status_reports_outputs(project, first_up):

@@ -28,14 +28,23 @@ from orchestrator.engines.tfjson import (
 )
 from orchestrator.errors import Interrupted, LockedError, TerraformError
 from orchestrator.progress import Progress, format_seconds
+from tests.conftest import require
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "tfengine"
 TERRAFORM = shutil.which("terraform")
 CI_MIRROR = os.environ.get("INFRA_TF_PLUGIN_MIRROR")  # read before the autouse fixture clears it
-needs_terraform = pytest.mark.skipif(TERRAFORM is None, reason="terraform CLI not on PATH")
-needs_main_thread = pytest.mark.skipif(
-    threading.current_thread() is not threading.main_thread(), reason="SIGINT handlers need the main thread"
-)
+needs_terraform = pytest.mark.usefixtures("_terraform_on_path")
+needs_main_thread = pytest.mark.usefixtures("_main_thread")
+
+
+@pytest.fixture()
+def _terraform_on_path() -> None:
+    require(TERRAFORM is not None, "the terraform CLI on PATH")
+
+
+@pytest.fixture()
+def _main_thread() -> None:
+    require(threading.current_thread() is threading.main_thread(), "the main thread (for SIGINT handlers)")
 
 
 @pytest.fixture(autouse=True)
@@ -125,6 +134,9 @@ def test_plan_apply_outputs_and_second_plan(tmp_path: Path) -> None:
     ]
     assert plan.steps == 3
     assert plan.plan_file == (tmp_path / "plans" / "up.tfplan").resolve()
+    shown = tf.show_plan_json(plan.plan_file)
+    assert shown["format_version"].startswith("1.")
+    assert {rc["change"]["actions"][0] for rc in shown["resource_changes"]} == {"create"}
 
     applied = tf.apply(plan.plan_file)
     assert (applied.add, applied.change, applied.destroy) == (3, 0, 0)
@@ -151,10 +163,7 @@ def test_plan_apply_outputs_and_second_plan(tmp_path: Path) -> None:
     assert again.has_changes is False
     assert (again.add, again.change, again.destroy) == (0, 0, 0)
     assert again.changes == [] and again.by_type == {}
-
-    shown = tf.show_plan_json(again.plan_file)
-    assert shown["format_version"].startswith("1.")
-    assert {rc["change"]["actions"][0] for rc in shown["resource_changes"]} == {"no-op"}
+    assert again.plan_file is None  # nothing to apply: no plan file is kept (test_private_files.py)
 
     logs = tmp_path / "logs"
     assert sorted(p.name for p in logs.iterdir()) == ["apply.jsonl", "init.jsonl", "plan.jsonl"]
@@ -202,9 +211,10 @@ def test_stale_plan_hint_says_replan(tmp_path: Path) -> None:
     tf, _, _ = _engine(workdir)
     tf.init()
     plan = tf.plan(tmp_path / "p.tfplan")
+    stale = shutil.copy(plan.plan_file, tmp_path / "stale.tfplan")  # apply removes the plan it used
     tf.apply(plan.plan_file)
     with pytest.raises(TerraformError) as info:
-        tf.apply(plan.plan_file)
+        tf.apply(stale)
     assert info.value.message == "Saved plan is stale"
     assert "re-plan" in info.value.hint
     assert info.value.exit_code == 3
