@@ -82,5 +82,18 @@ class SandboxError(InfraError):
     exit_code = 7
 
 
+class AuditError(InfraError):
+    """The run records' audit chain is broken (or could not be checked against a head): one line per problem."""
+
+    exit_code = 8
+
+    def __init__(self, problems: list[str], hint: str | None = None) -> None:
+        self.problems = list(problems)
+        super().__init__(self.problems[0] if self.problems else "audit chain broken", hint)
+
+    def lines(self) -> list[str]:
+        return self.problems or [self.message]
+
+
 class Interrupted(InfraError):
     exit_code = 130

@@ -1,12 +1,15 @@
-"""``infra history``: the run records of an environment."""
+"""``infra history``: the run records of an environment, and ``--verify`` of their audit chain."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
 
 from . import common
+
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{1,38}$")  # the blueprint's `name` rule
 
 
 def register(app: typer.Typer) -> None:
@@ -14,38 +17,91 @@ def register(app: typer.Typer) -> None:
 
 
 def history(
-    target: str = typer.Argument(..., help="Environment name, or its blueprint file.", show_default=False),
+    target: str = typer.Argument(..., help="Environment name, or its blueprint file (.yaml/.yml).", show_default=False),
     limit: int = typer.Option(20, "--limit", "-n", help="Show at most this many (newest last)."),
+    verify: bool = typer.Option(
+        False, "--verify", help="Check every record, signature and head; exit 8 if the audit chain is broken."
+    ),
     output: str = common.OUTPUT_OPT,
 ) -> None:
-    """List the environment's run records: when, who, what, plan summary, outcome."""
-    from .. import records
+    """List the environment's run records: when, who, what, plan summary, outcome.
+
+    The hash chain is always checked (problems are warnings); --verify also checks the state
+    backend's head and fails with exit code 8 on any problem.
+    """
+    from .. import records, records_audit, records_heads
+    from ..errors import AuditError
     from ..workspace import Workspace
 
     common.check_output(output)
-    name = common.load(Path(target)).model.name if target.endswith((".yaml", ".yml")) else target
+    name, bp = _target(target)
     ws = Workspace(root=Path.cwd(), name=name)
-    recs = records.list_records(ws.records_dir)
-    problems = records.verify(recs)
-    shown = recs[-limit:] if limit > 0 else recs
+    heads = records_heads.heads_for(ws.root, name, bp)
+    report = records_audit.audit(ws.records_dir, name, heads if verify else [h for h in heads if h.local],
+                                 records.hmac_key())
+    if verify:
+        note = records_heads.unchecked_backend(bp)
+        if bp is None:
+            note = "given an environment name, no state-backend head was checked (pass the blueprint file for that)"
+        report.warnings.extend([note] if note else [])
+    entries = report.entries
+    shown = entries[-limit:] if limit > 0 else entries
     if output == "json":
-        common.print_json({"env": name, "records": shown, "chain_problems": problems})
-        return
-    if not recs:
+        data = {
+            "env": name,
+            "records": [e.data if e.ok else {"seq": e.seq, "file": e.path.name, "corrupt": e.problem} for e in shown],
+            "chain_problems": report.problems,
+        }
+        if report.warnings:
+            data["warnings"] = report.warnings
+        if verify:
+            data["verified"] = not report.problems
+        common.print_json(data)
+    elif not entries:
         typer.echo(f"no runs recorded for '{name}' in {ws.records_dir}")
-        return
+    else:
+        _table(name, shown)
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    if verify and report.problems:
+        raise AuditError(report.problems, hint=f"the records in {ws.records_dir} are not what the runs wrote: "
+                                               "see docs/records.md (Verifying)")
+    if not verify:
+        for problem in report.problems:
+            typer.echo(f"warning: {problem}", err=True)
+    elif output != "json":
+        heads_text = f"matches {', '.join(report.heads_matched)}" if report.heads_matched else "no head yet"
+        typer.echo(f"verified: {len(entries)} records, chain intact, {heads_text}")
+
+
+def _target(target: str):
+    """(environment name, Blueprint or None); anything but a name or a .yaml/.yml path is refused unread."""
+    from ..errors import UsageError
+
+    if target.endswith((".yaml", ".yml")):
+        model = common.load(Path(target)).model
+        return model.name, model
+    if _ENV_NAME.fullmatch(target):
+        return target, None
+    raise UsageError(f"infra history: {target!r} is neither an environment name ([a-z][a-z0-9-]{{1,38}}) "
+                     "nor a blueprint file (.yaml/.yml)")
+
+
+def _table(name: str, shown) -> None:
     from rich.table import Table
 
     table = Table(title=f"runs of {name}")
-    for col in ("finished (UTC)", "id", "command", "user", "sandbox", "plan", "outcome", "seconds"):
+    for col in ("seq", "finished (UTC)", "id", "command", "user", "sandbox", "plan", "outcome", "seconds"):
         table.add_column(col)
-    for r in shown:
-        plan = r.get("plan") or {}
+    for e in shown:
+        if not e.ok:
+            table.add_row(str(e.seq if e.seq is not None else "?"), "", e.path.name, "", "", "", "", "corrupt", "")
+            continue
+        r = e.data
+        plan = r["plan"] or {}
         summary = f"+{plan.get('add', 0)} ~{plan.get('change', 0)} -{plan.get('destroy', 0)}" if plan else ""
         table.add_row(
-            r.get("finished_at", ""), r.get("id", ""), r.get("command", ""), r.get("user", ""),
-            "yes" if r.get("sandbox") else "", summary, r.get("outcome", ""), f"{r.get('duration_s', 0):.1f}",
+            str(r["seq"]), r["finished_at"], r["id"], r["command"], r["user"], "yes" if r["sandbox"] else "",
+            summary, r["outcome"], f"{r['duration_s']:.1f}",
         )
     common.console().print(table)
-    for p in problems:
-        typer.echo(f"warning: {p}", err=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import __version__, records
+from orchestrator import __version__, records, records_audit
 from orchestrator.blueprint.loader import load
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +28,11 @@ def _write_three(tmp_path: Path) -> list[Path]:
     return [records.write(tmp_path, _record(i)) for i in range(3)]
 
 
+def _problems(records_dir: Path, env: str = "demo") -> list[str]:
+    """The chain's problems (no head, no key): what `infra history` reports."""
+    return records_audit.audit(records_dir, env, [], key=None).problems
+
+
 def test_three_records_form_an_intact_chain(tmp_path: Path) -> None:
     paths = _write_three(tmp_path)
     assert [p.name for p in paths] == [
@@ -37,7 +42,8 @@ def test_three_records_form_an_intact_chain(tmp_path: Path) -> None:
     ]
     recs = records.list_records(tmp_path)
     assert [r["id"] for r in recs] == ["rec00000", "rec00001", "rec00002"]
-    assert records.verify(recs) == []
+    assert [r["seq"] for r in recs] == [1, 2, 3]
+    assert _problems(tmp_path) == []
     assert recs[0]["prev_sha256"] is None
     assert recs[1]["prev_sha256"] == recs[0]["sha256"]
     assert recs[2]["prev_sha256"] == recs[1]["sha256"]
@@ -62,6 +68,10 @@ def test_record_content(tmp_path: Path) -> None:
     assert data["blueprint"] == {"path": "/bp/demo.yaml", "sha256": "ab" * 32, "git": None}
     assert data["versions"] == {"infra": __version__}
     assert data["duration_s"] >= 0
+    assert (data["seq"], data["prev_sha256"]) == (1, None)
+    assert data["sha256"] == hashlib.sha256(
+        json.dumps({k: v for k, v in data.items() if k != "sha256"}, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
 
 
 def test_records_are_private_files(tmp_path: Path) -> None:
@@ -76,7 +86,15 @@ def test_write_never_overwrites(tmp_path: Path) -> None:
     assert second != first and first.read_bytes() == before
     recs = records.list_records(tmp_path)
     assert recs[1]["prev_sha256"] == recs[0]["sha256"]
-    assert records.verify(recs) == []
+    assert _problems(tmp_path) == []
+
+
+def test_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    _write_three(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".lock", "000001-20231114T221320Z-rec00000.json", "000002-20231114T221420Z-rec00001.json",
+        "000003-20231114T221520Z-rec00002.json",
+    ]
 
 
 def test_edited_record_is_reported_modified(tmp_path: Path) -> None:
@@ -84,7 +102,10 @@ def test_edited_record_is_reported_modified(tmp_path: Path) -> None:
     data = json.loads(paths[1].read_text())
     data["outcome"] = "success" if data["outcome"] != "success" else "failed"
     paths[1].write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    assert records.verify(records.list_records(tmp_path)) == ["record rec00001 was modified after it was written"]
+    assert _problems(tmp_path) == [
+        "record #2 (000002-20231114T221420Z-rec00001.json): modified after it was written "
+        "(its sha256 does not match its content)"
+    ]
 
 
 def test_edited_and_rehashed_record_breaks_the_next_link(tmp_path: Path) -> None:
@@ -95,25 +116,23 @@ def test_edited_and_rehashed_record_breaks_the_next_link(tmp_path: Path) -> None
     body = {k: v for k, v in data.items() if k != "sha256"}
     data["sha256"] = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     paths[1].write_text(json.dumps(data))
-    assert records.verify(records.list_records(tmp_path)) == [
-        "record rec00002 does not follow the previous record (one is missing)"
+    old = json.loads(paths[2].read_text())["prev_sha256"]
+    assert _problems(tmp_path) == [
+        f"record #3 (000003-20231114T221520Z-rec00002.json): does not follow record #2: prev_sha256 is "
+        f"{old[:12]}… (a record was replaced or re-hashed)"
     ]
 
 
 def test_deleted_middle_record_is_reported_missing(tmp_path: Path) -> None:
     paths = _write_three(tmp_path)
     paths[1].unlink()
-    assert records.verify(records.list_records(tmp_path)) == [
-        "record rec00002 does not follow the previous record (one is missing)"
-    ]
+    assert _problems(tmp_path) == ["record #2 missing after #1: deleted (sequence numbers are never reused)"]
 
 
 def test_deleted_first_record_is_reported_missing(tmp_path: Path) -> None:
     paths = _write_three(tmp_path)
     paths[0].unlink()
-    assert records.verify(records.list_records(tmp_path)) == [
-        "record rec00001 does not follow the previous record (one is missing)"
-    ]
+    assert _problems(tmp_path) == ["record #1 missing at the start: deleted (sequence numbers are never reused)"]
 
 
 def test_list_records_of_missing_dir_and_unreadable_file(tmp_path: Path) -> None:
@@ -121,6 +140,9 @@ def test_list_records_of_missing_dir_and_unreadable_file(tmp_path: Path) -> None
     _write_three(tmp_path)
     (tmp_path / "20991231T000000Z-garbage.json").write_text("{not json")
     assert [r["id"] for r in records.list_records(tmp_path)] == ["rec00000", "rec00001", "rec00002"]
+    assert _problems(tmp_path) == [  # left out of the listing, never out of the audit
+        "file 20991231T000000Z-garbage.json: not a record file name (expected <seq>-<UTC time>-<id>.json)"
+    ]
 
 
 def test_records_started_in_the_same_second_keep_their_chain(tmp_path: Path) -> None:
@@ -128,7 +150,8 @@ def test_records_started_in_the_same_second_keep_their_chain(tmp_path: Path) -> 
         records.write(tmp_path, records.RunRecord(
             env="demo", command="plan", blueprint_path="/bp", blueprint_sha256="0", id=rid, started=T0,
         ))
-    assert records.verify(records.list_records(tmp_path)) == []
+    assert [r["id"] for r in records.list_records(tmp_path)] == ["bbbbbbbb", "aaaaaaaa", "cccccccc"]
+    assert _problems(tmp_path) == []
 
 
 # --- redaction ------------------------------------------------------------------------------
@@ -172,4 +195,4 @@ def test_record_from_blueprint_with_secrets_holds_no_values(tmp_path: Path, monk
     # The blueprint is identified by the hash of its data, which holds the reference, not the value.
     assert data["blueprint"]["sha256"] == loaded.sha256
     assert loaded.data["secrets"] == {"registry_password": "${env:REGISTRY_PASSWORD}"}
-    assert records.verify(records.list_records(tmp_path)) == []
+    assert _problems(tmp_path, "prod-us") == []

@@ -163,3 +163,112 @@ def test_state_dir_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     ws = Workspace(root=tmp_path / "project", name="lab")
     with ws.lock("infra up lab.yaml"):
         assert (tmp_path / "state" / "locks" / "lab.lock").is_file()
+
+
+# --- runs lost to kill -9 --------------------------------------------------------------------
+
+KILLED = """
+import os, sys
+from pathlib import Path
+from orchestrator.workspace import Workspace
+
+with Workspace(root=Path(sys.argv[1]), name="demo").lock("infra up env.yaml"):
+    print(os.getpid(), flush=True)
+    os.kill(os.getpid(), 9)  # no clean exit: the holder info stays behind
+"""
+
+
+def _killed_holder(root: Path) -> int:
+    """Run a real holder that SIGKILLs itself while holding the lock; return its pid."""
+    proc = subprocess.run([sys.executable, "-c", KILLED, str(root)], capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in os.environ.items() if k != STATE_DIR_ENV})
+    assert proc.returncode == -signal.SIGKILL and proc.stdout.strip().isdigit(), proc.stderr
+    return int(proc.stdout)
+
+
+def test_leftover_holder_info_of_a_killed_run_is_exposed(tmp_path: Path) -> None:
+    pid = _killed_holder(tmp_path)
+    ws = Workspace(root=tmp_path, name="demo")
+    with ws.lock("infra plan env.yaml") as lock:
+        assert lock.lost is not None
+        assert {k: lock.lost[k] for k in ("pid", "command", "user", "host")} == {
+            "pid": pid, "command": "infra up env.yaml", "user": getpass.getuser(), "host": socket.gethostname(),
+        }
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lock.lost["since"])
+    with ws.lock("infra plan env.yaml") as lock:  # the clean exit above removed its info
+        assert lock.lost is None
+
+
+def test_holder_info_of_a_running_process_is_not_a_lost_run(tmp_path: Path) -> None:
+    ws = Workspace(root=tmp_path, name="demo")
+    ws.lock_path.parent.mkdir(parents=True)
+    info = {"user": getpass.getuser(), "host": socket.gethostname(), "pid": os.getpid(), "command": "x", "since": "-"}
+    ws.lock_path.with_suffix(".json").write_text(json.dumps(info))
+    with ws.lock("infra up env.yaml") as lock:
+        assert lock.lost is None
+
+
+def test_unreadable_holder_info_is_a_lost_run(tmp_path: Path) -> None:
+    ws = Workspace(root=tmp_path, name="demo")
+    ws.lock_path.parent.mkdir(parents=True)
+    ws.lock_path.with_suffix(".json").write_text("")  # killed while writing it
+    with ws.lock("infra up env.yaml") as lock:
+        assert lock.lost == {"command": "unknown", "user": "unknown", "host": "unknown"}
+
+
+class _Noop:
+    name = "noop"
+
+    def run(self, ctx) -> str:
+        return "nothing to do"
+
+
+def test_next_run_records_the_lost_run_first_and_the_chain_verifies(tmp_path: Path, monkeypatch) -> None:
+    import io
+
+    from orchestrator import records, stages
+    from orchestrator.blueprint.loader import load
+    from orchestrator.progress import Progress
+    from orchestrator.providers.registry import get
+    from orchestrator.records_heads import HEAD_DIR_ENV
+
+    monkeypatch.delenv(HEAD_DIR_ENV, raising=False)
+    monkeypatch.delenv(records.HMAC_KEY_ENV, raising=False)
+    blueprint = tmp_path / "env.yaml"
+    blueprint.write_text((Path(__file__).parents[2] / "examples" / "sandbox.yaml").read_text())
+    pid = _killed_holder(tmp_path)
+
+    def run_once() -> str:
+        loaded = load(blueprint)
+        err = io.StringIO()
+        ctx = stages.Context(
+            loaded=loaded, provider=get("aws"), ws=Workspace(root=tmp_path, name="demo"),
+            progress=Progress(stream=io.StringIO(), err_stream=err, interactive=False), confirm=lambda plan: True,
+            record=records.RunRecord(env="demo", command="plan", blueprint_path=str(blueprint),
+                                     blueprint_sha256=loaded.sha256),
+        )
+        stages.run(ctx, "plan", [_Noop()])
+        return err.getvalue()
+
+    warned = run_once()
+    assert "was killed without a clean exit: recorded as `lost`" in warned and f"(pid {pid})" in warned
+    run_once()  # a clean run leaves nothing behind: no second lost record
+    lost, first, second = records.list_records(tmp_path / ".infra" / "records" / "demo")
+    assert [(r["seq"], r["outcome"]) for r in (lost, first, second)] == [(1, "lost"), (2, "success"), (3, "success")]
+    assert (lost["command"], lost["pid"], lost["user"], lost["host"]) == (
+        "up", pid, getpass.getuser(), socket.gethostname(),
+    )
+    assert lost["error"] == (
+        "the run was killed (no clean exit); resources created in its last moments may be outside state"
+    )
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lost["started_at"])
+    assert lost["started_at"] <= first["started_at"]
+    proc = subprocess.run(
+        [sys.executable, "-c", "from orchestrator.cli.main import run; run()", "history", "demo", "--verify"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, env={
+            k: v for k, v in os.environ.items() if k not in (STATE_DIR_ENV, HEAD_DIR_ENV, records.HMAC_KEY_ENV)
+        } | {"COLUMNS": "250"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "verified: 3 records, chain intact, matches repository head .infra-heads/demo.json (#3)" in proc.stdout
+    assert "lost" in proc.stdout
