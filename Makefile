@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 export INFRA_TF_PLUGIN_MIRROR ?= $(shell scripts/find-tf-mirror)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test golden lint bench clean
 
 setup: $(STAMP)
 
@@ -33,8 +33,14 @@ lint: setup
 test: setup lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The only way to rewrite tests/golden/ (after an intended change): review `git diff tests/golden/`.
+# The golden tests refuse INFRA_UPDATE_GOLDEN when CI is set.
+golden: setup
+	INFRA_UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/unit/test_render_golden.py -k matches_golden
+	@git diff --stat -- tests/golden/ 2>/dev/null || true
+
 bench: setup
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf build .infra .pytest_cache
+	rm -rf build .infra .infra-heads .pytest_cache

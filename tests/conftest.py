@@ -1,15 +1,20 @@
 """Shared fixtures. Real components (terraform, moto, sshd) are started by the tests.
 
 A test that needs a component the machine lacks skips with a reason naming it, except in CI
-(``CI=true``), where .ci/run installs everything and a missing component is a failure.
+(``CI=true``), where .ci/run installs everything and a missing component is a failure. Every
+skip in the suite goes through :func:`require` (or :func:`require_module`):
+``tests/unit/test_ci_honesty.py`` fails on a bare ``pytest.skip``, ``importorskip`` or
+``skipif``.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -18,12 +23,22 @@ EXAMPLES = REPO / "examples"
 
 
 def require(ok: bool, what: str) -> None:
-    """Skip (or, in CI, fail) when a real component is missing."""
+    """Skip (or, in CI, fail) when a real component is missing. The same for a condition of
+    the platform (e.g. the main thread): CI must provide it too, so there it is a failure."""
     if ok:
         return
     if os.environ.get("CI"):
         pytest.fail(f"CI must provide {what}")
     pytest.skip(f"needs {what}")
+
+
+def require_module(name: str, what: str) -> ModuleType:
+    """Import ``name``, or :func:`require` ``what`` (the package to install, in words)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        require(False, what)
+        raise  # not reached: require skipped or failed
 
 
 def _mirror() -> str | None:

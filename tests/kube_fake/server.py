@@ -1,8 +1,13 @@
 """An in-memory Kubernetes API server on 127.0.0.1 for the client tests.
 
-It speaks just enough of the REST API for ``orchestrator.kube``: GET/LIST (label selectors),
-server-side apply (``PATCH`` with ``application/apply-patch+yaml``), POST, DELETE, pods/log
-(with ``follow``), ``/version``. Faults are injected with :meth:`FakeKube.fail_next` (e.g. a
+It speaks just enough of the REST API for a client: GET/LIST (label selectors), server-side
+apply (``PATCH`` with ``application/apply-patch+yaml``), POST, DELETE, pods/log (with
+``follow``), ``/version``. What exists where comes from Kubernetes, never from the code under
+test (``discovery``): the built-in routes of the official client's generated API and the CRDs
+stored here. A path a real server does not serve is a 404 (unknown group, version or
+resource, a cluster-scoped resource under ``namespaces/<ns>``), a method it does not route is
+a 405 (create at the all-namespaces path of a namespaced kind), a body whose apiVersion, kind
+or namespace does not fit its path is a 400. Faults are injected with :meth:`FakeKube.fail_next` (e.g. a
 storm of 429s with ``Retry-After``, 500s, 409 conflicts); every request is recorded in
 ``requests``. With ``auto_ready`` (default) applied workloads report themselves ready.
 """
@@ -23,9 +28,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from orchestrator.kube import rest
+from . import discovery
+from .discovery import Refusal, Resource, Route
 
-_PATH = re.compile(r"^/(api/v1|apis/[^/]+/[^/]+)/(.+)$")
+APPLY = "application/apply-patch+yaml"
 
 
 @dataclass
@@ -45,6 +51,21 @@ def _status(code: int, reason: str, message: str, causes: list[dict] | None = No
     if causes:
         body["details"] = {"causes": causes}
     return body
+
+
+def _misfit(raw: bytes, content_type: str | None, res: Resource, ns: str) -> str | None:
+    """Why a real server would refuse this body at this path (apiVersion, kind, namespace)."""
+    try:
+        obj = (yaml.safe_load(raw) if content_type == APPLY else json.loads(raw or b"{}")) or {}
+    except (ValueError, yaml.YAMLError):
+        return "the request body is not valid YAML/JSON"
+    if obj.get("apiVersion") != res.api_version or obj.get("kind") != res.kind:
+        return (f"the body's {obj.get('kind')} ({obj.get('apiVersion')}) does not match the resource of the path: "
+                f"{res.kind} ({res.api_version})")
+    body_ns = (obj.get("metadata") or {}).get("namespace")
+    if res.namespaced and body_ns and body_ns != ns:
+        return "the namespace of the provided object does not match the namespace sent on the request"
+    return None
 
 
 def _matches(labels: dict[str, str], selector: str | None) -> bool:
@@ -117,16 +138,31 @@ class FakeKube:
 
     def put(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Store an object as if it had been created (seeding, or a controller's doing)."""
-        res = rest.for_object(obj)
+        res = self.resource(obj["apiVersion"], obj["kind"])
         meta = obj.setdefault("metadata", {})
         with self.lock:
             stored = self._stamp(copy.deepcopy(obj), None)
-            self.store[(res.prefix.lstrip("/"), res.plural, meta.get("namespace") or "", meta["name"])] = stored
+            self.store[(res.group, res.plural, meta.get("namespace") or "", meta["name"])] = stored
         return stored
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
-        res = rest.resource(api_version, kind)
-        return self.store.get((res.prefix.lstrip("/"), res.plural, namespace or "", name))
+        res = self.resource(api_version, kind)
+        return self.store.get((res.group, res.plural, namespace or "", name))
+
+    def resource(self, api_version: str, kind: str) -> Resource:
+        """Where a kind lives on this server (built in, or served by a stored CRD)."""
+        res = discovery.builtin().kinds.get((api_version, kind)) or self._custom().kinds.get((api_version, kind))
+        if res is None:
+            raise LookupError(f"this server does not serve {kind} ({api_version}): a typo, or its CRD is not installed")
+        return res
+
+    def crds(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [o for (g, plural, _, _), o in self.store.items()
+                    if (g, plural) == (discovery.CRD_GROUP, discovery.CRD_PLURAL)]
+
+    def _custom(self) -> discovery.Table:
+        return discovery.custom(self.crds())
 
     def objects(self, kind: str | None = None) -> list[dict[str, Any]]:
         with self.lock:
@@ -222,38 +258,43 @@ class _Handler(BaseHTTPRequestHandler):
                               headers)
         if url.path == "/version":
             return self._send(200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0-fake"})
-        m = _PATH.match(url.path)
-        if not m:
-            return self._send(404, _status(404, "NotFound", f"no route {url.path}"))
-        prefix, segs = m.group(1), m.group(2).split("/")
-        ns = ""
-        if segs[0] == "namespaces" and len(segs) >= 3:
-            ns, segs = segs[1], segs[2:]
-        plural, name, sub = segs[0], (segs[1] if len(segs) > 1 else None), (segs[2] if len(segs) > 2 else None)
-        if sub == "log" and method == "GET":  # outside the lock: it may stream for a while
-            code, body = self._log(ns, name, query)
+        route = discovery.resolve(method, url.path, kube.crds())
+        if isinstance(route, Refusal):
+            record["status"] = route.code
+            return self._send(route.code, _status(route.code, route.reason, route.message))
+        if (route.resource.group, route.resource.plural, route.sub) == ("", "pods", "log"):
+            code, body = self._log(route.namespace, route.name, query)  # outside the lock: it may stream
+        elif route.sub:
+            code, body = 501, _status(501, "NotImplemented", f"the test double does not implement {route.sub}")
         else:
             with kube.lock:
-                code, body = self._route(method, prefix, plural, ns, name, sub, query, raw)
+                code, body = self._route(method, route, query, raw)
         if code == -1:  # streamed already
             return
         record["status"] = code
         self._send(code, body)
 
-    def _route(self, method, prefix, plural, ns, name, sub, query, raw):  # noqa: C901 - a router
-        kube, key = self.kube, (prefix, plural, ns, name)
+    def _route(self, method: str, route: Route, query: dict[str, str], raw: bytes):  # noqa: C901 - a router
+        res, ns, name = route.resource, route.namespace, route.name
+        kube, key, plural = self.kube, (res.group, res.plural, ns, name), res.plural
         if method == "GET" and name is None:
-            items = [copy.deepcopy(o) for (p, pl, n, _), o in sorted(kube.store.items())
-                     if p == prefix and pl == plural and (not ns or n == ns)
+            items = [copy.deepcopy(o) for (g, pl, n, _), o in sorted(kube.store.items())
+                     if g == res.group and pl == plural and (not ns or n == ns)
                      and _matches(o["metadata"].get("labels") or {}, query.get("labelSelector"))]
             for item in items:
                 item.pop("apiVersion", None)
                 item.pop("kind", None)
-            return 200, {"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": str(kube._rv)},
-                         "items": items}
+            return 200, {"kind": f"{res.kind}List", "apiVersion": res.api_version,
+                         "metadata": {"resourceVersion": str(kube._rv)}, "items": items}
         if method == "GET":
             obj = kube.store.get(key)
-            return (200, obj) if obj else (404, _status(404, "NotFound", f'{plural} "{name}" not found'))
+            if obj is None:
+                return 404, _status(404, "NotFound", f'{plural} "{name}" not found')
+            return 200, {**obj, "apiVersion": res.api_version}
+        if method == "POST" or (method == "PATCH" and self.headers.get("Content-Type") == APPLY):
+            problem = _misfit(raw, self.headers.get("Content-Type"), res, ns)
+            if problem:
+                return 400, _status(400, "BadRequest", problem)
         if method == "PATCH":
             if self.headers.get("Content-Type") != "application/apply-patch+yaml":
                 return 415, _status(415, "UnsupportedMediaType", "only server-side apply is supported here")
@@ -264,6 +305,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return 400, _status(400, "BadRequest", "apply body must name the object of the path")
             if ns:
                 obj["metadata"]["namespace"] = ns
+            else:
+                obj["metadata"].pop("namespace", None)
             old = kube.store.get(key)
             obj["metadata"]["managedFields"] = [{"manager": query["fieldManager"], "operation": "Apply"}]
             kube.store[key] = kube._stamp(obj, old)
@@ -275,18 +318,21 @@ class _Handler(BaseHTTPRequestHandler):
                 meta["name"] = meta.get("generateName", "obj-") + uuid.uuid4().hex[:5]
             if ns:
                 meta["namespace"] = ns
-            key = (prefix, plural, ns, meta["name"])
+            else:
+                meta.pop("namespace", None)
+            key = (res.group, plural, ns, meta["name"])
             if key in kube.store:
                 return 409, _status(409, "AlreadyExists", f'{plural} "{meta["name"]}" already exists')
             kube.store[key] = kube._stamp(obj, None)
             for hook in kube.on_create:
                 hook(kube.store[key])
             return 201, kube.store[key]
-        if method == "DELETE":
+        if method == "DELETE" and name is not None:
             if kube.store.pop(key, None) is None:
                 return 404, _status(404, "NotFound", f'{plural} "{name}" not found')
             return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
-        return 405, _status(405, "MethodNotAllowed", method)
+        # a real server routes it (discovery said so), but this double does not do it (PUT, deletecollection)
+        return 501, _status(501, "NotImplemented", f"the test double does not implement {method} {plural}")
 
     def _log(self, ns: str, pod: str, query: dict[str, str]):
         lines = self.kube.logs.get((ns, pod))

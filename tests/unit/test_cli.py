@@ -7,7 +7,6 @@ when standard input is not a terminal (against the sandbox emulator, with real t
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import __version__
+from tests.conftest import require_module
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -153,12 +153,7 @@ def test_render_default_out_is_build(tmp_path: Path) -> None:
 
 def _require_module(name: str, what: str):
     """Import ``name``, or skip (fail in CI, where .ci/run installs everything) naming what is missing."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must provide {what}")
-        pytest.skip(f"needs {what}")
+    return require_module(name, what)
 
 
 def _files_under(root: Path) -> list[Path]:

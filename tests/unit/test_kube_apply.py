@@ -7,8 +7,8 @@ import pytest
 from orchestrator.errors import KubernetesError
 from orchestrator.kube.apply import Options, apply_all, readiness
 from orchestrator.kube.manifests import render_objects
-from tests.kube_fake.fixtures import client, fake, install_crds, kubeconfig, lab  # noqa: F401
 from tests.kube_fake.server import FakeKube
+from tests.unit.kube_fixtures import client, fake, install_crds, kubeconfig, lab  # noqa: F401
 
 
 class Clock:

@@ -10,7 +10,7 @@ from orchestrator.errors import KubernetesError
 from orchestrator.kube import rest
 from orchestrator.kube.client import APPLY_PATCH, ApiError, Client
 from orchestrator.kube.rest import MAX_RETRY_AFTER, RetryPolicy, parse_retry_after, retryable
-from tests.kube_fake.fixtures import client, fake, kubeconfig  # noqa: F401
+from tests.unit.kube_fixtures import client, fake, kubeconfig  # noqa: F401
 
 NS = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vision", "labels": {"a": "b"}}}
 CM = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "vision"}, "data": {"k": "v"}}

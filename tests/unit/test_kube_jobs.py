@@ -12,7 +12,7 @@ from orchestrator.cli import kube_cmd
 from orchestrator.errors import UsageError
 from orchestrator.kube import jobs
 from orchestrator.kube.explain import Quota, explain, quota_from
-from tests.kube_fake.fixtures import FIXTURES, THREE_TEAMS, client, fake, kubeconfig  # noqa: F401
+from tests.unit.kube_fixtures import FIXTURES, THREE_TEAMS, client, fake, kubeconfig  # noqa: F401
 
 GPU = "nvidia.com/gpu"
 

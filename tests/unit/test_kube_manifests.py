@@ -8,7 +8,7 @@ from orchestrator.blueprint.labels import pool_labels
 from orchestrator.kube import base, inference, manifests, scheduling
 from orchestrator.kube.manifests import render_kubernetes, render_objects
 from orchestrator.render.writer import write_tree
-from tests.kube_fake.fixtures import lab  # noqa: F401
+from tests.unit.kube_fixtures import lab  # noqa: F401
 
 GPU = "nvidia.com/gpu"
 

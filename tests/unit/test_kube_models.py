@@ -12,8 +12,8 @@ from orchestrator.cli import kube_cmd
 from orchestrator.errors import KubernetesError, UsageError
 from orchestrator.kube.apply import Options, apply_all
 from orchestrator.kube.manifests import render_objects
-from tests.kube_fake.fixtures import THREE_TEAMS, client, fake, install_crds, kubeconfig, lab  # noqa: F401
 from tests.kube_fake.server import FakeKube
+from tests.unit.kube_fixtures import THREE_TEAMS, client, fake, install_crds, kubeconfig, lab  # noqa: F401
 
 
 @pytest.fixture()

@@ -17,7 +17,7 @@ from orchestrator.kube import kubeconfig as kc
 from orchestrator.kube.stage import SANDBOX_DETAIL, HandoffStage
 from orchestrator.progress import Progress
 from orchestrator.workspace import Workspace
-from tests.kube_fake.fixtures import THREE_TEAMS, fake, kubeconfig, lab, three_teams  # noqa: F401
+from tests.unit.kube_fixtures import THREE_TEAMS, fake, kubeconfig, lab, three_teams  # noqa: F401
 
 OUTPUTS = {"cluster_name": "gpu-lab", "cluster_endpoint": "https://ABC.gr7.us-east-1.eks.amazonaws.com",
            "cluster_ca": "LS0tLS1CRUdJTi0tLS0t"}

@@ -16,7 +16,7 @@ from orchestrator.kube import validate
 from orchestrator.kube.manifests import render_and_validate, render_objects
 from orchestrator.providers.registry import get
 from tests.conftest import EXAMPLES, require
-from tests.kube_fake.fixtures import CRDS, lab  # noqa: F401
+from tests.unit.kube_fixtures import CRDS, lab  # noqa: F401
 
 try:
     import kubernetes_validate  # noqa: F401

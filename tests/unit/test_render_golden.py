@@ -7,11 +7,12 @@ file that appears or disappears is a failure.
 
 Updating the golden files (after an intended change to templates, modules or providers)::
 
-    INFRA_UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/test_render_golden.py
+    make golden                     # sets INFRA_UPDATE_GOLDEN=1 and runs only the golden tests
     git diff tests/golden/          # review: this diff is what users will see in build/
 
 In update mode the pure render rewrites ``tests/golden/<env name>/`` (stale golden files are
-deleted) and the comparisons then run against what was just written. Run it without ``-n``.
+deleted) and the comparisons then run against what was just written, so they prove nothing:
+with ``CI`` set as well, the tests refuse to rewrite anything and fail.
 
 Blueprints: ``examples/sandbox.yaml`` (demo), ``examples/aws-gpu.yaml`` (prod-us),
 ``tests/golden/inputs/edge-eu.yaml`` (public endpoint with authorized networks, 3 zones,
@@ -36,6 +37,7 @@ from orchestrator.blueprint.loader import load
 from orchestrator.blueprint.models import Blueprint
 from orchestrator.providers.registry import get as get_provider
 from orchestrator.render import render, render_files
+from tests.conftest import require
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -43,6 +45,7 @@ GOLDEN = REPO / "tests" / "golden"
 INPUTS = GOLDEN / "inputs"
 INFRA = Path(sys.executable).with_name("infra")
 UPDATE = os.environ.get("INFRA_UPDATE_GOLDEN") == "1"
+REFUSE_IN_CI = "refusing to rewrite golden files in CI (CI is set); run `make golden` locally"
 
 # env name (= golden folder) -> blueprint file
 CASES = {
@@ -57,10 +60,7 @@ SECRET_VALUE = "s3cr3t-value"
 
 def _require_terraform() -> str:
     binary = shutil.which("terraform")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide terraform on PATH")
-        pytest.skip("needs terraform on PATH")
+    require(binary is not None, "terraform on PATH")
     return binary
 
 
@@ -91,9 +91,11 @@ def _update_golden(name: str, files: dict[str, bytes]) -> None:
 
 def _golden(name: str) -> dict[str, bytes]:
     if UPDATE:
+        if os.environ.get("CI"):
+            pytest.fail(REFUSE_IN_CI)
         _update_golden(name, _flat(_model(CASES[name])))
     tree = _tree(GOLDEN / name)
-    assert tree, f"no golden files in tests/golden/{name}: run with INFRA_UPDATE_GOLDEN=1 (see module docstring)"
+    assert tree, f"no golden files in tests/golden/{name}: run `make golden` (see module docstring)"
     return tree
 
 
@@ -101,7 +103,7 @@ def _assert_same(actual: dict[str, bytes], expected: dict[str, bytes], name: str
     assert sorted(actual) == sorted(expected), f"file set of {name} differs from tests/golden/{name}"
     differing = [rel for rel in sorted(expected) if actual[rel] != expected[rel]]
     assert differing == [], (
-        f"{name}: {differing} differ from tests/golden/{name} (INFRA_UPDATE_GOLDEN=1 to accept an intended change)"
+        f"{name}: {differing} differ from tests/golden/{name} (`make golden` to accept an intended change)"
     )
 
 
