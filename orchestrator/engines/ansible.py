@@ -210,6 +210,31 @@ def _scrub_command_file(path: Path, keep: set[str]) -> None:
     os.chmod(path, 0o600)
 
 
+def load_site_vars(path: Path) -> dict[str, Any]:
+    """A site variables file (YAML mapping), read within the blueprint loader's bounds; a bad file
+    is bad input (exit 2) named with its line and column, before Ansible starts."""
+    import yaml
+
+    from orchestrator.blueprint.files import FileProblem, read_text
+    from orchestrator.errors import UsageError
+
+    try:
+        data = yaml.safe_load(read_text(path))
+    except FileProblem as exc:
+        where = f"{path}:{exc.line}:{exc.column}" if exc.line else str(path)
+        raise UsageError(f"{where}: cannot read extra variables file: {exc.reason}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise UsageError(f"{where}: extra variables file is not valid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise UsageError(f"{path}: extra variables file must be a mapping of variable names to values")
+    return data
+
+
 def forks_for(host_count: int, cap: int = FORKS_CAP) -> int:
     return max(1, min(host_count, cap))
 
@@ -322,6 +347,14 @@ class Ansible:
         env.update(self.env)
         return env
 
+    def _unsafe_copy(self, source: Path | dict[str, Any], name: str) -> Path:
+        """``source`` (a site variables file, or infra's own values) as a private YAML file in which
+        every string is ``!unsafe``: Ansible passes it on as data and never evaluates it."""
+        from orchestrator.render.ansible import dump
+
+        data = load_site_vars(source) if isinstance(source, Path) else source
+        return write_private(self.private_dir / "vars" / name, dump(data))
+
     def run(self, playbook: str, inventory: Path, *, host_count: int, limit: str | None = None, check: bool = False,
             extravars: dict[str, Any] | None = None, extravars_files: list[Path] | tuple[Path, ...] = (),
             label: str | None = None) -> AnsibleResult:
@@ -339,10 +372,12 @@ class Ansible:
         os.chmod(self.private_dir, 0o700)
         self.known_hosts.touch(mode=0o600, exist_ok=True)
         forks = forks_for(host_count, self.forks_cap)
-        files = [Path(p).resolve() for p in extravars_files]
-        if extravars:  # a file of !unsafe strings: Ansible would template values given as JSON (docs/security.md)
-            from orchestrator.render.ansible import dump
-            files.append(write_private(self.private_dir / "extravars.yml", dump(dict(extravars))))
+        # Every value reaches Ansible as a file of !unsafe strings: Ansible would template values
+        # given as JSON, and site files may come through the same pull requests as blueprints
+        # (docs/security.md). Site copies live in the private folder only for this run.
+        files = [self._unsafe_copy(Path(p), f"site-vars-{i}.yml") for i, p in enumerate(extravars_files)]
+        if extravars:
+            files.append(self._unsafe_copy(dict(extravars), "extravars.yml"))
         cmdline = [f"-e {shlex.quote(f'@{p}')}" for p in files]
         if check:
             cmdline += ["--check", "--diff"]
@@ -385,6 +420,8 @@ class Ansible:
                               "run the same command again: every role is idempotent") from exc
         finally:
             _scrub_command_file(command_file, set(envvars))
+            for copy in files:  # site values may be secrets: no copy outlives the run
+                copy.unlink(missing_ok=True)
             for tree in (self.artifacts_dir / ident, self.fact_cache_dir):  # 0600/0700 whatever the umask
                 private_tree(tree)
         result = collector.result(

@@ -169,7 +169,7 @@ def lab(tmp_path_factory, test_hosts, onnx_wheels, kube_api) -> Lab:
     extra = root / "site-vars.yml"
     extra.write_text(yaml.safe_dump({
         "kubernetes_install_packages": False,  # kubeadm is the test double (no package repository here)
-        "inference_onnx_listen": "{{ ansible_host }}",  # every test host shares the machine's network
+        "inference_onnx_listen_on_host_address": True,  # every test host shares the machine's network
         "inference_onnx_wheel_dir": str(onnx_wheels),
     }))
     (root / ".infra").mkdir()

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from orchestrator.blueprint.loader import load
 from orchestrator.blueprint.models import Blueprint, Host, Inference, Mig, Model, NodePool, State, Taint
-from orchestrator.engines.ansible import Ansible, AnsibleRunError
+from orchestrator.engines.ansible import Ansible, AnsibleRunError, load_site_vars
 from orchestrator.errors import BlueprintError, UsageError
 from orchestrator.inventory import InventoryHost
 from orchestrator.providers.aws import AwsProvider
@@ -252,6 +252,7 @@ SHOW = """\
             uri: "{{ inference_onnx_models[0].uri }}"
             environment: "{{ infra_environment }}"
             fetch: "{{ infra_kubeconfig_fetch }}"
+            site: "{{ site_value }}"
 - name: The same host over SSH (ansible_host, ansible_user)
   hosts: all
   gather_facts: false
@@ -261,7 +262,7 @@ SHOW = """\
 
 
 def test_ansible_runs_none_of_the_values_even_past_validation(tmp_path):
-    fields = ("address", "user", "label", "taint", "mig", "uri", "environment", "fetch")
+    fields = ("address", "user", "label", "taint", "mig", "uri", "environment", "fetch", "site")
     markers = {f: tmp_path / f"PWNED-{f}" for f in fields}
     values = {f: hostile(m, f) for f, m in markers.items()}
     files = render_ansible(hostile_blueprint(values), BaremetalProvider())
@@ -271,16 +272,32 @@ def test_ansible_runs_none_of_the_values_even_past_validation(tmp_path):
         (tmp_path / "inv" / rel).write_text(text)
     (tmp_path / "project").mkdir()
     (tmp_path / "project" / "show.yml").write_text(SHOW)
+    site = tmp_path / "site-vars.yml"  # a site variables file, as `--extra-vars` passes it
+    site.write_text(yaml.safe_dump({"site_value": values["site"]}))
     engine = Ansible(tmp_path / "private", project_dir=tmp_path / "project")
 
     with pytest.raises(AnsibleRunError) as info:  # the SSH play: the hostile address is no host name
         engine.run("show.yml", tmp_path / "inv" / "inventory.yml", host_count=1,
-                   extravars={"infra_kubeconfig_fetch": values["fetch"]})
+                   extravars={"infra_kubeconfig_fetch": values["fetch"]}, extravars_files=[site])
 
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("PWNED")) == []
     assert info.value.result.data == {"seen": values}  # every value literally as written
     [failure] = info.value.result.host_failures()
     assert failure.host == "cp-1" and failure.unreachable and failure.task == "ansible.builtin.ping"
+    assert list((tmp_path / "private" / "vars").iterdir()) == []  # no copy of site values outlives the run
+
+
+def test_a_broken_site_variables_file_is_bad_input_with_its_line(tmp_path):
+    site = tmp_path / "site.yml"
+    site.write_text("nvidia_driver_branch: 550\nbroken: [unclosed\n")
+    with pytest.raises(UsageError) as info:
+        load_site_vars(site)
+    assert info.value.exit_code == 2
+    assert info.value.message == (
+        f"{site}:3:1: extra variables file is not valid YAML: expected ',' or ']', but got '<stream end>'")
+    site.write_text("- a list\n")
+    with pytest.raises(UsageError, match="must be a mapping of variable names to values"):
+        load_site_vars(site)
 
 
 def test_host_and_group_names_must_be_plain_names():
