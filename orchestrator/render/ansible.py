@@ -5,7 +5,8 @@ metal), so the inventory is reviewed like the rest of the render; the configure 
 the same files with Terraform outputs for providers whose hosts only exist after apply. Same
 input, same bytes: keys sorted, no secrets (SSH keys are passed at run time, never rendered).
 
-Every string value is written with Ansible's ``!unsafe`` tag: values come from the blueprint or
+Every string value is written with Ansible's ``!unsafe`` tag (but for number-, boolean- and
+null-shaped text, see ``_unsafe``): values come from the blueprint or
 from Terraform outputs, and Ansible would otherwise evaluate any ``{{ ... }}`` in them as a
 template on the control machine (``lookup('pipe', ...)`` runs commands). Mapping keys (host,
 group, variable and label names) cannot carry the tag: they must be plain names (``SAFE_KEY``).
@@ -39,8 +40,19 @@ def _none(dumper: yaml.SafeDumper, _value: None):
     return dumper.represent_scalar("tag:yaml.org,2002:null", "")
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
 def _unsafe(dumper: yaml.SafeDumper, value: str):
-    """A string Ansible must take literally, never as a template (double-quoted when it needs escapes)."""
+    """A string Ansible must take literally, never as a template (double-quoted when it needs escapes).
+
+    ansible-core re-resolves the type of an ``!unsafe`` scalar as if it were plain, quotes or not:
+    ``!unsafe '1.30'`` loads as the float 1.3. A string that would resolve to a number, boolean or
+    null is therefore written quoted without the tag: it is a string to Ansible, and text of that
+    shape cannot hold a template.
+    """
+    if dumper.resolve(yaml.ScalarNode, value, (True, False)) != _STR_TAG:
+        return dumper.represent_scalar(_STR_TAG, value, style="'")
     return dumper.represent_scalar("!unsafe", value, style="'" if value.isprintable() else '"')
 
 

@@ -105,7 +105,10 @@ def test_converge_then_nothing_changes_and_no_secret_is_kept(tmp_path, monkeypat
     command = json.loads((second.artifacts / "command").read_text())
     assert "SOME_CLOUD_SECRET" not in command["env"]
     assert command["env"]["ANSIBLE_PIPELINING"] == "True"
-    assert any(f"@{extra}" in arg for arg in command["command"])  # passed by reference
+    # passed as a private !unsafe copy (docs/security.md), deleted when the run ends
+    copy = tmp_path / "ansible" / "vars" / "site-vars-0.yml"
+    assert any(f"@{copy}" in arg for arg in command["command"])
+    assert not copy.exists()
 
 
 def test_failure_names_host_and_task(tmp_path):
