@@ -16,13 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .blueprint.models import GPU_TAINT, Blueprint, Host, NodePool
+from .blueprint.labels import node_labels
+from .blueprint.models import GPU_TAINT, Blueprint
 
-# Node label keys, the same as on cloud node pools (providers/aws.py): Kueue ResourceFlavors and
-# the NVIDIA device plugin select on them whatever the provider.
-POOL_LABEL = "infra.dev/pool"
-GPU_TYPE_LABEL = "infra.dev/gpu-type"
-GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
 ROLE_GROUPS = ("control_plane", "worker", "inference")
 
 
@@ -48,17 +44,6 @@ def group_name(prefix: str, value: str) -> str:
     return f"{prefix}_{value.replace('-', '_').replace('.', '_')}"
 
 
-def _labels(host: Host, pool: NodePool | None, gpu_type: str | None) -> dict[str, str]:
-    labels: dict[str, str] = {}
-    if pool is not None:
-        labels[POOL_LABEL] = pool.name
-        labels.update(pool.labels)
-    if gpu_type:
-        labels[GPU_TYPE_LABEL] = gpu_type
-        labels[GPU_PRESENT_LABEL] = "true"
-    return dict(sorted(labels.items()))
-
-
 def from_blueprint(bp: Blueprint) -> list[InventoryHost]:
     """The blueprint's ``hosts``, with what their pool gives them (bare metal)."""
     result = []
@@ -77,7 +62,8 @@ def from_blueprint(bp: Blueprint) -> list[InventoryHost]:
                 gpu_type=gpu.type if gpu else None,
                 gpu_count=gpu.count if gpu else 0,
                 mig_profile=pool.mig.profile if pool and pool.mig else None,
-                labels=_labels(host, pool, gpu.type if gpu else None),
+                # the same labels as a cloud node group's (Kueue flavors select on them)
+                labels=node_labels(pool, gpu.type if gpu else None),
                 taints=tuple(t.model_dump() for t in taints),
             )
         )

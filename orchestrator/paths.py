@@ -35,3 +35,19 @@ def ansible() -> Path:
 
 def package_data() -> Path:
     return _PACKAGE / "data"
+
+
+def providers() -> Path:
+    return _PACKAGE / "providers"
+
+
+@cache
+def provider_names() -> tuple[str, ...]:
+    """Every ``provider:`` a blueprint may name: the packages under ``orchestrator/providers/``,
+    sorted. The folder is listed, not imported, so the blueprint layer can use it without
+    knowing provider code; ``providers.registry`` imports the one a command needs."""
+    return tuple(sorted(
+        entry.name for entry in providers().iterdir()
+        if entry.is_dir() and (entry / "__init__.py").is_file() and entry.name.isidentifier()
+        and not entry.name.startswith("_")
+    ))

@@ -8,6 +8,11 @@ stop`` ends it) so that ``up``, ``status`` and ``down`` can be separate commands
 The server has a *generation* (a random id). Each sandbox environment remembers the
 generation its Terraform state was applied against; if the server was restarted since, the
 emulated resources are gone, so that state is discarded rather than trusted.
+
+``Sandbox`` is the one object a ``--sandbox`` command carries: it starts or attaches to the
+server and hands the stages a ``TerraformOverrides``, all they ever see of the sandbox: the
+override files to add to a private copy of the rendered root module, the local backend, and
+the environment's binding to the server (attached before a run, forgotten after ``down``).
 """
 
 from __future__ import annotations
@@ -24,11 +29,17 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 from .errors import SandboxError
 from .workspace import private_dir, write_private
+
+if TYPE_CHECKING:
+    from .providers.base import Provider
+    from .render.writer import WriteResult
 
 _START_TIMEOUT_S = 60.0
 
@@ -146,23 +157,83 @@ def _terminate(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
-def attach_env(env_dir: Path, info: ServerInfo) -> bool:
-    """Bind a sandbox environment to this server generation.
+@dataclass(frozen=True)
+class Sandbox:
+    """The emulator session of one ``--sandbox`` command: from the CLI flag to the stages."""
 
-    Returns True when earlier state was discarded because the server was restarted (the
-    emulated resources it described no longer exist).
+    server: ServerInfo
+
+    @classmethod
+    def start(cls, state_dir: Path) -> Sandbox:
+        """Attach to the project's running emulator, or start it."""
+        return cls(start(state_dir))
+
+    @property
+    def endpoint(self) -> str:
+        return self.server.endpoint
+
+    def overrides(self, provider: Provider) -> TerraformOverrides:
+        """What ``provider``'s Terraform needs to run against this emulator (its sandbox templates)."""
+        from .render.terraform import render_sandbox_overrides
+
+        return TerraformOverrides(render_sandbox_overrides(provider, self.endpoint), self)
+
+    def attach(self, env_dir: Path) -> bool:
+        """Bind a sandbox environment to this server generation.
+
+        Returns True when earlier state was discarded because the server was restarted (the
+        emulated resources it described no longer exist).
+        """
+        marker = env_dir / "generation"
+        previous = marker.read_text().strip() if marker.is_file() else None
+        discarded = False
+        if previous and previous != self.server.generation:
+            for name in ("terraform.tfstate", "terraform.tfstate.backup", "plan.tfplan", "outputs.json"):
+                (env_dir / name).unlink(missing_ok=True)
+            discarded = True
+        write_private(marker, self.server.generation + "\n")
+        return discarded
+
+    def forget(self, env_dir: Path) -> None:
+        """Remove a destroyed sandbox environment's working files."""
+        shutil.rmtree(env_dir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class TerraformOverrides:
+    """How a run's Terraform differs from the plain render; what the stages see of ``--sandbox``.
+
+    Terraform runs in a private copy of ``build/<name>/terraform/`` with ``files`` added (paths
+    relative to the root module), initialised with the ``backend`` named here.
     """
-    marker = env_dir / "generation"
-    previous = marker.read_text().strip() if marker.is_file() else None
-    discarded = False
-    if previous and previous != info.generation:
-        for name in ("terraform.tfstate", "terraform.tfstate.backup", "plan.tfplan", "outputs.json"):
-            (env_dir / name).unlink(missing_ok=True)
-        discarded = True
-    write_private(marker, info.generation + "\n")
-    return discarded
 
+    files: Mapping[str, str]
+    session: Sandbox = field(repr=False)
+    backend: ClassVar[str] = "local"
 
-def forget_env(env_dir: Path) -> None:
-    """Remove a destroyed sandbox environment's working files."""
-    shutil.rmtree(env_dir, ignore_errors=True)
+    def write(self, rendered: Path, target: Path) -> WriteResult:
+        """Copy the rendered root module from ``rendered`` to ``target`` (owner-only), adding ``files``.
+
+        Files Terraform writes beside a render (its lock file, ``.terraform/``) are not copied:
+        the copy keeps its own.
+        """
+        from .render import KEEP
+        from .render.writer import write_tree
+
+        files = {
+            path.relative_to(rendered).as_posix(): path.read_text()
+            for path in sorted(rendered.rglob("*"))
+            if path.is_file() and path.name not in KEEP and ".terraform" not in path.relative_to(rendered).parts
+        }
+        files.update(self.files)
+        return write_tree(target, files, KEEP)
+
+    def attach(self, env_dir: Path) -> str | None:
+        """Before a run, under the environment's lock: a warning when earlier state was discarded."""
+        if self.session.attach(env_dir):
+            return "the sandbox server was restarted: earlier sandbox state was discarded"
+        return None
+
+    def forget(self, env_dir: Path) -> None:
+        """After everything was destroyed: the environment's working files go."""
+        self.session.forget(env_dir)

@@ -1,20 +1,25 @@
-"""Instance-type catalog: which GPUs each cloud machine type carries.
+"""Per-provider facts that validation needs, from ``orchestrator/data/catalog/<provider>.yaml``.
 
-The facts live in ``orchestrator/data/catalog/<provider>.yaml`` (data, not code). An instance
-type missing from the catalog is allowed and simply not checked.
+Each file gives the provider's ``kind`` and its ``machines``. ``kind: cloud``: a blueprint names a
+region and node pools with instance types; ``kind: hosts``: it lists existing machines (no
+region, no instance types). ``machines`` says which GPUs each instance type carries; a type
+missing from it is allowed and simply not checked. Facts are data, not code: adding a provider
+adds its file, and nothing here changes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+from typing import Any, Literal
 
 import yaml
 
-from orchestrator.blueprint.models import CLOUD_PROVIDERS
+from orchestrator import paths
 
 FIELDS = ("gpu_type", "gpu_count", "vcpus", "memory_gib")
+KINDS = ("cloud", "hosts")
+Kind = Literal["cloud", "hosts"]
 
 
 @dataclass(frozen=True)
@@ -31,13 +36,37 @@ class InstanceType:
 
 
 @cache
+def _data(provider: str) -> dict[str, Any]:
+    """The provider's catalog file; a provider without one is a cloud whose machines are unknown."""
+    path = paths.package_data() / "catalog" / f"{provider}.yaml"
+    if provider not in paths.provider_names() or not path.is_file():
+        return {"kind": "cloud", "machines": {}}
+    raw = yaml.safe_load(path.read_text("utf-8")) or {}
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        raise ValueError(f"{path}: kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    return {"kind": kind, "machines": raw.get("machines") or {}}
+
+
+def kind(provider: str) -> Kind:
+    """``cloud`` or ``hosts``: what a blueprint for ``provider`` describes."""
+    return _data(provider)["kind"]
+
+
+def providers() -> tuple[str, ...]:
+    """Every provider name, as errors list them: clouds first, then host-only providers, each sorted."""
+    return tuple(sorted(paths.provider_names(), key=lambda name: (KINDS.index(kind(name)), name)))
+
+
+def of_kind(wanted: Kind) -> tuple[str, ...]:
+    return tuple(name for name in providers() if kind(name) == wanted)
+
+
+@cache
 def catalog(provider: str) -> dict[str, InstanceType]:
-    """All known instance types of ``provider`` (empty for providers without a catalog)."""
-    if provider not in CLOUD_PROVIDERS:
-        return {}
-    text = resources.files("orchestrator").joinpath("data", "catalog", f"{provider}.yaml").read_text("utf-8")
-    raw = yaml.safe_load(text) or {}
-    return {name: InstanceType(name, **{f: entry[f] for f in FIELDS}) for name, entry in raw.items()}
+    """All known instance types of ``provider`` (empty for providers without machines)."""
+    machines = _data(provider)["machines"]
+    return {name: InstanceType(name, **{f: entry[f] for f in FIELDS}) for name, entry in machines.items()}
 
 
 def lookup(provider: str, instance_type: str | None) -> InstanceType | None:

@@ -13,11 +13,11 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from orchestrator.blueprint import catalog
+
 GPU_TYPES = ("t4", "l4", "a10", "a10g", "a100", "h100", "h200", "l40s")
 MIG_GPU_TYPES = ("a100", "h100", "h200")
 HOST_ROLES = ("control_plane", "worker", "inference")
-PROVIDERS = ("aws", "azure", "gcp", "baremetal")
-CLOUD_PROVIDERS = ("aws", "azure", "gcp")
 MODEL_URI_SCHEMES = ("s3://", "gs://", "az://", "https://", "file://")
 SECRET_REF = re.compile(r"^\$\{(env|file):([^}]+)\}$")
 
@@ -269,7 +269,7 @@ SecretName = Annotated[str, AfterValidator(_secret_name)]
 class Blueprint(_Model):
     blueprint: Literal[1]
     name: Name
-    provider: Literal["aws", "azure", "gcp", "baremetal"]
+    provider: str  # a package under orchestrator/providers/ (checked below, before the type)
     region: str | None = Field(default=None, pattern=r"^[a-z0-9-]{2,40}$")
     tags: dict[TagKey, TagValue] = Field(default_factory=dict)
     kubernetes: Kubernetes = Field(default_factory=Kubernetes)
@@ -281,9 +281,18 @@ class Blueprint(_Model):
     state: State = Field(default_factory=State)
     secrets: dict[SecretName, SecretRef] = Field(default_factory=dict)
 
+    @field_validator("provider", mode="before")
+    @classmethod
+    def _known_provider(cls, value: object) -> object:
+        names = catalog.providers()
+        if value not in names:
+            raise ValueError(f"must be one of: {', '.join(names)}")
+        return value
+
     @property
     def is_cloud(self) -> bool:
-        return self.provider in CLOUD_PROVIDERS
+        """A cloud (region, node pools with instance types), not existing hosts (data/catalog)."""
+        return catalog.kind(self.provider) == "cloud"
 
     def pool(self, name: str) -> NodePool | None:
         return next((p for p in self.node_pools if p.name == name), None)

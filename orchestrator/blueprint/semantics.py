@@ -17,7 +17,7 @@ from orchestrator.blueprint.yamlpos import format_path
 Path_ = tuple[Any, ...]
 Issue = tuple[Path_, str]
 OPEN_NETWORKS = ("0.0.0.0/0", "::/0")
-BAREMETAL_FORBIDDEN = ("instance_type", "min", "desired", "max", "spot")
+HOSTS_FORBIDDEN = ("instance_type", "min", "desired", "max", "spot")  # on pools of a hosts provider
 STATE_FIELDS = ("bucket", "storage_account", "container")
 STATE_REQUIRED = {
     "local": (),
@@ -39,19 +39,20 @@ def _gpu(gpu: Gpu) -> str:
 
 
 def _placement(bp: Blueprint) -> Iterator[Issue]:
-    """region, hosts and node pools per provider."""
+    """region, hosts and node pools per provider kind (cloud or hosts, data/catalog/<provider>.yaml)."""
     if bp.is_cloud:
         if not bp.region:
             yield ("region",), f"required for provider {bp.provider}"
         if bp.hosts:
-            yield ("hosts",), f"only allowed on baremetal (provider is {bp.provider}): remove hosts"
+            where = " or ".join(catalog.of_kind("hosts"))
+            yield ("hosts",), f"only allowed on {where} (provider is {bp.provider}): remove hosts"
         if not bp.node_pools:
             yield ("node_pools",), f"at least one node pool is required on {bp.provider}"
         return
     if bp.region is not None:
-        yield ("region",), "not allowed on baremetal: remove region"
+        yield ("region",), f"not allowed on {bp.provider}: remove region"
     if not bp.hosts:
-        yield ("hosts",), "at least one host is required on baremetal"
+        yield ("hosts",), f"at least one host is required on {bp.provider}"
 
 
 def _pools(bp: Blueprint) -> Iterator[Issue]:
@@ -59,10 +60,10 @@ def _pools(bp: Blueprint) -> Iterator[Issue]:
         if bp.is_cloud:
             yield from _cloud_pool(pool, ("node_pools", i), bp.provider)
         else:
-            for name in BAREMETAL_FORBIDDEN:
+            for name in HOSTS_FORBIDDEN:
                 if getattr(pool, name) is not None:
                     yield ("node_pools", i, name), (
-                        "not allowed on baremetal: a node pool there only gives labels, taints, "
+                        f"not allowed on {bp.provider}: a node pool there only gives labels, taints, "
                         "gpu and mig to the hosts that name it"
                     )
 
@@ -158,14 +159,14 @@ def _gpu_catalog(bp: Blueprint) -> Iterator[Issue]:
 
 
 def _hosts(bp: Blueprint) -> Iterator[Issue]:
-    """Host GPUs agree with their pool; a baremetal cluster has a control plane."""
+    """Host GPUs agree with their pool; a cluster of hosts has a control plane."""
     for i, host in enumerate(bp.hosts):
         pool = bp.pool(host.pool) if host.pool else None
         if pool and pool.gpu and host.gpu and _gpu(pool.gpu) != _gpu(host.gpu):
             yield ("hosts", i, "gpu"), (
                 f"{_gpu(host.gpu)} disagrees with node pool '{pool.name}' ({_gpu(pool.gpu)})"
             )
-    if bp.provider == "baremetal" and bp.hosts and not any("control_plane" in h.roles for h in bp.hosts):
+    if not bp.is_cloud and bp.hosts and not any("control_plane" in h.roles for h in bp.hosts):
         yield ("hosts",), "at least one host needs the role control_plane"
 
 

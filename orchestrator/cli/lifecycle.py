@@ -29,8 +29,8 @@ def build_context(
 ):
     """Load, check, resolve secrets and (for --sandbox) start the emulator: a ready stages.Context."""
     from .. import records
-    from .. import sandbox as sandbox_mod
     from ..progress import Progress
+    from ..sandbox import Sandbox
     from ..secrets import resolve
     from ..stages import Context
 
@@ -40,10 +40,11 @@ def build_context(
     secrets = resolve(loaded)  # before anything runs: an unresolvable reference changes nothing
     ws = common.workspace(loaded, sandbox)
     progress = Progress()
-    server = None
+    overrides = None
     if sandbox and start_sandbox:
-        server = sandbox_mod.start(ws.state_dir)
-        progress.info(f"sandbox: AWS emulator at {server.endpoint} (stop it with `infra sandbox stop`)")
+        session = Sandbox.start(ws.state_dir)
+        progress.info(f"sandbox: AWS emulator at {session.endpoint} (stop it with `infra sandbox stop`)")
+        overrides = session.overrides(provider)
     record = records.RunRecord(
         env=loaded.model.name,
         command=command,
@@ -59,7 +60,7 @@ def build_context(
         progress=progress,
         confirm=common.confirmer(auto_approve, action),
         record=record,
-        sandbox_server=server,
+        overrides=overrides,
         secrets=secrets,
         kubeconfig=kubeconfig,
         kube_context=kube_context,

@@ -1,8 +1,11 @@
-"""Kubernetes: manifests from the blueprint, server-side apply/prune/wait, jobs and models.
+"""Kubernetes: the API client and what it does with objects; it never renders them.
 
-``manifests.render_kubernetes`` is pure (blueprint -> files of ``build/<name>/kubernetes/``);
-``client`` talks to the API server (with retries), ``apply`` applies, prunes and waits,
-``jobs``/``serving`` back the ``infra job`` and ``infra model`` commands, ``stage`` is the
-``handoff`` stage of ``infra up``. The ``kubernetes`` package is imported only inside the
-functions that talk to a cluster, so importing this package stays cheap.
+``client``/``rest`` talk to the API server (with retries); ``rendered`` reads the files the
+render stage wrote to ``build/<name>/kubernetes/``; ``validate`` checks objects against their
+schemas offline; ``apply`` applies, prunes and waits; ``jobs``/``explain`` back ``infra job``,
+``serving`` backs ``infra model``; ``stage`` is the ``handoff`` stage of ``infra up``. Names
+shared with the render live in ``orchestrator.conventions``; the manifests themselves are built
+by ``orchestrator.render.kubernetes``, and ``orchestrator.ops`` composes the two. The
+``kubernetes`` package is imported only inside the functions that talk to a cluster, so
+importing this package stays cheap.
 """

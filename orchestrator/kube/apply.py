@@ -1,7 +1,7 @@
 """Apply rendered objects to a cluster: check CRDs, server-side apply in order, prune, wait.
 
 * **Order**: Namespaces and PriorityClasses first, then namespaced tenancy objects, then Kueue
-  objects (after their CRDs are ``Established``), then workloads (``manifests.KIND_ORDER``).
+  objects (after their CRDs are ``Established``), then workloads (``conventions.KIND_ORDER``).
 * **Apply**: server-side apply, field manager ``infra``, ``force=True`` by default: these
   objects are owned by the blueprint, so a field someone changed by hand is taken back (the
   GitOps reading). With ``force=False`` a conflict fails and names the other manager.
@@ -18,12 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..conventions import ENV_LABEL, KIND_ORDER, MANAGED_BY, MANAGED_BY_LABEL, sort_for_apply
 from ..errors import KubernetesError
 from ..progress import NullProgress, Progress
 from . import rest
-from .base import ENV_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from .client import ApiError, Client
-from .manifests import KIND_ORDER, sort_for_apply
 from .validate import describe
 
 POLL_SECONDS = 2.0

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..conventions import FIELD_MANAGER
 from ..errors import KubernetesError
 from . import rest
-from .base import FIELD_MANAGER
 from .rest import RetryPolicy, parse_retry_after, retryable
 
 APPLY_PATCH = "application/apply-patch+yaml"

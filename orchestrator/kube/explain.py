@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .base import GPU_RESOURCE
+from ..conventions import GPU_RESOURCE
 
 _INSUFFICIENT = re.compile(r"insufficient (?:unused )?quota for (\S+) in flavor (\S+?),? (\d+) more needed")
 

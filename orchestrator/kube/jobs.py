@@ -14,25 +14,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..conventions import GPU_RESOURCE, GPU_TOLERATION, KUEUE_API, PRIORITY_BY_TIER, QUEUE_LABEL, TEAM_LABEL
 from ..errors import KubernetesError, UsageError
 from . import rest
-from .base import (
-    GPU_RESOURCE,
-    GPU_TOLERATION,
-    JOB_UID_LABEL,
-    POD_SET,
-    PRIORITY_BY_TIER,
-    QUEUE_LABEL,
-    TEAM_LABEL,
-)
 from .client import Client
 from .explain import Quota, explain, quota_from
 
 JOB = rest.resource("batch/v1", "Job")
 POD = rest.resource("v1", "Pod")
-WORKLOAD = rest.resource("kueue.x-k8s.io/v1beta2", "Workload")
-LOCAL_QUEUE = rest.resource("kueue.x-k8s.io/v1beta2", "LocalQueue")
-CLUSTER_QUEUE = rest.resource("kueue.x-k8s.io/v1beta2", "ClusterQueue")
+WORKLOAD = rest.resource(KUEUE_API, "Workload")
+LOCAL_QUEUE = rest.resource(KUEUE_API, "LocalQueue")
+CLUSTER_QUEUE = rest.resource(KUEUE_API, "ClusterQueue")
+JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"  # set by Kueue on a job's Workload
+POD_SET = "main"  # the job's container, and the pod set Kueue names in its messages
 CREATED_BY_LABEL = "app.kubernetes.io/created-by"
 DEFAULT_CPU, DEFAULT_MEMORY = "2", "8Gi"
 

@@ -1,21 +1,16 @@
-"""``infra model``: deploy, list and delete inference models.
+"""``infra model``: apply, list and delete inference models on the cluster.
 
-Blueprint models are rendered exactly as ``infra handoff`` renders them (same labels, so a
-later handoff keeps them). Ad-hoc models (``--uri``) carry ``app.kubernetes.io/managed-by:
-infra`` and ``infra.dev/ad-hoc: "true"`` but no environment label, so prune never touches
-them; ``infra model delete`` removes them.
+The objects come from ``render/kubernetes/inference`` (``ops.models`` builds them: a blueprint's
+models exactly as ``infra handoff`` applies them, or an ad-hoc one). Ad-hoc models carry
+``app.kubernetes.io/managed-by: infra`` and ``infra.dev/ad-hoc: "true"`` but no environment
+label, so prune never touches them; ``infra model delete`` removes them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..blueprint.models import Blueprint, Model
-from ..errors import KubernetesError, UsageError
-from ..progress import Progress
-from . import rest
-from .apply import ApplyResult, Options, apply_all, readiness
-from .base import (
+from ..conventions import (
     ADHOC_LABEL,
     COMPONENT_LABEL,
     ENV_LABEL,
@@ -24,54 +19,20 @@ from .base import (
     MODEL_LABEL,
     MODEL_URI_ANNOTATION,
     OIP_HTTP_PORT,
+    SELDON_API,
     TEAM_LABEL,
-    common_labels,
-    label,
 )
+from ..errors import KubernetesError
+from ..progress import Progress
+from . import rest
+from .apply import ApplyResult, Options, apply_all, readiness
 from .client import ApiError, Client
-from .inference import Placement, blueprint_models, model_objects, placement
 from .validate import validate_objects
 
 DEPLOYMENT = rest.resource("apps/v1", "Deployment")
 SERVICE = rest.resource("v1", "Service")
-SELDON_MODEL = rest.resource("mlops.seldon.io/v1alpha1", "Model")
+SELDON_MODEL = rest.resource(SELDON_API, "Model")
 DEFAULT_K8S_VERSION = "1.30"
-
-
-def blueprint_objects(bp: Blueprint, names: list[str] | None = None) -> list[dict[str, Any]]:
-    rendered = blueprint_models(bp)
-    known = [m.name for m in (bp.inference.models if bp.inference else [])]
-    unknown = [n for n in names or [] if n not in known]
-    if unknown:
-        raise UsageError(f"no model named {', '.join(unknown)} in the blueprint (models: {', '.join(known) or 'none'})")
-    wanted = set(names or known)
-    objs = [o for key, group in sorted(rendered.items()) for o in group
-            if key in wanted or (o.get("kind") == "Server" and _team_has(bp, o, wanted))]
-    return label(objs, common_labels(bp.name))
-
-
-def _team_has(bp: Blueprint, server: dict[str, Any], wanted: set[str]) -> bool:
-    team = server["metadata"]["labels"].get(TEAM_LABEL)
-    return any(m.team == team and m.name in wanted and m.gpu > 0 for m in bp.inference.models)  # type: ignore[union-attr]
-
-
-def adhoc_objects(name: str, uri: str, team: str, namespace: str | None, gpu: int, replicas: int, runtime: str,
-                  bp: Blueprint | None = None) -> list[dict[str, Any]]:
-    from pydantic import ValidationError
-
-    try:
-        model = Model(name=name, uri=uri, team=team, gpu=gpu, replicas=replicas)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise UsageError(f"invalid model: {problems}") from None
-    if bp is not None and any(t.name == team for t in bp.teams):
-        where = placement(bp, team)
-        if namespace:
-            where = Placement(namespace, where.gpu_tolerations)
-    else:
-        where = Placement(namespace or team)
-    objs = model_objects(runtime, [model], where, {})
-    return label(objs, {MANAGED_BY_LABEL: MANAGED_BY, ADHOC_LABEL: "true"})
 
 
 def deploy(client: Client, objs: list[dict[str, Any]], k8s_version: str = DEFAULT_K8S_VERSION,

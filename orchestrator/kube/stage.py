@@ -1,7 +1,9 @@
-"""The ``handoff`` stage: render the Kubernetes manifests, validate them, apply them.
+"""The ``handoff`` stage: read the manifests the render stage wrote, validate them, apply them.
 
-It runs in ``infra up`` after Ansible, and alone as ``infra handoff FILE``. In the sandbox
-there is no Kubernetes API: the stage renders and validates, and says it did not apply.
+It runs in ``infra up`` after Ansible, and alone as ``infra handoff FILE`` (after the render
+stage). It applies ``build/<name>/kubernetes/`` as written (``rendered.read_rendered``), never a
+second rendering. In the sandbox there is no Kubernetes API: the stage validates the rendered
+manifests, and says it did not apply them.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import kubeconfig
+from ..ops import kubeconfig
 from .apply import Options, apply_all
-from .manifests import render_and_validate
+from .rendered import read_rendered
 from .rest import RetryPolicy
+from .validate import require_valid
 
 SANDBOX_DETAIL = "rendered and validated {n} manifests; not applied (the sandbox has no Kubernetes API)"
 
@@ -31,7 +34,7 @@ class HandoffStage:
     name: str = "handoff"
 
     def run(self, ctx: Any) -> str:
-        objs = render_and_validate(ctx.bp, ctx.provider, ctx.progress)
+        objs = require_valid(read_rendered(ctx.ws.build_dir / "kubernetes"), ctx.bp.kubernetes.version, ctx.progress)
         if ctx.ws.sandbox:
             return SANDBOX_DETAIL.format(n=len(objs))
         path, context = kubeconfig.resolve(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths
+from ..errors import KubernetesError
 
 Schemas = dict[tuple[str, str], dict[str, Any]]
 
@@ -171,6 +172,21 @@ def validate_objects(objs: list[dict[str, Any]], k8s_version: str, crd_schemas: 
     if not custom_ok:
         report.notes.append("custom resources checked for shape only (install jsonschema)")
     return report
+
+
+def require_valid(objs: list[dict[str, Any]], k8s_version: str, progress: Any = None) -> list[dict[str, Any]]:
+    """``objs`` unchanged if every one passes its schema; else a KubernetesError naming the problems."""
+    report = validate_objects(objs, k8s_version)
+    if progress is not None:
+        for note in report.notes:
+            progress.info(f"    validation: {note}")
+    if not report.ok:
+        more = f"; and {len(report.problems) - 10} more" if len(report.problems) > 10 else ""
+        raise KubernetesError(
+            f"{len(report.problems)} problems in the rendered manifests: " + "; ".join(report.problems[:10]) + more,
+            hint="this is a bug in infra's templates: please report it with the blueprint",
+        )
+    return objs
 
 
 def _major_minor(version: str) -> str:

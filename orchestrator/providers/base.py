@@ -1,7 +1,7 @@
 """The Provider interface.
 
-A provider maps a Blueprint to data: Terraform variables, the backend block, sandbox
-overrides, the hosts Ansible configures, and a kubeconfig from Terraform outputs. It never
+A provider maps a Blueprint to data: Terraform variables, the backend block, the sandbox's
+endpoints, the hosts Ansible configures, and a kubeconfig from Terraform outputs. It never
 renders templates or runs processes: ``render/`` and ``engines/`` do that with what it returns.
 """
 
@@ -11,8 +11,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..blueprint.labels import pool_labels
-from ..blueprint.models import Blueprint, NodePool
+from ..blueprint.models import Blueprint
 
 if TYPE_CHECKING:
     from ..inventory import InventoryHost
@@ -25,8 +24,10 @@ class Provider(ABC):
     name: ClassVar[str]
     #: folder under terraform/modules/ that the root module calls; None: no cloud resources
     terraform_module: ClassVar[str | None] = None
-    #: whether ``--sandbox`` can emulate this provider's API
+    #: whether ``--sandbox`` can emulate this provider's API (templates/terraform/<name>/sandbox/)
     sandbox: ClassVar[bool] = False
+    #: False: blueprints for it validate, but render, plan and up refuse it (not built yet)
+    renderable: ClassVar[bool] = True
 
     @abstractmethod
     def terraform_variables(self, bp: Blueprint) -> dict[str, Any]:
@@ -57,13 +58,10 @@ class Provider(ABC):
             }
         return "local", {}
 
-    def sandbox_files(self, bp: Blueprint, endpoint: str) -> dict[str, str]:
-        """Override files (path relative to the terraform dir -> content) for ``--sandbox``."""
+    def sandbox_endpoints(self, endpoint: str) -> dict[str, str]:
+        """``--sandbox``: the API endpoint of each service the Terraform provider calls, all served by
+        the emulator at ``endpoint``; templates/terraform/<name>/sandbox/ turns them into override files."""
         raise NotImplementedError(f"provider {self.name} has no sandbox")
-
-    def pool_labels(self, pool: NodePool) -> dict[str, str]:
-        """Labels this provider puts on the pool's nodes (Kueue flavors select on exactly these)."""
-        return pool_labels(pool)
 
     def inventory_hosts(self, bp: Blueprint, outputs: dict[str, Any]) -> list[InventoryHost]:
         """Machines the configure stage runs Ansible on, from the blueprint and Terraform outputs.

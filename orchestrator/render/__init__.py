@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..blueprint.models import Blueprint
-from ..kube.manifests import render_kubernetes
 from ..providers.base import Provider
 from .ansible import render_ansible
+from .kubernetes import render_kubernetes
 from .terraform import render_terraform
 from .writer import WriteResult, write_tree
 
@@ -46,7 +46,7 @@ def render_files(bp: Blueprint, provider: Provider) -> dict[str, dict[str, str]]
     inventory where every pool is a managed node group)."""
     parts = {
         "terraform": render_terraform(bp, provider),
-        "kubernetes": render_kubernetes(bp, provider),
+        "kubernetes": render_kubernetes(bp),
         "ansible": render_ansible(bp, provider),
     }
     return {part: files for part, files in parts.items() if files}

@@ -49,12 +49,35 @@ def render_terraform(bp: Blueprint, provider: Provider) -> dict[str, str]:
         "variables.tf": (module_src / "variables.tf").read_text(),
     }
     for path in sorted((template_dir / provider.name).iterdir()):
+        if not path.is_file():  # sandbox/ holds the --sandbox overrides, never part of build/
+            continue
         if path.name.endswith(".j2"):
             files[path.name[:-3]] = render_template(template_dir, f"{provider.name}/{path.name}", context)
         else:
             files[path.name] = path.read_text()
     for path in sorted(module_src.glob("*.tf")):
         files[f"modules/{provider.terraform_module}/{path.name}"] = path.read_text()
+    return files
+
+
+def render_sandbox_overrides(provider: Provider, endpoint: str) -> dict[str, str]:
+    """The files a ``--sandbox`` run adds to its private copy of the root module, keyed by path
+    relative to it: ``templates/terraform/<provider>/sandbox/`` (whose ``module/`` stands for
+    ``modules/<terraform_module>/``; ``*.j2`` get the provider's endpoints, all at ``endpoint``)
+    and the local backend override every sandbox run uses."""
+    template_dir = paths.templates() / "terraform"
+    source = template_dir / provider.name / "sandbox"
+    endpoints = sorted(provider.sandbox_endpoints(endpoint).items())
+    context = {"endpoints": _aligned([(service, _hcl_value(url)) for service, url in endpoints])}
+    files = {"backend_override.tf": (template_dir / "common" / "sandbox_backend_override.tf").read_text()}
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        rel = path.relative_to(source).as_posix()
+        if rel.startswith("module/"):
+            rel = f"modules/{provider.terraform_module}/{rel.removeprefix('module/')}"
+        if rel.endswith(".j2"):
+            files[rel[:-3]] = render_template(template_dir, path.relative_to(template_dir).as_posix(), context)
+        else:
+            files[rel] = path.read_text()
     return files
 
 

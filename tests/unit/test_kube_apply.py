@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator.errors import KubernetesError
 from orchestrator.kube.apply import Options, apply_all, readiness
-from orchestrator.kube.manifests import render_objects
+from orchestrator.render.kubernetes import render_objects
 from tests.kube_fake.server import FakeKube
 from tests.unit.kube_fixtures import client, fake, install_crds, kubeconfig, lab  # noqa: F401
 
@@ -32,8 +32,8 @@ def opts(**kw) -> Options:
 
 
 def test_apply_creates_everything_in_order(client, fake, lab):  # noqa: F811
-    bp, provider = lab
-    objs = render_objects(bp, provider)
+    bp, _ = lab
+    objs = render_objects(bp)
     result = apply_all(client, objs, bp.name, opts())
     assert len(result.applied) == len(objs) == len(result.created)
     assert result.server_version == "v1.30.0-fake"
@@ -51,8 +51,8 @@ def test_apply_creates_everything_in_order(client, fake, lab):  # noqa: F811
 
 
 def test_apply_survives_a_429_storm_with_backoff(client, fake, lab):  # noqa: F811
-    bp, provider = lab
-    objs = render_objects(bp, provider)
+    bp, _ = lab
+    objs = render_objects(bp)
     fake.fail_next(9, 429, retry_after=0.2, method="PATCH")  # throttled from the start, with Retry-After
     for team in ("vision", "nlp", "research"):  # and again on each queue, without
         fake.fail_next(6, 429, path_regex=f"clusterqueues/{team}$", method="PATCH")
@@ -66,8 +66,8 @@ def test_apply_survives_a_429_storm_with_backoff(client, fake, lab):  # noqa: F8
 
 
 def test_prune_deletes_only_what_infra_rendered_before_for_this_environment(client, fake, lab):  # noqa: F811
-    bp, provider = lab
-    apply_all(client, render_objects(bp, provider), bp.name, opts())
+    bp, _ = lab
+    apply_all(client, render_objects(bp), bp.name, opts())
     foreign = [  # same kinds, but not ours to delete
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "other-env", "namespace": "vision", "labels": {
             "app.kubernetes.io/managed-by": "infra", "infra.dev/environment": "other"}}},
@@ -82,7 +82,7 @@ def test_prune_deletes_only_what_infra_rendered_before_for_this_environment(clie
         fake.put(obj)
     bp.inference.models = bp.inference.models[1:]  # resnet50 removed
     bp.teams = [t for t in bp.teams if t.name != "research"]  # a team removed
-    result = apply_all(client, render_objects(bp, provider), bp.name, opts())
+    result = apply_all(client, render_objects(bp), bp.name, opts())
     assert "Deployment/vision/resnet50" in result.pruned and "Service/vision/resnet50" in result.pruned
     assert "ClusterQueue/research" in result.pruned and "LocalQueue/research/research" in result.pruned
     assert "ResourceQuota/research/team-quota" in result.pruned
@@ -96,17 +96,17 @@ def test_prune_deletes_only_what_infra_rendered_before_for_this_environment(clie
 
 
 def test_no_prune_keeps_everything(client, fake, lab):  # noqa: F811
-    bp, provider = lab
-    apply_all(client, render_objects(bp, provider), bp.name, opts())
+    bp, _ = lab
+    apply_all(client, render_objects(bp), bp.name, opts())
     bp.inference = None
-    result = apply_all(client, render_objects(bp, provider), bp.name, opts(prune=False))
+    result = apply_all(client, render_objects(bp), bp.name, opts(prune=False))
     assert result.pruned == [] and fake.get("apps/v1", "Deployment", "resnet50", "vision") is not None
 
 
 def test_prune_skips_apis_the_cluster_does_not_serve(client, fake, lab):  # noqa: F811
-    bp, provider = lab
+    bp, _ = lab
     fake.fail_next(1, 404, path_regex="^/apis/mlops.seldon.io/v1alpha1/models$")
-    result = apply_all(client, render_objects(bp, provider), bp.name, opts())
+    result = apply_all(client, render_objects(bp), bp.name, opts())
     assert result.pruned == []
 
 
@@ -117,9 +117,9 @@ def test_missing_kueue_fails_before_anything_is_applied(kubeconfig, lab):  # noq
     try:
         install_crds(bare, groups=("mlops.seldon.io",))
         c = Client.from_kubeconfig(bare.write_kubeconfig(kubeconfig.parent / "bare"))
-        bp, provider = lab
+        bp, _ = lab
         with pytest.raises(KubernetesError, match="Kueue is not installed: the cluster has no CRD") as info:
-            apply_all(c, render_objects(bp, provider), bp.name, opts())
+            apply_all(c, render_objects(bp), bp.name, opts())
         assert "install Kueue" in info.value.hint
         assert not [r for r in bare.requests if r["method"] == "PATCH"]
     finally:
@@ -127,27 +127,27 @@ def test_missing_kueue_fails_before_anything_is_applied(kubeconfig, lab):  # noq
 
 
 def test_crds_must_be_established_in_time(client, fake, lab):  # noqa: F811
-    bp, provider = lab
+    bp, _ = lab
     install_crds(fake, groups=("kueue.x-k8s.io",), established=False)
     o = opts(timeout=10)
     with pytest.raises(KubernetesError, match="is not Established after 10s"):
-        apply_all(client, render_objects(bp, provider), bp.name, o)
+        apply_all(client, render_objects(bp), bp.name, o)
     assert o.clock.sleeps == [2.0] * 5
 
 
 def test_old_kueue_without_v1beta2_is_explained(client, fake, lab):  # noqa: F811
-    bp, provider = lab
+    bp, _ = lab
     crd = fake.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", "clusterqueues.kueue.x-k8s.io")
     crd["spec"]["versions"] = [{"name": "v1beta1", "served": True}]
     with pytest.raises(KubernetesError, match="does not serve v1beta2") as info:
-        apply_all(client, render_objects(bp, provider), bp.name, opts())
+        apply_all(client, render_objects(bp), bp.name, opts())
     assert "v0.15" in info.value.hint
 
 
 def test_wait_until_ready_then_time_out_when_not(client, fake, lab):  # noqa: F811
-    bp, provider = lab
+    bp, _ = lab
     fake.auto_ready = False
-    objs = render_objects(bp, provider)
+    objs = render_objects(bp)
     o = opts(timeout=20)
     with pytest.raises(KubernetesError, match=r"9 objects not ready after 20s: ClusterQueue/vision: not active") as e:
         apply_all(client, objs, bp.name, o)

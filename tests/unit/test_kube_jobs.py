@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import typer
@@ -87,6 +91,28 @@ def test_prepare_job_rejects_what_kueue_or_quota_would():
     with pytest.raises(UsageError, match="names namespace 'other'"):
         jobs.prepare_job({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"namespace": "other"}},
                          "vision", "vision", [])
+
+
+def test_a_job_file_that_is_a_named_pipe_is_bad_input_not_a_hang(tmp_path):
+    fifo = tmp_path / "job.yaml"
+    os.mkfifo(fifo)  # read_text() would block here until someone writes to it
+    infra = Path(sys.executable).with_name("infra")
+    proc = subprocess.run([str(infra), "job", "submit", str(fifo), "--team", "vision"], cwd=tmp_path,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr == f"error: cannot read job file {fifo}: not a regular file (a named pipe)\n"
+
+
+def test_a_job_file_that_is_not_yaml_is_located(cli, tmp_path):
+    bad = tmp_path / "job.yaml"
+    bad.write_text("apiVersion: batch/v1\nkind: Job\nspec: [1\n")
+    with pytest.raises(UsageError) as info:
+        cli("job", "submit", str(bad), "--team", "vision")
+    assert info.value.message.startswith(f"{bad}:4:1: job file is not valid YAML: ")
+    too_many = tmp_path / "two.yaml"
+    too_many.write_text("kind: Job\n---\nkind: Job\n")
+    with pytest.raises(UsageError, match="must hold exactly one Job \\(found 2 documents\\)"):
+        cli("job", "submit", str(too_many), "--team", "vision")
 
 
 def test_usage_errors(cli):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import yaml
 
+from orchestrator import conventions
 from orchestrator.blueprint.labels import pool_labels
-from orchestrator.kube import base, inference, manifests, scheduling
-from orchestrator.kube.manifests import render_kubernetes, render_objects
+from orchestrator.render.kubernetes import inference, render_kubernetes, render_objects, scheduling, tenancy
 from orchestrator.render.writer import write_tree
 from tests.unit.kube_fixtures import lab  # noqa: F401
 
@@ -19,8 +19,8 @@ def by_kind(objs, kind):
 
 
 def test_three_teams_quotas_queues_and_flavors_carry_the_blueprint_numbers(lab):  # noqa: F811
-    bp, provider = lab
-    objs = render_objects(bp, provider)
+    bp, _ = lab
+    objs = render_objects(bp)
 
     quotas = by_kind(objs, "ResourceQuota")
     assert {k: q["spec"]["hard"][f"requests.{GPU}"] for k, q in quotas.items()} == {
@@ -33,8 +33,8 @@ def test_three_teams_quotas_queues_and_flavors_carry_the_blueprint_numbers(lab):
     expected = {"vision": (8, 4), "nlp": (4, 2), "research": (0, 8)}
     for name, (nominal, borrow) in expected.items():
         spec = queues[name]["spec"]
-        assert spec["cohortName"] == base.COHORT and "cohort" not in spec
-        assert spec["namespaceSelector"] == {"matchLabels": {base.TEAM_LABEL: name}}
+        assert spec["cohortName"] == scheduling.COHORT and "cohort" not in spec
+        assert spec["namespaceSelector"] == {"matchLabels": {conventions.TEAM_LABEL: name}}
         group = spec["resourceGroups"][0]
         assert group["coveredResources"] == ["cpu", "memory", GPU]
         assert [f["name"] for f in group["flavors"]] == ["h100", "l4"]
@@ -64,27 +64,27 @@ def test_three_teams_quotas_queues_and_flavors_carry_the_blueprint_numbers(lab):
 
 
 def test_nominal_quota_never_exceeds_pool_capacity(lab):  # noqa: F811
-    bp, provider = lab
+    bp, _ = lab
     bp.teams[0].gpu_quota = 100  # h100 holds 4 x 8 = 32, l4 holds 12 x 1
-    cq = by_kind(render_objects(bp, provider), "ClusterQueue")["vision"]
+    cq = by_kind(render_objects(bp), "ClusterQueue")["vision"]
     gpus = {f["name"]: f["resources"][2]["nominalQuota"] for f in cq["spec"]["resourceGroups"][0]["flavors"]}
     assert gpus == {"h100": 32, "l4": 12}
 
 
 def test_no_borrowing_limit_means_no_borrowing(lab):  # noqa: F811
-    bp, provider = lab
+    bp, _ = lab
     bp.teams[0].borrowing_limit = None
-    objs = render_objects(bp, provider)
+    objs = render_objects(bp)
     cq = by_kind(objs, "ClusterQueue")["vision"]
     assert all(f["resources"][2]["borrowingLimit"] == 0 for f in cq["spec"]["resourceGroups"][0]["flavors"])
     assert by_kind(objs, "ResourceQuota")["vision/team-quota"]["spec"]["hard"][f"requests.{GPU}"] == "8"
 
 
 def test_without_gpu_pools_one_default_flavor(lab):  # noqa: F811
-    bp, provider = lab
+    bp, _ = lab
     bp.node_pools = [p for p in bp.node_pools if not p.gpu]
     bp.inference = None
-    objs = render_objects(bp, provider)
+    objs = render_objects(bp)
     assert list(by_kind(objs, "ResourceFlavor")) == ["default"]
     assert not by_kind(objs, "DaemonSet")
     cq = by_kind(objs, "ClusterQueue")["vision"]
@@ -92,8 +92,8 @@ def test_without_gpu_pools_one_default_flavor(lab):  # noqa: F811
 
 
 def test_render_is_deterministic_and_kustomization_lists_every_file(lab, tmp_path):  # noqa: F811
-    bp, provider = lab
-    first, second = render_kubernetes(bp, provider), render_kubernetes(bp, provider)
+    bp, _ = lab
+    first, second = render_kubernetes(bp), render_kubernetes(bp)
     assert first == second
     kust = yaml.safe_load(first["kustomization.yaml"])
     assert kust["kind"] == "Kustomization"
@@ -103,38 +103,38 @@ def test_render_is_deterministic_and_kustomization_lists_every_file(lab, tmp_pat
     assert sorted(result.written) == sorted(first)
     assert write_tree(tmp_path, second).written == []
     total = sum(len(list(yaml.safe_load_all(text))) for p, text in first.items() if p != "kustomization.yaml")
-    assert total == len(render_objects(bp, provider))
+    assert total == len(render_objects(bp))
 
 
 def test_every_object_carries_both_ownership_labels(lab):  # noqa: F811
-    bp, provider = lab
-    for obj in render_objects(bp, provider):
+    bp, _ = lab
+    for obj in render_objects(bp):
         labels = obj["metadata"]["labels"]
-        assert labels[base.MANAGED_BY_LABEL] == "infra", obj["kind"]
-        assert labels[base.ENV_LABEL] == "gpu-lab", obj["kind"]
+        assert labels[conventions.MANAGED_BY_LABEL] == "infra", obj["kind"]
+        assert labels[conventions.ENV_LABEL] == "gpu-lab", obj["kind"]
 
 
 def test_apply_order_puts_namespaces_first_and_workloads_last(lab):  # noqa: F811
-    bp, provider = lab
-    kinds = [o["kind"] for o in render_objects(bp, provider)]
+    bp, _ = lab
+    kinds = [o["kind"] for o in render_objects(bp)]
     assert kinds[0] == "Namespace"
     assert kinds.index("ClusterQueue") > kinds.index("NetworkPolicy")
     assert kinds.index("Deployment") > kinds.index("LocalQueue")
-    ranks = [manifests.kind_rank(o) for o in render_objects(bp, provider)]
+    ranks = [conventions.kind_rank(o) for o in render_objects(bp)]
     assert ranks == sorted(ranks)
 
 
 def test_namespace_labels_for_selectors_and_pod_security(lab):  # noqa: F811
-    bp, provider = lab
-    ns = by_kind(render_objects(bp, provider), "Namespace")["nlp-team"]["metadata"]["labels"]
-    assert ns[base.TEAM_LABEL] == "nlp"
+    bp, _ = lab
+    ns = by_kind(render_objects(bp), "Namespace")["nlp-team"]["metadata"]["labels"]
+    assert ns[conventions.TEAM_LABEL] == "nlp"
     assert ns["pod-security.kubernetes.io/enforce"] == "baseline"
     assert ns["pod-security.kubernetes.io/enforce-version"] == "v1.30"
 
 
 def test_limit_range_defaults_and_gpu_default_equals_request(lab):  # noqa: F811
-    bp, provider = lab
-    lr = by_kind(render_objects(bp, provider), "LimitRange")["vision/team-defaults"]["spec"]["limits"][0]
+    bp, _ = lab
+    lr = by_kind(render_objects(bp), "LimitRange")["vision/team-defaults"]["spec"]["limits"][0]
     assert lr["type"] == "Container"
     assert {"cpu", "memory"} <= set(lr["default"]) and {"cpu", "memory"} <= set(lr["defaultRequest"])
     assert lr["default"][GPU] == lr["defaultRequest"][GPU]
@@ -142,9 +142,9 @@ def test_limit_range_defaults_and_gpu_default_equals_request(lab):  # noqa: F811
 
 
 def test_team_role_is_least_privilege_and_bound_to_groups(lab):  # noqa: F811
-    bp, provider = lab
-    objs = render_objects(bp, provider)
-    role = by_kind(objs, "Role")["vision/" + base.TEAM_ROLE]
+    bp, _ = lab
+    objs = render_objects(bp)
+    role = by_kind(objs, "Role")["vision/" + tenancy.TEAM_ROLE]
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
         assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
@@ -152,18 +152,18 @@ def test_team_role_is_least_privilege_and_bound_to_groups(lab):  # noqa: F811
         assert not {"roles", "rolebindings", "resourcequotas"} & set(rule["resources"])
     jobs_rule = next(r for r in role["rules"] if r["apiGroups"] == ["batch"])
     assert jobs_rule["verbs"] == ["create", "get", "list", "watch", "delete"]
-    binding = by_kind(objs, "RoleBinding")["vision/" + base.TEAM_ROLE_BINDING]
+    binding = by_kind(objs, "RoleBinding")["vision/" + tenancy.TEAM_ROLE_BINDING]
     assert binding["subjects"] == [
         {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "vision-devs"},
         {"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "vision-leads"},
     ]
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": base.TEAM_ROLE}
-    assert "research/" + base.TEAM_ROLE_BINDING not in by_kind(objs, "RoleBinding")  # no groups, no binding
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": tenancy.TEAM_ROLE}
+    assert "research/" + tenancy.TEAM_ROLE_BINDING not in by_kind(objs, "RoleBinding")  # no groups, no binding
 
 
 def test_network_policies_deny_by_default(lab):  # noqa: F811
-    bp, provider = lab
-    nps = by_kind(render_objects(bp, provider), "NetworkPolicy")
+    bp, _ = lab
+    nps = by_kind(render_objects(bp), "NetworkPolicy")
     deny = nps["vision/default-deny"]["spec"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     same = nps["vision/allow-same-namespace"]["spec"]
@@ -175,9 +175,7 @@ def test_network_policies_deny_by_default(lab):  # noqa: F811
 
 
 def test_priority_classes_follow_the_rules():
-    from orchestrator.kube.tenancy import priority_classes
-
-    pcs = priority_classes()
+    pcs = tenancy.priority_classes()
     assert [p["metadata"]["name"] for p in pcs] == ["infra-batch", "infra-interactive", "infra-inference"]
     assert all(p["value"] <= 1_000_000_000 and not p["metadata"]["name"].startswith("system-") for p in pcs)
     assert sum(bool(p.get("globalDefault")) for p in pcs) <= 1
@@ -185,8 +183,8 @@ def test_priority_classes_follow_the_rules():
 
 
 def test_device_plugin_is_pinned_and_tolerates_every_gpu_taint(lab):  # noqa: F811
-    bp, provider = lab
-    ds = by_kind(render_objects(bp, provider), "DaemonSet")["kube-system/nvidia-device-plugin"]
+    bp, _ = lab
+    ds = by_kind(render_objects(bp), "DaemonSet")["kube-system/nvidia-device-plugin"]
     pod = ds["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["image"] == "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"
@@ -208,12 +206,12 @@ def test_merge_tolerations_skips_covered_ones():
 
 
 def test_onnx_model_deployment_requests_gpus_and_tolerates_gpu_pools(lab):  # noqa: F811
-    bp, provider = lab
-    objs = render_objects(bp, provider)
+    bp, _ = lab
+    objs = render_objects(bp)
     dep = by_kind(objs, "Deployment")["vision/resnet50"]
     pod = dep["spec"]["template"]["spec"]
     server = pod["containers"][0]
-    assert server["image"] == base.ONNX_SERVER_IMAGE
+    assert server["image"] == inference.ONNX_SERVER_IMAGE
     assert server["resources"]["requests"][GPU] == server["resources"]["limits"][GPU] == "1"
     assert server["readinessProbe"]["httpGet"]["path"] == "/v2/models/resnet50/ready"
     assert {"key": "capacity", "operator": "Equal", "value": "spot", "effect": "NoSchedule"} in pod["tolerations"]
@@ -221,7 +219,7 @@ def test_onnx_model_deployment_requests_gpus_and_tolerates_gpu_pools(lab):  # no
     assert [c["name"] for c in pod["initContainers"]] == ["fetch-model", "layout-model"]
     assert pod["initContainers"][0]["args"] == ["s3://models/resnet50.onnx", "/staging"]
     assert "cp /staging/resnet50.onnx /models/resnet50/1/model.onnx" in pod["initContainers"][1]["args"][0]
-    assert dep["metadata"]["annotations"][base.MODEL_URI_ANNOTATION] == "s3://models/resnet50.onnx"
+    assert dep["metadata"]["annotations"][conventions.MODEL_URI_ANNOTATION] == "s3://models/resnet50.onnx"
     svc = by_kind(objs, "Service")["vision/resnet50"]
     assert [p["port"] for p in svc["spec"]["ports"]] == [8000, 8001]
     cpu_only = by_kind(objs, "Deployment")["nlp-team/bert"]["spec"]["template"]["spec"]
@@ -230,9 +228,9 @@ def test_onnx_model_deployment_requests_gpus_and_tolerates_gpu_pools(lab):  # no
 
 
 def test_file_model_reads_from_the_node_and_relaxes_pod_security(lab):  # noqa: F811
-    bp, provider = lab
+    bp, _ = lab
     bp.inference.models[1].uri = "file:///srv/models/bert.onnx"
-    objs = render_objects(bp, provider)
+    objs = render_objects(bp)
     pod = by_kind(objs, "Deployment")["nlp-team/bert"]["spec"]["template"]["spec"]
     assert pod["volumes"][0] == {"name": "staging", "hostPath": {"path": "/srv/models", "type": "Directory"}}
     assert [c["name"] for c in pod["initContainers"]] == ["layout-model"]
@@ -241,17 +239,17 @@ def test_file_model_reads_from_the_node_and_relaxes_pod_security(lab):  # noqa: 
 
 
 def test_seldon_models_and_gpu_server(lab):  # noqa: F811
-    bp, provider = lab
+    bp, _ = lab
     bp.inference.runtime = "seldon"
     bp.inference.models[0].uri = "s3://models/resnet50/"
-    objs = render_objects(bp, provider)
+    objs = render_objects(bp)
     models = by_kind(objs, "Model")
     assert models["vision/resnet50"]["spec"] == {
         "storageUri": "s3://models/resnet50/", "requirements": ["onnx"], "replicas": 2, "memory": "1Gi",
-        "server": base.SELDON_GPU_SERVER}
+        "server": inference.SELDON_GPU_SERVER}
     assert models["nlp-team/bert"]["spec"]["storageUri"] == "https://models.example.com/bert/"
     assert "server" not in models["nlp-team/bert"]["spec"]
-    server = by_kind(objs, "Server")["vision/" + base.SELDON_GPU_SERVER]
+    server = by_kind(objs, "Server")["vision/" + inference.SELDON_GPU_SERVER]
     pod = server["spec"]["podSpec"]
     assert server["spec"]["serverConfig"] == "triton"
     assert pod["containers"][0]["resources"]["limits"][GPU] == "1"
@@ -264,7 +262,7 @@ def test_seldon_needs_a_folder_holding_model_onnx(lab):  # noqa: F811
 
     from orchestrator.errors import UsageError
 
-    bp, provider = lab
+    bp, _ = lab
     bp.inference.runtime = "seldon"
     with pytest.raises(UsageError, match=r"inference.models\[0\].uri: .*folder that holds model.onnx"):
         inference.blueprint_models(bp)
@@ -272,7 +270,6 @@ def test_seldon_needs_a_folder_holding_model_onnx(lab):  # noqa: F811
 
 def test_bare_metal_pools_hold_the_hosts_that_name_them(tmp_path):
     from orchestrator.blueprint.loader import load
-    from orchestrator.providers.baremetal import BaremetalProvider
 
     path = tmp_path / "bm.yaml"
     path.write_text(
@@ -284,7 +281,7 @@ def test_bare_metal_pools_hold_the_hosts_that_name_them(tmp_path):
         "teams:\n  - {name: vision, gpu_quota: 20, borrowing_limit: 4}\n"
     )
     bp = load(path).model
-    objs = render_objects(bp, BaremetalProvider())
+    objs = render_objects(bp)
     cq = by_kind(objs, "ClusterQueue")["vision"]["spec"]["resourceGroups"][0]["flavors"][0]
     assert cq["name"] == "dgx" and cq["resources"][2] == {"name": GPU, "nominalQuota": 16, "borrowingLimit": 4}
     assert by_kind(objs, "ResourceFlavor")["dgx"]["spec"]["nodeLabels"] == {

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from orchestrator.cli import kube_cmd
 from orchestrator.errors import KubernetesError, UsageError
 from orchestrator.kube.apply import Options, apply_all
-from orchestrator.kube.manifests import render_objects
+from orchestrator.render.kubernetes import render_objects
 from tests.kube_fake.server import FakeKube
 from tests.unit.kube_fixtures import THREE_TEAMS, client, fake, install_crds, kubeconfig, lab  # noqa: F401
 
@@ -55,8 +55,8 @@ def test_adhoc_model_is_never_pruned_by_handoff(cli, fake, client, lab):  # noqa
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 
-    bp, provider = lab
-    result = apply_all(client, render_objects(bp, provider), bp.name, Options(wait=False))
+    bp, _ = lab
+    result = apply_all(client, render_objects(bp), bp.name, Options(wait=False))
     assert result.pruned == [] and fake.get("apps/v1", "Deployment", "yolo", "vision") is not None
 
 

@@ -1,4 +1,5 @@
-"""The handoff stage: sandbox (render + validate only), kubeconfig from outputs, apply."""
+"""The handoff stage: applies what the render stage wrote (sandbox: validates only), kubeconfig
+from outputs."""
 
 from __future__ import annotations
 
@@ -13,21 +14,25 @@ from typer.testing import CliRunner
 
 from orchestrator.cli import kube_cmd
 from orchestrator.errors import KubernetesError
-from orchestrator.kube import kubeconfig as kc
 from orchestrator.kube.stage import SANDBOX_DETAIL, HandoffStage
+from orchestrator.ops import kubeconfig as kc
 from orchestrator.progress import Progress
-from orchestrator.workspace import Workspace
+from orchestrator.render import render
+from orchestrator.workspace import Workspace, write_private
 from tests.unit.kube_fixtures import THREE_TEAMS, fake, kubeconfig, lab, three_teams  # noqa: F401
 
 OUTPUTS = {"cluster_name": "gpu-lab", "cluster_endpoint": "https://ABC.gr7.us-east-1.eks.amazonaws.com",
            "cluster_ca": "LS0tLS1CRUdJTi0tLS0t"}
 
 
-def ctx_for(tmp_path: Path, sandbox: bool, outputs=None):
+def ctx_for(tmp_path: Path, sandbox: bool, outputs=None, rendered: bool = True):
+    """A context as the pipeline hands it to the handoff stage: after the render stage (``rendered``)."""
     loaded = three_teams()
     from orchestrator.providers.registry import get
 
     ws = Workspace(root=tmp_path, name=loaded.model.name, sandbox=sandbox)
+    if rendered:
+        render(loaded.model, get("aws"), ws.build_dir.parent)
     return SimpleNamespace(bp=loaded.model, loaded=loaded, provider=get("aws"), ws=ws, outputs=outputs or {},
                            progress=Progress(interactive=False, quiet=True), record=None)
 
@@ -62,7 +67,7 @@ def test_kubeconfig_from_saved_outputs_and_errors(tmp_path):
     with pytest.raises(KubernetesError, match="no Terraform outputs for 'gpu-lab'") as info:
         kc.resolve(ctx.ws, ctx.bp, ctx.provider, None)
     assert "--kubeconfig" in info.value.hint
-    kc.write_private(ctx.ws.outputs_file, '{"cluster_name": "gpu-lab"}')
+    write_private(ctx.ws.outputs_file, '{"cluster_name": "gpu-lab"}')
     with pytest.raises(KubernetesError, match="lack cluster_endpoint, cluster_ca"):
         kc.resolve(ctx.ws, ctx.bp, ctx.provider, None)
     with pytest.raises(KubernetesError, match="does not exist"):

@@ -13,8 +13,7 @@ import pytest
 from orchestrator import paths
 from orchestrator.blueprint.loader import load
 from orchestrator.kube import validate
-from orchestrator.kube.manifests import render_and_validate, render_objects
-from orchestrator.providers.registry import get
+from orchestrator.render.kubernetes import render_objects
 from tests.conftest import EXAMPLES, require
 from tests.unit.kube_fixtures import CRDS, lab  # noqa: F401
 
@@ -46,12 +45,12 @@ def _assert_valid(objs, version, schemas):
 
 @pytest.mark.parametrize("runtime", ["onnx", "seldon"])
 def test_three_teams_manifests_validate_strictly(lab, crd_schemas, runtime):  # noqa: F811
-    bp, provider = lab
+    bp, _ = lab
     bp.inference.runtime = runtime
     if runtime == "seldon":
         for m in bp.inference.models:
             m.uri = m.uri.rsplit("/", 1)[0] + "/"
-    objs = render_objects(bp, provider)
+    objs = render_objects(bp)
     custom = _assert_valid(objs, bp.kubernetes.version, crd_schemas)
     kinds = {o["kind"] for o in custom}
     assert {"ResourceFlavor", "ClusterQueue", "LocalQueue"} <= kinds
@@ -64,20 +63,21 @@ def test_three_teams_manifests_validate_strictly(lab, crd_schemas, runtime):  # 
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
 def test_example_blueprints_validate(example, crd_schemas):
     loaded = load(EXAMPLES / example)
-    objs = render_objects(loaded.model, get(loaded.model.provider))
+    objs = render_objects(loaded.model)
     _assert_valid(objs, loaded.model.kubernetes.version, crd_schemas)
 
 
 @pytest.mark.parametrize("version", ["1.26", "1.29", "1.30", "1.33"])
 def test_validates_for_each_kubernetes_version(lab, crd_schemas, version):  # noqa: F811
-    bp, provider = lab
+    bp, _ = lab
     bp.kubernetes.version = version
-    _assert_valid(render_objects(bp, provider), version, crd_schemas)
+    _assert_valid(render_objects(bp), version, crd_schemas)
 
 
-def test_render_and_validate_uses_the_shipped_schemas(lab):  # noqa: F811
-    bp, provider = lab
-    assert len(render_and_validate(bp, provider)) == len(render_objects(bp, provider))
+def test_require_valid_uses_the_shipped_schemas(lab):  # noqa: F811
+    bp, _ = lab
+    objs = render_objects(bp)
+    assert validate.require_valid(objs, bp.kubernetes.version) is objs
 
 
 def test_schema_version_maps_to_the_closest_bundled_one():
@@ -90,16 +90,16 @@ def test_schema_version_maps_to_the_closest_bundled_one():
 
 
 def test_v1beta2_rejects_the_v1beta1_cohort_field(lab, crd_schemas):  # noqa: F811
-    bp, provider = lab
-    cq = copy.deepcopy(next(o for o in render_objects(bp, provider) if o["kind"] == "ClusterQueue"))
+    bp, _ = lab
+    cq = copy.deepcopy(next(o for o in render_objects(bp) if o["kind"] == "ClusterQueue"))
     cq["spec"]["cohort"] = cq["spec"].pop("cohortName")
     problems = validate.validate_objects([cq], "1.30", crd_schemas).problems
     assert len(problems) == 1 and "'cohort' was unexpected" in problems[0] and problems[0].startswith("ClusterQueue/")
 
 
 def test_strict_core_validation_rejects_unknown_and_wrong_fields(lab, crd_schemas):  # noqa: F811
-    bp, provider = lab
-    objs = render_objects(bp, provider)
+    bp, _ = lab
+    objs = render_objects(bp)
     rq = copy.deepcopy(next(o for o in objs if o["kind"] == "ResourceQuota"))
     rq["spec"]["hardd"] = rq["spec"].pop("hard")
     dep = copy.deepcopy(next(o for o in objs if o["kind"] == "Deployment"))

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..blueprint.models import Blueprint
-from ..inventory import InventoryHost, from_blueprint, hosts_file
-from ..workspace import read_json
-from .base import Provider
+from ...blueprint.models import Blueprint
+from ...inventory import InventoryHost, from_blueprint, hosts_file
+from ...workspace import read_json
+from ..base import Provider
 
 
 class BaremetalProvider(Provider):

@@ -1,4 +1,4 @@
-"""GPU scheduling (pure): pool capacity, Kueue flavors and queues, the NVIDIA device plugin.
+"""GPU scheduling (pure): pool capacity, Kueue flavors and queues, GPU tolerations.
 
 **Capacity.** Quotas derive from what each pool can hold at most, so no ClusterQueue promises
 more than exists (``nominalQuota`` <= real capacity). Cloud pools hold ``max`` nodes; a
@@ -13,8 +13,6 @@ no borrowing: Kueue would read a missing limit as "unlimited"). The namespace's 
 caps the team's total at ``gpu_quota + borrowing_limit`` across flavors. CPU and memory are
 covered too (every workload requests them, and an uncovered resource makes a workload
 inadmissible), each up to the pool's capacity: GPUs are the resource being shared.
-
-**Device plugin.** A pinned DaemonSet on GPU nodes only, tolerating every GPU pool's taints.
 """
 
 from __future__ import annotations
@@ -22,20 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..blueprint import catalog
-from ..blueprint.models import Blueprint, NodePool, Taint, Team
-from ..providers.base import Provider
-from .base import (
-    COHORT,
-    DEVICE_PLUGIN_IMAGE,
-    GPU_PRESENT_LABEL,
-    GPU_RESOURCE,
-    GPU_TOLERATION,
-    KUEUE_API,
-    TEAM_LABEL,
-    objects_from_template,
-)
+from ...blueprint import catalog
+from ...blueprint.labels import pool_labels
+from ...blueprint.models import Blueprint, NodePool, Taint, Team
+from ...conventions import GPU_RESOURCE, GPU_TOLERATION, KUEUE_API, TEAM_LABEL
+from .templates import objects_from_template
 
+COHORT = "infra-gpu"  # every team's ClusterQueue: idle quota is lent within it
 # Used where the catalog does not know a machine (bare metal, unlisted instance types).
 DEFAULT_NODE_VCPUS = 64
 DEFAULT_NODE_MEMORY_GIB = 256
@@ -101,13 +92,9 @@ def largest_node(bp: Blueprint) -> tuple[int, int, int]:
         max(c.gpus_per_node for c in caps),
     )
 
+
 COVERED_RESOURCES = ["cpu", "memory", GPU_RESOURCE]
 DEFAULT_FLAVOR = "default"
-
-
-def node_labels(provider: Provider, pool: NodePool) -> dict[str, str]:
-    """The labels the provider puts on the pool's nodes (what flavors must select on)."""
-    return provider.pool_labels(pool)
 
 
 def toleration(taint: Taint) -> dict[str, str]:
@@ -124,7 +111,8 @@ def flavor_names(bp: Blueprint) -> list[str]:
     return [p.name for p in bp.gpu_pools()] or [DEFAULT_FLAVOR]
 
 
-def resource_flavors(bp: Blueprint, provider: Provider) -> list[dict[str, Any]]:
+def resource_flavors(bp: Blueprint) -> list[dict[str, Any]]:
+    """A flavor per GPU pool, selecting exactly the labels its nodes carry (``pool_labels``)."""
     pools = bp.gpu_pools()
     if not pools:  # nothing to tell apart: one flavor that matches any node
         ctx = {"api_version": KUEUE_API, "name": DEFAULT_FLAVOR, "node_labels": {}, "tolerations": []}
@@ -134,7 +122,7 @@ def resource_flavors(bp: Blueprint, provider: Provider) -> list[dict[str, Any]]:
         ctx = {
             "api_version": KUEUE_API,
             "name": pool.name,
-            "node_labels": node_labels(provider, pool),
+            "node_labels": pool_labels(pool),
             "tolerations": pool_tolerations(pool),
         }
         objs += objects_from_template("resource-flavor.yaml.j2", ctx)
@@ -178,15 +166,6 @@ def local_queue(team: Team) -> list[dict[str, Any]]:
     return objects_from_template("local-queue.yaml.j2", ctx)
 
 
-
-def mig_strategy(bp: Blueprint) -> str:
-    """``none`` without MIG; ``single`` when every MIG pool splits GPUs uniformly; else ``mixed``."""
-    profiles = [p.mig.profile for p in bp.gpu_pools() if p.mig and p.mig.profile != "all-disabled"]
-    if not profiles:
-        return "none"
-    return "mixed" if any(p == "all-balanced" for p in profiles) else "single"
-
-
 def merge_tolerations(base: list[dict[str, Any]], more: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``base`` plus those of ``more`` that no toleration of ``base`` already covers."""
     result = [dict(t) for t in base]
@@ -207,19 +186,3 @@ def gpu_tolerations(bp: Blueprint) -> list[dict[str, Any]]:
     for pool in bp.gpu_pools():
         result = merge_tolerations(result, pool_tolerations(pool))
     return result
-
-
-def device_plugin(bp: Blueprint) -> list[dict[str, Any]]:
-    if not bp.gpu_pools() and not any(h.gpu for h in bp.hosts):
-        return []
-    env = [
-        {"name": "FAIL_ON_INIT_ERROR", "value": "false"},
-        {"name": "MIG_STRATEGY", "value": mig_strategy(bp)},
-    ]
-    ctx = {
-        "gpu_label": GPU_PRESENT_LABEL,
-        "tolerations": gpu_tolerations(bp),
-        "image": DEVICE_PLUGIN_IMAGE,
-        "env": env,
-    }
-    return objects_from_template("device-plugin.yaml.j2", ctx)

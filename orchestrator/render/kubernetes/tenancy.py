@@ -6,21 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..blueprint.models import Blueprint, Team
+from ...blueprint.models import Blueprint, Team
+from ...conventions import COMPONENT_LABEL, GPU_RESOURCE, OIP_HTTP_PORT, PRIORITY_CLASSES, TEAM_LABEL
 from . import scheduling
-from .base import (
-    COMPONENT_LABEL,
-    GATEWAY_NAMESPACE_LABEL,
-    GPU_RESOURCE,
-    OIP_GRPC_PORT,
-    OIP_HTTP_PORT,
-    POD_SECURITY_LEVEL,
-    PRIORITY_CLASSES,
-    TEAM_LABEL,
-    TEAM_ROLE,
-    TEAM_ROLE_BINDING,
-    objects_from_template,
-)
+from .inference import OIP_GRPC_PORT
+from .templates import objects_from_template
+
+TEAM_ROLE = "infra-team-member"
+TEAM_ROLE_BINDING = "infra-team-members"
+POD_SECURITY_LEVEL = "baseline"
+# Namespaces allowed to reach inference Services (an ingress controller or API gateway).
+GATEWAY_NAMESPACE_LABEL = "infra.dev/ingress-gateway"
 
 # Defaults a LimitRange gives containers that state no resources (quota'd namespaces reject
 # pods without requests). A GPU default must equal its request: extended resources do not

@@ -13,29 +13,32 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..blueprint.models import Blueprint, Model
-from ..errors import UsageError
-from .base import (
+from ...blueprint.labels import GPU_PRESENT_LABEL
+from ...blueprint.models import Blueprint, Model
+from ...conventions import (
     COMPONENT_LABEL,
-    GPU_PRESENT_LABEL,
     GPU_RESOURCE,
     GPU_TOLERATION,
-    METRICS_PORT,
-    MODEL_FETCH_IMAGE,
     MODEL_LABEL,
     MODEL_URI_ANNOTATION,
-    OIP_GRPC_PORT,
     OIP_HTTP_PORT,
-    ONNX_SERVER_IMAGE,
     PRIORITY_BY_TIER,
     SELDON_API,
-    SELDON_GPU_SERVER,
-    SELDON_MODEL_MEMORY,
-    SELDON_SERVER_CONFIG,
     TEAM_LABEL,
-    objects_from_template,
 )
+from ...errors import UsageError
 from .scheduling import gpu_tolerations
+from .templates import objects_from_template
+
+# Triton serves ONNX models with ONNX Runtime and speaks the KServe v2 protocol = OIP v2.
+ONNX_SERVER_IMAGE = "nvcr.io/nvidia/tritonserver:24.08-py3"
+# Fetches s3://, gs://, https:// (and Azure blob https) model URIs into a volume.
+MODEL_FETCH_IMAGE = "docker.io/kserve/storage-initializer:v0.14.1"
+OIP_GRPC_PORT = 8001
+METRICS_PORT = 8002
+SELDON_SERVER_CONFIG = "triton"
+SELDON_GPU_SERVER = "triton-gpu"
+SELDON_MODEL_MEMORY = "1Gi"
 
 SERVER_REQUESTS = {"cpu": "1", "memory": "2Gi"}
 SERVER_LIMITS = {"cpu": "4", "memory": "8Gi"}

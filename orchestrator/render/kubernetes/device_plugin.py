@@ -1,0 +1,40 @@
+"""The NVIDIA device plugin (pure): a pinned DaemonSet on GPU nodes only, tolerating every GPU
+pool's taints, with the MIG strategy the pools' profiles call for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...blueprint.labels import GPU_PRESENT_LABEL
+from ...blueprint.models import Blueprint
+from .scheduling import gpu_tolerations
+from .templates import objects_from_template
+
+# Pinned image (docs/kubernetes.md says why).
+DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"
+
+
+def mig_strategy(bp: Blueprint) -> str:
+    """``none`` without MIG; ``single`` when every MIG pool splits GPUs uniformly; else ``mixed``."""
+    profiles = [p.mig.profile for p in bp.gpu_pools() if p.mig and p.mig.profile != "all-disabled"]
+    if not profiles:
+        return "none"
+    return "mixed" if any(p == "all-balanced" for p in profiles) else "single"
+
+
+def device_plugin(bp: Blueprint) -> list[dict[str, Any]]:
+    """The DaemonSet (empty when the cluster has no GPU pool and no GPU host)."""
+    if not bp.gpu_pools() and not any(h.gpu for h in bp.hosts):
+        return []
+    env = [
+        {"name": "FAIL_ON_INIT_ERROR", "value": "false"},
+        {"name": "MIG_STRATEGY", "value": mig_strategy(bp)},
+    ]
+    ctx = {
+        "gpu_label": GPU_PRESENT_LABEL,
+        "tolerations": gpu_tolerations(bp),
+        "image": DEVICE_PLUGIN_IMAGE,
+        "env": env,
+    }
+    return objects_from_template("device-plugin.yaml.j2", ctx)
