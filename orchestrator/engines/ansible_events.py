@@ -1,0 +1,190 @@
+"""What an ansible-runner run reports: its events folded into per-host stats, failures and the
+data a play published (``EventCollector``), and the error raised when a host failed."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import AnsibleError
+from orchestrator.progress import Progress
+
+_RESULT_EVENTS = {"runner_on_ok": "ok", "runner_on_failed": "failed", "runner_on_unreachable": "unreachable",
+                  "runner_on_skipped": "skipped"}
+_TASK_EVENTS = ("playbook_on_task_start", "playbook_on_handler_task_start")
+
+
+@dataclass
+class HostStats:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    rescued: int = 0
+    ignored: int = 0
+
+    def __str__(self) -> str:
+        return " ".join(f"{k}={getattr(self, k)}" for k in ("ok", "changed", "failed", "unreachable", "skipped"))
+
+
+@dataclass(frozen=True)
+class Failure:
+    host: str
+    task: str
+    message: str
+    unreachable: bool = False
+
+    def describe(self) -> str:
+        what = "unreachable" if self.unreachable else "failed"
+        return f"{self.host} {what} at task '{self.task}': {self.message}"
+
+
+@dataclass
+class AnsibleResult:
+    rc: int
+    status: str
+    stats: dict[str, HostStats] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    duration_s: float = 0.0
+    artifacts: Path | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # set_stats data (e.g. discovered GPUs)
+
+    @property
+    def changed(self) -> int:
+        return sum(s.changed for s in self.stats.values())
+
+    def host_failures(self) -> list[Failure]:
+        """The failures that stand (not rescued, not ignored), first per host, in host order."""
+        bad = {h for h, s in self.stats.items() if s.failed or s.unreachable}
+        seen: dict[str, Failure] = {}
+        for f in self.failures:
+            if f.host in bad and f.host not in seen:
+                seen[f.host] = f
+        for host in bad - set(seen):
+            seen[host] = Failure(host, "?", "failed (see the artifacts)")
+        return [seen[h] for h in sorted(seen)]
+
+    def summary(self) -> str:
+        total = HostStats()
+        for s in self.stats.values():
+            for k in total.__dataclass_fields__:
+                setattr(total, k, getattr(total, k) + getattr(s, k))
+        n = len(self.stats)
+        return f"{n} host{'s' if n != 1 else ''}: {total}"
+
+
+def _message(res: Any, limit: int = 400) -> str:
+    if not isinstance(res, dict):
+        return str(res)[:limit]
+    failed_items = [r for r in res.get("results") or [] if isinstance(r, dict) and r.get("failed")]
+    if failed_items:
+        return _message(failed_items[0], limit)
+    msg = str(res.get("msg") or "").strip()
+    detail = str(res.get("stderr") or res.get("module_stderr") or "").strip()
+    if detail:
+        detail = detail.splitlines()[-1]
+        msg = f"{msg}: {detail}" if msg and detail not in msg else detail
+    return (msg or "failed").replace("\n", " ")[:limit]
+
+
+class EventCollector:
+    """Turns ansible-runner events into progress lines, per-host stats and failures."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.stats: dict[str, HostStats] = {}
+        self.failures: list[Failure] = []
+        self.data: dict[str, Any] = {}
+        self._task: str | None = None
+        self._task_started = 0.0
+        self._counts: dict[str, int] = {}
+        self._stdout: list[str] = []
+
+    def feed(self, event: dict[str, Any]) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        if kind in _TASK_EVENTS:
+            self._flush()
+            role = data.get("role")
+            name = data.get("task") or data.get("task_action") or "task"
+            self._task = f"{role} : {name}" if role and not name.startswith(f"{role} : ") else name
+            self._task_started = time.monotonic()
+        elif kind == "runner_on_start":
+            self.progress.current(f"{self._task} [{data.get('host')}]")
+        elif kind in _RESULT_EVENTS:
+            self._result(_RESULT_EVENTS[kind], data, event.get("stdout") or "")
+        elif kind == "playbook_on_stats":
+            self._flush()
+            self._stats(data)
+        elif kind in ("verbose", "error") or (not kind and event.get("stdout")):
+            text = str(event.get("stdout") or "").strip()
+            if text:
+                self._stdout = (self._stdout + text.splitlines())[-5:]
+        return True
+
+    def _result(self, status: str, data: dict[str, Any], event_stdout: str) -> None:
+        host = str(data.get("host"))
+        res = data.get("res") or {}
+        if status == "ok" and isinstance(res, dict) and res.get("changed"):
+            status = "changed"
+        elif status == "ok" and isinstance(res, dict) and "censored" in res:
+            # no_log hides the result, ``changed`` included; the display line still says it
+            status = "changed" if str(event_stdout).lstrip().startswith("changed") else "ok"
+        if status == "failed" and data.get("ignore_errors"):
+            status = "ignored"
+        self._counts[status] = self._counts.get(status, 0) + 1
+        if status in ("failed", "unreachable"):
+            failure = Failure(host, self._task or str(data.get("task")), _message(res), status == "unreachable")
+            self.failures.append(failure)
+            self.progress.warn(failure.describe())
+
+    def _flush(self) -> None:
+        if self._task is None:
+            return
+        if not self._counts:  # meta tasks and tasks no host ran: nothing to report
+            self._task = None
+            return
+        order = ("failed", "unreachable", "changed", "ok", "ignored", "skipped")
+        status = " ".join(f"{k}={self._counts[k]}" for k in order if self._counts.get(k)) or "no hosts"
+        self.progress.advance(self._task, status, elapsed=time.monotonic() - self._task_started)
+        self._task, self._counts = None, {}
+
+    def _stats(self, data: dict[str, Any]) -> None:
+        fields = {"ok": "ok", "changed": "changed", "failures": "failed", "dark": "unreachable",
+                  "skipped": "skipped", "rescued": "rescued", "ignored": "ignored"}
+        for key, attr in fields.items():
+            for host, count in (data.get(key) or {}).items():
+                setattr(self.stats.setdefault(host, HostStats()), attr, count)
+        self.data = dict(data.get("artifact_data") or {})
+        for host in sorted(self.stats):
+            self.progress.info(f"    {host:<24} {self.stats[host]}")
+
+    def tail(self) -> str:
+        return " | ".join(self._stdout) or "no output"
+
+    def result(self, **kwargs: Any) -> AnsibleResult:
+        return AnsibleResult(stats=self.stats, failures=self.failures, data=self.data, **kwargs)
+
+
+class AnsibleRunError(AnsibleError):
+    """Some hosts failed or were unreachable; ``lines()`` names each host and task."""
+
+    def __init__(self, result: AnsibleResult) -> None:
+        self.result = result
+        failures = result.host_failures()
+        total = len(result.stats)
+        self.header = f"ansible: {len(failures)} of {total} host{'s' if total != 1 else ''} failed"
+        message = f"{self.header}: {failures[0].describe()}" if len(failures) == 1 else self.header
+        hint = "fix the host (or the blueprint) and run again: hosts that converged report no changes"
+        if result.artifacts:
+            hint += f"; details under {result.artifacts}"
+        super().__init__(message, hint=hint)
+
+    def lines(self) -> list[str]:
+        failures = self.result.host_failures()
+        if len(failures) <= 1:
+            return [self.message]
+        return [f"{self.header}:"] + [f"  {f.describe()}" for f in failures]
