@@ -97,3 +97,16 @@ class AuditError(InfraError):
 
 class Interrupted(InfraError):
     exit_code = 130
+
+
+class Cancelled(InfraError):
+    """The user declined the confirmation: nothing was applied."""
+
+    exit_code = 1
+
+    def __init__(self) -> None:
+        super().__init__("cancelled: nothing was applied")
+
+
+class ConfirmationRequired(UsageError):
+    """Changes need a confirmation that cannot be asked for (no terminal): nothing was applied."""

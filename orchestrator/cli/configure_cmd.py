@@ -30,11 +30,7 @@ def configure(
 
     The same stage `infra up` runs after Terraform. Exit 4 names each host that failed and its task.
     """
-    from ..configure import ConfigureStage
-    from ..stages import RenderStage, run
-    from .lifecycle import build_context
+    from ..stages import commands
 
-    ctx = build_context(file, False, "configure", auto_approve=True, action="apply", start_sandbox=False)
-    stage = ConfigureStage(limit=limit, check=check, extra_vars=tuple(extra_vars or ()))
-    run(ctx, "configure", [RenderStage(), stage])
+    ctx = commands.configure(file, limit=limit, check=check, extra_vars=tuple(extra_vars or ()))
     common.print_stage_summary(ctx, "configure")

@@ -80,14 +80,11 @@ def handoff(
     timeout: TimeoutOpt = 300.0,
 ) -> None:
     """Render the Kubernetes manifests and apply them: teams, quotas, queues, device plugin, models."""
-    from ..kube.stage import HandoffStage
-    from ..stages import RenderStage, run
-    from .lifecycle import build_context
+    from ..stages import commands
+    from ..stages.context import KubeTarget
 
-    ctx = build_context(file, sandbox, "handoff", auto_approve=True, action="apply", start_sandbox=False)
-    stage = HandoffStage(kubeconfig=kubeconfig, context=context, force=force, prune=prune, wait=not no_wait,
-                         timeout=timeout)
-    run(ctx, "handoff", [RenderStage(), stage])
+    ctx = commands.handoff(file, sandbox=sandbox, kube=KubeTarget(kubeconfig=kubeconfig, context=context),
+                           force=force, prune=prune, wait=not no_wait, timeout=timeout)
     common.print_stage_summary(ctx, "handoff")
 
 

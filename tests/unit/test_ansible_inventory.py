@@ -10,8 +10,17 @@ import pytest
 import yaml
 
 from orchestrator import inventory
+from orchestrator.blueprint.loader import load
 from orchestrator.blueprint.models import Blueprint
-from orchestrator.configure import (
+from orchestrator.engines.ansible import AnsibleResult, Failure, HostStats, SshSettings
+from orchestrator.errors import UsageError
+from orchestrator.progress import Progress
+from orchestrator.providers.aws import AwsProvider
+from orchestrator.providers.baremetal import BaremetalProvider
+from orchestrator.providers.registry import get
+from orchestrator.records import RunRecord
+from orchestrator.render.ansible import render_ansible
+from orchestrator.stages.configure import (
     ConfigureStage,
     HostsStage,
     extravars_files,
@@ -19,12 +28,8 @@ from orchestrator.configure import (
     save_hosts_file,
     ssh_settings,
 )
-from orchestrator.engines.ansible import AnsibleResult, Failure, HostStats, SshSettings
-from orchestrator.errors import UsageError
-from orchestrator.progress import Progress
-from orchestrator.providers.aws import AwsProvider
-from orchestrator.providers.baremetal import BaremetalProvider
-from orchestrator.render.ansible import render_ansible
+from orchestrator.stages.context import Context, RunState
+from orchestrator.workspace import Workspace
 
 BAREMETAL = {
     "blueprint": 1,
@@ -52,6 +57,17 @@ BAREMETAL = {
 
 def bp(data=None) -> Blueprint:
     return Blueprint.model_validate(data or BAREMETAL)
+
+
+def _context(tmp_path: Path, model: Blueprint, progress: Progress) -> Context:
+    """The context a stage gets, for ``model`` written to a file and loaded."""
+    file = tmp_path / "env.yaml"
+    file.write_text(yaml.safe_dump(model.model_dump(mode="json", exclude_none=True)))
+    loaded = load(file)
+    record = RunRecord(env=loaded.model.name, command="up", blueprint_path=str(file), blueprint_sha256=loaded.sha256)
+    ws = Workspace(root=tmp_path, name=loaded.model.name)
+    return Context(loaded=loaded, provider=get(loaded.model.provider), ws=ws, progress=progress,
+                   confirm=lambda plan: False, state=RunState(record=record))
 
 
 class _AnsibleYaml(yaml.SafeLoader):
@@ -150,22 +166,11 @@ def test_configure_stage_skips_and_says_so_without_hosts(tmp_path):
     aws = bp({"blueprint": 1, "name": "cloud", "provider": "aws", "region": "us-east-1",
               "node_pools": [{"name": "system", "instance_type": "m6i.large", "min": 1, "max": 2}]})
     out = io.StringIO()
-
-    class Ws:
-        outputs_file = tmp_path / "outputs.json"  # what the last `up` saved
-
-    Ws.outputs_file.write_text(json.dumps({"cluster_name": "cloud"}))
-
-    class Ctx:
-        bp = aws
-        provider = AwsProvider()
-        outputs: dict = {}
-        ws = Ws()
-        progress = Progress(stream=out, interactive=False)
-
-    ctx = Ctx()
+    ctx = _context(tmp_path, aws, Progress(stream=out, interactive=False))
+    ctx.ws.outputs_file.parent.mkdir(parents=True)
+    ctx.ws.outputs_file.write_text(json.dumps({"cluster_name": "cloud"}))  # what the last `up` saved
     assert ConfigureStage().run(ctx) == "skipped: no hosts to configure (managed node groups only)"
-    assert ctx.outputs == {"cluster_name": "cloud"}
+    assert ctx.state.outputs == {"cluster_name": "cloud"}
     assert "every node pool is a managed node group" in out.getvalue()
 
 
@@ -189,18 +194,9 @@ def test_provider_lists_hosts_with_their_last_result(tmp_path):
 
 
 def test_plan_on_bare_metal_lists_the_hosts(tmp_path):
-    class Ws:
-        env_dir = tmp_path
-
-    class Ctx:
-        bp = bp()
-        provider = BaremetalProvider()
-        outputs: dict = {}
-        ws = Ws()
-
-    ctx = Ctx()
+    ctx = _context(tmp_path, bp(), Progress(stream=io.StringIO(), interactive=False))
     assert HostsStage().run(ctx) == "3 hosts to configure with ansible/site.yml (no cloud resources)"
-    assert sorted(ctx.outputs["hosts"]) == ["cp-1", "gpu-01", "infer-1"]
+    assert sorted(ctx.state.outputs["hosts"]) == ["cp-1", "gpu-01", "infer-1"]
 
 
 def test_limit_accepts_hosts_and_groups_and_rejects_unknown_names():
@@ -239,7 +235,7 @@ def _names(stages_list) -> list[str]:
 
 
 def test_up_configures_after_terraform_and_before_the_handoff():
-    from orchestrator.stages import pipeline
+    from orchestrator.stages.pipeline import pipeline
 
     assert _names(pipeline("up", AwsProvider())) == ["render", "plan", "apply", "outputs", "configure", "handoff"]
     assert _names(pipeline("plan", AwsProvider())) == ["render", "plan"]
@@ -247,7 +243,7 @@ def test_up_configures_after_terraform_and_before_the_handoff():
 
 
 def test_bare_metal_has_no_terraform_stages_and_nothing_to_destroy():
-    from orchestrator.stages import pipeline
+    from orchestrator.stages.pipeline import pipeline
 
     assert _names(pipeline("up", BaremetalProvider())) == ["render", "configure", "handoff"]
     assert _names(pipeline("plan", BaremetalProvider())) == ["render", "hosts"]

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from orchestrator.errors import KubernetesError
 from orchestrator.kube.rendered import read_rendered
-from orchestrator.kube.stage import HandoffStage
 from orchestrator.progress import Progress
+from orchestrator.records import RunRecord
 from orchestrator.render.kubernetes import render_kubernetes, render_objects
 from orchestrator.render.writer import write_tree
+from orchestrator.stages.context import Context, RunState
+from orchestrator.stages.handoff import HandoffStage
 from orchestrator.workspace import Workspace
 from tests.unit.kube_fixtures import fake, kubeconfig, lab, three_teams  # noqa: F401
 
@@ -102,8 +103,10 @@ def _ctx(tmp_path: Path, sandbox: bool):
     loaded = three_teams()
     ws = Workspace(root=tmp_path, name=loaded.model.name, sandbox=sandbox)
     render(loaded.model, get("aws"), ws.build_dir.parent)
-    return SimpleNamespace(bp=loaded.model, loaded=loaded, provider=get("aws"), ws=ws, outputs={},
-                           progress=Progress(interactive=False, quiet=True), record=None)
+    record = RunRecord(env=loaded.model.name, command="handoff", blueprint_path=str(loaded.path),
+                       blueprint_sha256=loaded.sha256, sandbox=sandbox)
+    return Context(loaded=loaded, provider=get("aws"), ws=ws, progress=Progress(interactive=False, quiet=True),
+                   confirm=lambda plan: False, state=RunState(record=record))
 
 
 def test_the_stage_applies_the_files_not_a_second_rendering(tmp_path, fake, kubeconfig):  # noqa: F811

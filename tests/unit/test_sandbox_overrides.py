@@ -13,13 +13,16 @@ from pathlib import Path
 import pytest
 
 import orchestrator.render as render_pkg
-from orchestrator import records, stages
+from orchestrator import records
 from orchestrator.blueprint.loader import load
 from orchestrator.progress import Progress
 from orchestrator.providers.registry import get
 from orchestrator.records_heads import HEAD_DIR_ENV
 from orchestrator.render.terraform import render_sandbox_overrides, render_terraform
 from orchestrator.sandbox import Sandbox, ServerInfo
+from orchestrator.stages.context import Context, RunState
+from orchestrator.stages.pipeline import run
+from orchestrator.stages.render import RenderStage
 from orchestrator.workspace import STATE_DIR_ENV, Workspace
 from tests.conftest import EXAMPLES
 
@@ -75,14 +78,14 @@ def test_build_never_holds_the_sandbox_templates():
     assert "providers.tf" in files and "main.tf" in files
 
 
-def _context(tmp_path: Path, overrides, err: io.StringIO | None = None) -> stages.Context:
+def _context(tmp_path: Path, overrides, err: io.StringIO | None = None) -> Context:
     loaded = load(EXAMPLES / "sandbox.yaml")
-    return stages.Context(
+    return Context(
         loaded=loaded, provider=get("aws"), ws=Workspace(root=tmp_path, name="demo", sandbox=True),
         progress=Progress(stream=io.StringIO(), err_stream=err or io.StringIO(), interactive=False),
         confirm=lambda plan: True,
-        record=records.RunRecord(env="demo", command="up", blueprint_path=str(loaded.path),
-                                 blueprint_sha256=loaded.sha256, sandbox=True),
+        state=RunState(record=records.RunRecord(env="demo", command="up", blueprint_path=str(loaded.path),
+                                                blueprint_sha256=loaded.sha256, sandbox=True)),
         overrides=overrides,
     )
 
@@ -105,7 +108,7 @@ def test_render_stage_copies_the_render_once_and_adds_the_overrides(tmp_path: Pa
     build.mkdir(parents=True)
     (build / ".terraform.lock.hcl").write_text("# the user's lock file, kept beside build/\n")
 
-    stages.RenderStage().run(ctx)
+    RenderStage().run(ctx)
 
     assert calls == ["demo"]  # rendered once: the sandbox copy is the render, copied
     copy = ctx.ws.terraform_dir
@@ -122,7 +125,7 @@ def test_render_stage_copies_the_render_once_and_adds_the_overrides(tmp_path: Pa
 
 def test_render_stage_without_overrides_writes_no_copy(tmp_path: Path, no_heads):
     ctx = _context(tmp_path, None)
-    stages.RenderStage().run(ctx)
+    RenderStage().run(ctx)
     assert (tmp_path / "build" / "demo" / "terraform" / "main.tf").is_file()
     assert not (tmp_path / ".infra" / "sandbox" / "demo" / "terraform").exists()
 
@@ -133,7 +136,7 @@ class _Destroyed:
     name = "destroy"
 
     def run(self, ctx) -> str:
-        ctx.applied = True
+        ctx.state.applied = True
         return "1 destroyed"
 
 
@@ -150,17 +153,17 @@ def test_a_run_binds_the_environment_to_the_server_and_down_forgets_it(tmp_path:
     (env_dir / "terraform.tfstate").write_text("{}\n")
     (env_dir / "generation").write_text("gen-one\n")
     err = io.StringIO()
-    stages.run(_context(tmp_path, Sandbox(SERVER).overrides(get("aws")), err), "up", [])
+    run(_context(tmp_path, Sandbox(SERVER).overrides(get("aws")), err), "up", [])
     assert (env_dir / "terraform.tfstate").read_text() == "{}\n"  # same server: state kept
     assert err.getvalue() == ""
 
     restarted = Sandbox(ServerInfo(pid=2, port=4567, generation="gen-two", started_at="2025-01-02T00:00:00Z"))
-    stages.run(_context(tmp_path, restarted.overrides(get("aws")), err), "up", [])
+    run(_context(tmp_path, restarted.overrides(get("aws")), err), "up", [])
     assert not (env_dir / "terraform.tfstate").exists()  # its resources died with the old server
     assert (env_dir / "generation").read_text() == "gen-two\n"
     assert "the sandbox server was restarted: earlier sandbox state was discarded" in err.getvalue()
 
-    stages.run(_context(tmp_path, restarted.overrides(get("aws"))), "down", [_Destroyed()])
+    run(_context(tmp_path, restarted.overrides(get("aws"))), "down", [_Destroyed()])
     assert not env_dir.exists()
     assert (tmp_path / ".infra" / "records" / "demo").is_dir()  # the records stay
 
@@ -169,5 +172,5 @@ def test_without_overrides_a_run_leaves_sandbox_state_alone(tmp_path: Path, no_h
     env_dir = tmp_path / ".infra" / "sandbox" / "demo"
     env_dir.mkdir(parents=True)
     (env_dir / "generation").write_text("gen-old\n")
-    stages.run(_context(tmp_path, None), "down", [_Destroyed()])
+    run(_context(tmp_path, None), "down", [_Destroyed()])
     assert (env_dir / "generation").read_text() == "gen-old\n"

@@ -226,11 +226,13 @@ class _Noop:
 def test_next_run_records_the_lost_run_first_and_the_chain_verifies(tmp_path: Path, monkeypatch) -> None:
     import io
 
-    from orchestrator import records, stages
+    from orchestrator import records
     from orchestrator.blueprint.loader import load
     from orchestrator.progress import Progress
     from orchestrator.providers.registry import get
     from orchestrator.records_heads import HEAD_DIR_ENV
+    from orchestrator.stages.context import Context, RunState
+    from orchestrator.stages.pipeline import run
 
     monkeypatch.delenv(HEAD_DIR_ENV, raising=False)
     monkeypatch.delenv(records.HMAC_KEY_ENV, raising=False)
@@ -241,13 +243,13 @@ def test_next_run_records_the_lost_run_first_and_the_chain_verifies(tmp_path: Pa
     def run_once() -> str:
         loaded = load(blueprint)
         err = io.StringIO()
-        ctx = stages.Context(
+        ctx = Context(
             loaded=loaded, provider=get("aws"), ws=Workspace(root=tmp_path, name="demo"),
             progress=Progress(stream=io.StringIO(), err_stream=err, interactive=False), confirm=lambda plan: True,
-            record=records.RunRecord(env="demo", command="plan", blueprint_path=str(blueprint),
-                                     blueprint_sha256=loaded.sha256),
+            state=RunState(record=records.RunRecord(env="demo", command="plan", blueprint_path=str(blueprint),
+                                                    blueprint_sha256=loaded.sha256)),
         )
-        stages.run(ctx, "plan", [_Noop()])
+        run(ctx, "plan", [_Noop()])
         return err.getvalue()
 
     warned = run_once()

@@ -2,7 +2,7 @@
 
 ``ConfigureStage`` slots into the ``up`` pipeline after the Terraform outputs are read (for bare
 metal, straight after render: there is no Terraform). ``infra configure`` runs render + this
-stage through ``stages.run`` (same lock, same run record); it reads the Terraform outputs the
+stage through ``pipeline.run`` (same lock, same run record); it reads the Terraform outputs the
 last ``up`` saved. Providers whose node pools are all managed node groups have no hosts: the
 stage says so and does nothing.
 
@@ -19,15 +19,20 @@ import json
 import os
 import re
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import inventory
-from .engines.ansible import Ansible, AnsibleResult, AnsibleRunError, SshSettings
-from .errors import UsageError
-from .render.ansible import render_ansible
-from .render.writer import write_tree
-from .workspace import read_json, write_private
+from .. import inventory
+from ..engines.ansible import Ansible, AnsibleResult, AnsibleRunError, SshSettings
+from ..errors import UsageError
+from ..render.ansible import render_ansible
+from ..render.writer import write_tree
+from ..workspace import read_json, write_private
+from .context import Context
+
+if TYPE_CHECKING:
+    from ..blueprint.models import Blueprint
 
 PLAYBOOK = "site.yml"
 EXTRA_VARS_ENV = "INFRA_ANSIBLE_EXTRA_VARS"
@@ -35,7 +40,7 @@ ADMIN_CONF = "admin.conf"  # fetched from the first control plane (kubeadm), kep
 _SECRET = re.compile(r"^\$\{(env|file):([^}]+)\}$")
 
 
-def ssh_settings(bp, secrets: dict[str, str], base: Path | None = None) -> SshSettings:
+def ssh_settings(bp: Blueprint, secrets: Mapping[str, str], base: Path | None = None) -> SshSettings:
     """The SSH key from ``secrets.ssh_key``: a ``${file:...}`` key is used in place (``--private-key``);
     an ``${env:...}`` key goes to ssh-agent through a FIFO. ``secrets`` are the resolved values
     (``secrets.resolve``); nothing is written anywhere."""
@@ -95,9 +100,11 @@ class HostsStage:
 
     name = "hosts"
 
-    def run(self, ctx) -> str:
-        ctx.outputs.update(ctx.provider.static_outputs(ctx.bp, ctx.ws.env_dir))
-        n = len(ctx.outputs.get("hosts") or {})
+    def run(self, ctx: Context) -> str:
+        outputs = ctx.state.outputs
+        outputs.update(ctx.provider.static_outputs(ctx.bp, ctx.ws.env_dir))
+        hosts = outputs.get("hosts")
+        n = len(hosts) if isinstance(hosts, dict) else 0
         return f"{n} host{'s' if n != 1 else ''} to configure with ansible/site.yml (no cloud resources)"
 
 
@@ -113,22 +120,22 @@ class ConfigureStage:
         self.extra_vars = tuple(extra_vars)
         self.playbook = playbook
 
-    def run(self, ctx) -> str:
-        bp, provider = ctx.bp, ctx.provider
-        if not ctx.outputs:  # `infra configure` alone: the outputs the last `up` saved
-            ctx.outputs.update(read_json(ctx.ws.outputs_file))
-        hosts = inventory.provider_hosts(provider, bp, ctx.outputs)
+    def run(self, ctx: Context) -> str:
+        bp, provider, outputs = ctx.bp, ctx.provider, ctx.state.outputs
+        if not outputs:  # `infra configure` alone: the outputs the last `up` saved
+            outputs.update(read_json(ctx.ws.outputs_file))
+        hosts = inventory.provider_hosts(provider, bp, outputs)
         if not hosts:
             ctx.progress.info(f"    {provider.name}: every node pool is a managed node group; no hosts to configure")
             return "skipped: no hosts to configure (managed node groups only)"
         selected = limited_hosts(hosts, self.limit)
-        ssh = ssh_settings(bp, getattr(ctx, "secrets", {}) or {}, ctx.loaded.path.parent)
+        ssh = ssh_settings(bp, ctx.secrets, ctx.loaded.path.parent)
         files = extravars_files(self.extra_vars)
         private = ctx.ws.env_dir / "ansible"
         inv_dir = private / "inventory"
-        write_tree(inv_dir, render_ansible(bp, provider, ctx.outputs))
+        write_tree(inv_dir, render_ansible(bp, provider, outputs))
         engine = Ansible(private, progress=ctx.progress, ssh=ssh)
-        ctx.record.versions["ansible"] = engine.version()
+        ctx.state.record.versions["ansible"] = engine.version()
         fetched = private / ADMIN_CONF
         try:
             result = engine.run(self.playbook, inv_dir / "inventory.yml", host_count=len(selected),
@@ -143,7 +150,7 @@ class ConfigureStage:
         mode = " (check mode: nothing was changed)" if self.check else ""
         return f"{len(result.stats)} hosts configured, {c} changes{mode}"
 
-    def _finish(self, ctx, result: AnsibleResult, hosts: list[inventory.InventoryHost]) -> None:
+    def _finish(self, ctx: Context, result: AnsibleResult, hosts: list[inventory.InventoryHost]) -> None:
         if not self.check:
             save_hosts_file(inventory.hosts_file(ctx.ws.env_dir), result)
         fetched = ctx.ws.env_dir / "ansible" / ADMIN_CONF
@@ -152,9 +159,8 @@ class ConfigureStage:
             kubeconfig = ctx.ws.env_dir / "kubeconfig"
             if not kubeconfig.is_file() or kubeconfig.read_bytes() != fetched.read_bytes():
                 write_private(kubeconfig, fetched.read_text())
-            if getattr(ctx, "kubeconfig", None) is None:
-                ctx.kubeconfig = kubeconfig
-        ctx.outputs.update(ctx.provider.static_outputs(ctx.bp, ctx.ws.env_dir))
+            ctx.state.kubeconfig = kubeconfig
+        ctx.state.outputs.update(ctx.provider.static_outputs(ctx.bp, ctx.ws.env_dir))
 
 
 def host_status(result: AnsibleResult) -> dict[str, dict[str, Any]]:

@@ -4,19 +4,23 @@ It runs in ``infra up`` after Ansible, and alone as ``infra handoff FILE`` (afte
 stage). It applies ``build/<name>/kubernetes/`` as written (``rendered.read_rendered``), never a
 second rendering. In the sandbox there is no Kubernetes API: the stage validates the rendered
 manifests, and says it did not apply them.
+
+The cluster credentials: the stage's own ``kubeconfig``/``context`` (``infra handoff``), else
+the run's ``--kubeconfig``/``--context``, else the admin kubeconfig kubeadm gave the configure
+stage, else one the provider builds from the Terraform outputs (``ops.kubeconfig.resolve``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from ..kube.apply import Options, apply_all
+from ..kube.rendered import read_rendered
+from ..kube.rest import RetryPolicy
+from ..kube.validate import require_valid
 from ..ops import kubeconfig
-from .apply import Options, apply_all
-from .rendered import read_rendered
-from .rest import RetryPolicy
-from .validate import require_valid
+from .context import Context
 
 SANDBOX_DETAIL = "rendered and validated {n} manifests; not applied (the sandbox has no Kubernetes API)"
 
@@ -33,15 +37,15 @@ class HandoffStage:
     timeout: float = 300.0
     name: str = "handoff"
 
-    def run(self, ctx: Any) -> str:
+    def run(self, ctx: Context) -> str:
         objs = require_valid(read_rendered(ctx.ws.build_dir / "kubernetes"), ctx.bp.kubernetes.version, ctx.progress)
         if ctx.ws.sandbox:
             return SANDBOX_DETAIL.format(n=len(objs))
         path, context = kubeconfig.resolve(
-            ctx.ws, ctx.bp, ctx.provider, ctx.outputs,
-            self.kubeconfig or getattr(ctx, "kubeconfig", None), self.context or getattr(ctx, "kube_context", None),
+            ctx.ws, ctx.bp, ctx.provider, ctx.state.outputs,
+            self.kubeconfig or ctx.kube.kubeconfig or ctx.state.kubeconfig, self.context or ctx.kube.context,
         )
-        from .client import Client
+        from ..kube.client import Client
 
         client = Client.from_kubeconfig(path, context, retry=RetryPolicy())
         try:
@@ -49,9 +53,7 @@ class HandoffStage:
             result = apply_all(client, objs, ctx.bp.name, opts, ctx.progress)
         finally:
             client.close()
-        record = getattr(ctx, "record", None)
-        if record is not None and hasattr(record, "versions"):
-            record.versions["kubernetes"] = result.server_version
+        ctx.state.record.versions["kubernetes"] = result.server_version
         for ns in result.stale_namespaces:
             ctx.progress.warn(f"namespace {ns} is no longer in the blueprint and was kept")
         return result.summary()

@@ -1,0 +1,118 @@
+"""One function per pipeline command (``plan``, ``up``, ``down``, ``configure``, ``handoff``):
+load and check the blueprint, resolve its secrets, start the sandbox if asked, run the stages.
+
+The CLI parses options, calls one of these and prints the returned context's record.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from .context import Confirm, Context, KubeTarget, RunState, new_record
+from .pipeline import pipeline, run
+
+if TYPE_CHECKING:
+    from ..blueprint.loader import LoadedBlueprint
+    from ..providers.base import Provider
+    from ..workspace import Workspace
+
+
+class Environment(NamedTuple):
+    loaded: LoadedBlueprint
+    provider: Provider
+    ws: Workspace
+
+
+def open_environment(file: Path, sandbox: bool = False, root: Path | None = None) -> Environment:
+    """Load and check the blueprint, pick its provider and workspace (``root``: the project folder,
+    ``.infra/`` and ``build/``; the current directory by default). Starts and changes nothing."""
+    from ..blueprint.loader import load
+    from ..errors import UsageError
+    from ..providers.registry import get
+    from ..workspace import Workspace
+
+    loaded = load(file)
+    provider = get(loaded.model.provider)
+    if sandbox and not provider.sandbox:
+        raise UsageError(f"--sandbox emulates AWS only; this blueprint's provider is {provider.name}")
+    ws = Workspace(root=root if root is not None else Path.cwd(), name=loaded.model.name, sandbox=sandbox)
+    return Environment(loaded, provider, ws)
+
+
+def build_context(
+    file: Path,
+    command: str,
+    confirm: Confirm,
+    *,
+    sandbox: bool = False,
+    start_sandbox: bool = True,
+    kube: KubeTarget | None = None,
+    root: Path | None = None,
+) -> Context:
+    """Load, check, resolve secrets and (for ``--sandbox``) start the emulator: a ready Context."""
+    from ..progress import Progress
+    from ..sandbox import Sandbox
+    from ..secrets import resolve
+
+    loaded, provider, ws = open_environment(file, sandbox, root)
+    secrets = resolve(loaded)  # before anything runs: an unresolvable reference changes nothing
+    progress = Progress()
+    overrides = None
+    if sandbox and start_sandbox:
+        session = Sandbox.start(ws.state_dir)
+        progress.info(f"sandbox: AWS emulator at {session.endpoint} (stop it with `infra sandbox stop`)")
+        overrides = session.overrides(provider)
+    return Context(
+        loaded=loaded,
+        provider=provider,
+        ws=ws,
+        progress=progress,
+        confirm=confirm,
+        state=RunState(record=new_record(loaded, command, sandbox)),
+        overrides=overrides,
+        secrets=secrets,
+        kube=kube if kube is not None else KubeTarget(),
+    )
+
+
+def _approved(plan: object) -> bool:
+    return True  # configure and handoff apply no Terraform plan: nothing to confirm
+
+
+def plan(file: Path, confirm: Confirm, *, sandbox: bool = False) -> Context:
+    """Render, then plan (bare metal: list the hosts); applies nothing."""
+    return run(build_context(file, "plan", confirm, sandbox=sandbox), "plan")
+
+
+def up(file: Path, confirm: Confirm, *, sandbox: bool = False, kube: KubeTarget | None = None) -> Context:
+    """Render, plan, confirm, apply, read outputs, configure the hosts, hand off to Kubernetes."""
+    return run(build_context(file, "up", confirm, sandbox=sandbox, kube=kube), "up")
+
+
+def down(file: Path, confirm: Confirm, *, sandbox: bool = False) -> Context:
+    """Plan the destruction of everything and apply it after confirmation."""
+    ctx = build_context(file, "down", confirm, sandbox=sandbox)
+    stages = pipeline("down", ctx.provider)  # bare metal: a usage error before anything is locked or recorded
+    return run(ctx, "down", stages)
+
+
+def configure(file: Path, *, limit: str | None = None, check: bool = False,
+              extra_vars: tuple[Path, ...] = ()) -> Context:
+    """Render, then the Ansible stage alone (with the Terraform outputs the last ``up`` saved)."""
+    from .configure import ConfigureStage
+    from .render import RenderStage
+
+    ctx = build_context(file, "configure", _approved, start_sandbox=False)
+    return run(ctx, "configure", [RenderStage(), ConfigureStage(limit=limit, check=check, extra_vars=extra_vars)])
+
+
+def handoff(file: Path, *, sandbox: bool = False, kube: KubeTarget | None = None, force: bool = True,
+            prune: bool = True, wait: bool = True, timeout: float = 300.0) -> Context:
+    """Render, then apply ``build/<name>/kubernetes/`` (sandbox: validate only)."""
+    from .handoff import HandoffStage
+    from .render import RenderStage
+
+    ctx = build_context(file, "handoff", _approved, sandbox=sandbox, start_sandbox=False, kube=kube)
+    stage = HandoffStage(force=force, prune=prune, wait=wait, timeout=timeout)
+    return run(ctx, "handoff", [RenderStage(), stage])

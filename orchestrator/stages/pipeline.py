@@ -1,0 +1,102 @@
+"""Which stages each command runs, and ``run``: the stages in order, each timed and recorded.
+
+``up`` = render -> plan -> apply (after confirmation) -> outputs -> configure (Ansible) ->
+handoff (Kubernetes); ``plan`` and ``down`` run their own lists (``pipeline``). Every run holds
+the environment's lock and writes a run record, whatever the outcome: ``success``,
+``no-changes`` (the plan was empty: nothing applied), ``failed``, ``cancelled`` or
+``interrupted``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .. import records, records_heads
+from ..errors import Cancelled, ConfirmationRequired, InfraError, Interrupted, UsageError
+from ..secrets import redact
+from .context import Context, Stage
+
+if TYPE_CHECKING:
+    from ..providers.base import Provider
+
+
+def pipeline(command: str, provider: Provider) -> list[Stage]:
+    """The stages ``command`` runs for ``provider``.
+
+    Cloud: render -> plan -> apply -> outputs -> configure (Ansible; skipped, and says so, when
+    every pool is a managed node group) -> handoff (Kubernetes). Bare metal has no Terraform
+    (docs/decisions/0004-baremetal-state.md): ``plan`` lists the hosts, ``up`` configures them and
+    hands off to the cluster kubeadm made; there is nothing to ``down``.
+    """
+    from .configure import ConfigureStage, HostsStage
+    from .handoff import HandoffStage
+    from .render import RenderStage
+    from .terraform import ApplyStage, OutputsStage, PlanStage
+
+    if provider.terraform_module is None:
+        if command == "plan":
+            return [RenderStage(), HostsStage()]
+        if command == "down":
+            raise UsageError(
+                f"infra down: provider {provider.name} has no cloud resources to destroy "
+                "(its hosts are configured, not created)",
+                hint="remove the hosts from the blueprint and run `infra up` to drop them from the inventory",
+            )
+        return [RenderStage(), ConfigureStage(), HandoffStage()]
+    if command == "plan":
+        return [RenderStage(), PlanStage(keep=False)]
+    if command == "down":
+        return [RenderStage(), PlanStage(destroy=True), ApplyStage()]
+    return [RenderStage(), PlanStage(), ApplyStage(), OutputsStage(), ConfigureStage(), HandoffStage()]
+
+
+def run(ctx: Context, command: str, stages: Sequence[Stage] | None = None) -> Context:
+    """Run ``command``'s stages (or the given ones) under the environment lock, recording the run
+    whatever happens."""
+    record = ctx.state.record
+    with ctx.ws.lock(f"infra {command} {ctx.loaded.path.name}") as lock:
+        heads = records_heads.heads_for(ctx.ws.root, ctx.bp.name, ctx.bp)
+        if lock.lost is not None:  # the previous run was killed holding the lock: record it first
+            lost = records.lost_record(ctx.bp.name, lock.lost, record.sandbox)
+            records.write(ctx.ws.records_dir, lost, heads=heads, warn=ctx.progress.warn)
+            ctx.progress.warn(records.lost_message(lock.lost))
+        warning = ctx.overrides.attach(ctx.ws.env_dir) if ctx.overrides is not None else None
+        if warning:
+            ctx.progress.warn(warning)
+        try:
+            for stage in stages if stages is not None else pipeline(command, ctx.provider):
+                ctx.progress.stage(stage.name)
+                started = time.monotonic()
+                try:
+                    detail = stage.run(ctx)
+                except BaseException as exc:
+                    record.stage(stage.name, "failed", time.monotonic() - started, _one_line(exc, ctx))
+                    raise
+                record.stage(stage.name, "ok", time.monotonic() - started, detail)
+                ctx.progress.info(f"    {detail}")
+            plan = ctx.state.plan
+            record.outcome = "no-changes" if plan is not None and not plan.has_changes else "success"
+        except (Cancelled, ConfirmationRequired):
+            record.outcome = "cancelled"
+            raise
+        except (Interrupted, KeyboardInterrupt):
+            record.outcome = "interrupted"
+            raise
+        except BaseException as exc:
+            record.outcome = "failed"
+            record.error = _one_line(exc, ctx)
+            raise
+        finally:
+            records.write(ctx.ws.records_dir, record, heads=heads, warn=ctx.progress.warn)
+        if command == "down" and ctx.state.applied and ctx.overrides is not None:
+            ctx.overrides.forget(ctx.ws.env_dir)
+    return ctx
+
+
+def _one_line(exc: BaseException, ctx: Context) -> str:
+    """The error as recorded: first line only, secret values removed."""
+    text = exc.message if isinstance(exc, InfraError) else (str(exc) or type(exc).__name__)
+    text = text.splitlines()[0] if text else type(exc).__name__
+    return redact(text, ctx.secrets.values())

@@ -1,0 +1,80 @@
+"""The Terraform stages: ``plan`` (init + plan; ``plan-destroy`` for ``down``), ``apply`` (after
+confirmation; never for a plan without changes) and ``outputs`` (kept 0600 for the later stages
+and ``infra status``)."""
+
+from __future__ import annotations
+
+import json
+
+from ..errors import Cancelled
+from ..workspace import write_private
+from .context import Context, TerraformEngine
+
+
+def _init(ctx: Context) -> TerraformEngine:
+    tf = ctx.terraform()
+    backend = ctx.overrides.backend if ctx.overrides is not None else ctx.provider.backend(ctx.bp)[0]
+    config = {"path": str(ctx.ws.state_file)} if backend == "local" else None
+    ctx.progress.info(f"terraform init ({tf.binary})")
+    tf.init(backend_config=config)
+    version = tf.version()
+    record = ctx.state.record
+    record.versions["terraform"] = version.get("terraform_version")
+    record.versions["providers"] = version.get("provider_selections", {})
+    return tf
+
+
+class PlanStage:
+    """init + plan; ``destroy`` plans the removal of everything. ``keep=False`` (``infra plan``)
+    removes the saved plan once it is summarised: ``up`` plans again, so nothing would read it."""
+
+    def __init__(self, destroy: bool = False, keep: bool = True) -> None:
+        self.destroy = destroy
+        self.keep = keep
+        self.name = "plan-destroy" if destroy else "plan"
+
+    def run(self, ctx: Context) -> str:
+        tf = _init(ctx)
+        plan = tf.plan(ctx.ws.plan_file, destroy=self.destroy)
+        ctx.state.plan = plan
+        ctx.state.record.plan = {
+            "has_changes": plan.has_changes,
+            "add": plan.add,
+            "change": plan.change,
+            "destroy": plan.destroy,
+            "by_type": plan.by_type,
+        }
+        if not self.keep:
+            ctx.ws.plan_file.unlink(missing_ok=True)
+        if not plan.has_changes:
+            return "no changes"
+        return f"{plan.add} to add, {plan.change} to change, {plan.destroy} to destroy"
+
+
+class ApplyStage:
+    """Applies the saved plan after confirmation; nothing at all when the plan is empty."""
+
+    name = "apply"
+
+    def run(self, ctx: Context) -> str:
+        plan = ctx.state.plan
+        if plan is None or not plan.has_changes:
+            return "skipped: the plan has no changes"
+        if not ctx.confirm(plan):
+            raise Cancelled()
+        result = ctx.terraform().apply(ctx.ws.plan_file, total=plan.steps)
+        ctx.state.applied = True
+        ctx.ws.plan_file.unlink(missing_ok=True)
+        return f"{result.add} added, {result.change} changed, {result.destroy} destroyed"
+
+
+class OutputsStage:
+    """Reads Terraform outputs and keeps them (0600) for the later stages and ``status``."""
+
+    name = "outputs"
+
+    def run(self, ctx: Context) -> str:
+        outputs = ctx.terraform().output()
+        ctx.state.outputs = dict(outputs)
+        write_private(ctx.ws.outputs_file, json.dumps(ctx.state.outputs, indent=2, sort_keys=True) + "\n")
+        return f"{len(outputs)} outputs"
