@@ -10,7 +10,6 @@ from functools import cache
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
-ASSETS = ("terraform", "ansible", "templates")
 
 
 @cache

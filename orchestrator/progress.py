@@ -1,9 +1,10 @@
-"""Progress reporting shared by the engines (Terraform now; Ansible and Kubernetes later).
+"""Progress reporting shared by the Terraform and Ansible engines, the Kubernetes apply and the stages.
 
 Two modes: *interactive* (a rich progress bar with ``done/total``, the current item and the
 elapsed time) when the output is a terminal, and *plain* (one line per finished item, e.g.
 ``  [3/41] aws_vpc.this: created (2s)``) for CI logs and tests. rich is imported only when an
 interactive bar is started, so importing this module stays cheap (``infra --help`` < 200 ms).
+Every line printed, and every item shown on the bar, goes through ``secrets.redact`` first.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import sys
 import time
 from typing import Any, TextIO
+
+from .secrets import redact
 
 
 def format_seconds(seconds: float) -> str:
@@ -55,6 +58,7 @@ class Progress:
     # --- output primitives ----------------------------------------------------------------------
 
     def _print(self, text: str, *, err: bool = False, style: str | None = None) -> None:
+        text = redact(text)
         if self._rich is not None:
             self._rich.console.print(text, style=style, markup=False, highlight=False)
             return
@@ -86,7 +90,7 @@ class Progress:
         self.current_item = item
         if self._rich is not None and self._task is not None:
             text = item if elapsed is None else f"{item} ({format_seconds(elapsed)})"
-            self._rich.update(self._task, current=text)
+            self._rich.update(self._task, current=redact(text))
 
     def advance(self, item: str, status: str, *, elapsed: float | None = None) -> None:
         self.done_count += 1
@@ -139,7 +143,7 @@ class Progress:
             console=console,
         )
         self._rich.start()
-        self._task = self._rich.add_task(label, total=total, current="")
+        self._task = self._rich.add_task(redact(label), total=total, current="")
 
     def _stop_bar(self) -> None:
         if self._rich is not None:

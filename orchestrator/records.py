@@ -8,8 +8,8 @@ reused) and the sha256 of the previous record, both inside the hashed body; the 
 deleting, editing, forging or rewriting records is detected (``records_audit``). With
 ``INFRA_RECORDS_HMAC_KEY`` set, records and heads also carry an HMAC-SHA256 (the key is never
 written anywhere). Records never hold secret values: they are built from the blueprint's
-structure, counts and versions only, and ``redact`` scrubs any known secret value from free
-text (error messages) before it is stored.
+structure, counts and versions only, and ``secrets.redact`` scrubs every known secret value
+(and the HMAC key) from the whole record (error messages, stage details) as it is written.
 """
 
 from __future__ import annotations
@@ -34,21 +34,15 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import InfraError
+from .secrets import redact
 
 if TYPE_CHECKING:
     from .records_heads import HeadStore
 
-REDACTED = "[redacted]"
 HMAC_KEY_ENV = "INFRA_RECORDS_HMAC_KEY"
 LOST_ERROR = "the run was killed (no clean exit); resources created in its last moments may be outside state"
 _FILE_RE = re.compile(r"^(\d{6,})-.+\.json$")
 _UNSIGNED = ("sha256", "hmac")
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    for value in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(value, REDACTED)
-    return text
 
 
 def canonical(data: dict) -> bytes:
@@ -264,8 +258,7 @@ def write(records_dir: Path, record: RunRecord, heads: Iterable[HeadStore] = (),
         entries = read_chain(records_dir)
         key = hmac_key()
         data = record.to_dict(time.time())
-        if key is not None and data["error"]:
-            data["error"] = redact(data["error"], [key.decode()])
+        data = json.loads(redact(json.dumps(data), [key.decode()] if key is not None else []))  # every field
         data["seq"] = max([e.seq for e in entries if e.seq is not None] + _head_seqs(heads, warn), default=0) + 1
         data["prev_sha256"] = _last_sha(entries)
         data["sha256"] = body_sha256(data)

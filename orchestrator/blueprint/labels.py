@@ -1,8 +1,9 @@
 """Node labels: the one convention for what a pool's nodes carry, whatever the provider.
 
 Terraform node groups (``providers/aws``), the Ansible inventory (bare-metal kubelets,
-``inventory.py``), Kueue ResourceFlavors and the device plugin all take their labels from
-here, so a flavor selects exactly the nodes its pool made.
+``inventory.py``), Kueue ResourceFlavors (``render/kubernetes/scheduling.py``), and the device
+plugin and inference placement (``GPU_PRESENT_LABEL``) all take their labels from here, so a
+flavor selects exactly the nodes its pool made.
 """
 
 from __future__ import annotations

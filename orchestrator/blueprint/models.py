@@ -15,9 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from orchestrator.blueprint import catalog
 
-GPU_TYPES = ("t4", "l4", "a10", "a10g", "a100", "h100", "h200", "l40s")
 MIG_GPU_TYPES = ("a100", "h100", "h200")
-HOST_ROLES = ("control_plane", "worker", "inference")
 MODEL_URI_SCHEMES = ("s3://", "gs://", "az://", "https://", "file://")
 SECRET_REF = re.compile(r"^\$\{(env|file):([^}]+)\}$")
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the command modules: loading, the run context, printing.
+"""Helpers shared by the command modules: loading, options, confirmation, printing.
 
 Commands only parse arguments and print; the work happens in library modules.
 """
@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from ..stages.context import Context
 
 # No exists=/readable=/dir_okay= here: the loader checks the file (regular, readable, <= 1 MiB,
 # UTF-8) and reports it in our format (`error: cannot read blueprint FILE: reason`, exit 2),
@@ -50,11 +53,6 @@ def workspace(loaded, sandbox: bool, out: Path | None = None):
     return Workspace(root=Path.cwd(), name=loaded.model.name, sandbox=sandbox, build_root=out)
 
 
-def require_sandbox_support(provider, sandbox: bool) -> None:
-    if sandbox and not provider.sandbox:
-        raise UsageError(f"--sandbox emulates AWS only; this blueprint's provider is {provider.name}")
-
-
 def console(stderr: bool = False):
     from rich.console import Console
 
@@ -62,7 +60,10 @@ def console(stderr: bool = False):
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    """``--output json``: one of the boundaries where known secret values are redacted."""
+    from ..secrets import redact
+
+    sys.stdout.write(redact(json.dumps(data, indent=2, sort_keys=True, default=str)) + "\n")
 
 
 def print_plan_table(plan) -> None:
@@ -88,7 +89,7 @@ def confirmer(auto_approve: bool, action: str):
         if auto_approve:
             return True
         if not sys.stdin.isatty():
-            from ..stages import ConfirmationRequired
+            from ..errors import ConfirmationRequired
 
             raise ConfirmationRequired(
                 f"refusing to {action} without confirmation: standard input is not a terminal",
@@ -99,15 +100,15 @@ def confirmer(auto_approve: bool, action: str):
     return confirm
 
 
-def print_stage_summary(ctx, command: str) -> None:
-    rec = ctx.record
+def print_stage_summary(ctx: Context, command: str) -> None:
+    rec = ctx.state.record
     out = console()
     where = " (sandbox)" if ctx.ws.sandbox else ""
     total = sum(s["seconds"] for s in rec.stages)
     out.print(f"\n[bold]infra {command} {ctx.bp.name}{where}: {rec.outcome}[/bold] in {total:.1f}s")
     for s in rec.stages:
         out.print(f"  {s['name']:<13} {s['status']:<6} {s['seconds']:>7.1f}s  {s.get('detail', '')}")
-    for label, value in ctx.provider.summarize_outputs(ctx.outputs):
+    for label, value in ctx.provider.summarize_outputs(ctx.state.outputs):
         out.print(f"  {label:<13} {value}")
     if ctx.ws.sandbox and command == "up":
         out.print("  note: the sandbox emulates the AWS API only; EKS reports ACTIVE but runs no nodes")

@@ -3,7 +3,8 @@
 Library code raises ``InfraError`` subclasses; ``run()`` prints their one-line message (and
 hint) and exits with their code: 2 bad input, 3 terraform, 4 ansible, 5 kubernetes,
 6 environment locked, 7 sandbox, 8 audit chain broken, 130 interrupted (docs/exit-codes.md). No traceback unless
-``--debug``.
+``--debug``. Every line printed here goes through ``secrets.redact`` (an error may quote a tool
+that echoed a secret value).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import typer
 
 from .. import __version__
+from ..secrets import redact
 from . import configure_cmd, kube_cmd, lifecycle, records_cmd, render_cmd, sandbox_cmd
 
 app = typer.Typer(
@@ -55,9 +57,9 @@ app.add_typer(sandbox_cmd.app, name="sandbox")
 
 def _fail(lines: list[str], hint: str | None, code: int) -> int:
     for line in lines:
-        sys.stderr.write(f"error: {line}\n")
+        sys.stderr.write(redact(f"error: {line}") + "\n")
     if hint:
-        sys.stderr.write(f"hint: {hint}\n")
+        sys.stderr.write(redact(f"hint: {hint}") + "\n")
     return code
 
 
@@ -79,11 +81,11 @@ def run() -> None:
         sys.exit(code if isinstance(code, int) else 0)
     except BlueprintError as exc:
         for line in exc.lines():
-            sys.stderr.write(line + "\n")
+            sys.stderr.write(redact(line) + "\n")
         n = len(exc.problems)
         sys.stderr.write(f"{n} problem{'s' if n != 1 else ''} found\n")
         if exc.hint:
-            sys.stderr.write(f"hint: {exc.hint}\n")
+            sys.stderr.write(redact(f"hint: {exc.hint}") + "\n")
         sys.exit(exc.exit_code)
     except InfraError as exc:
         if _state["debug"]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from .. import paths
 from ..blueprint.models import Blueprint
@@ -80,8 +79,3 @@ def render_sandbox_overrides(provider: Provider, endpoint: str) -> dict[str, str
             files[rel] = path.read_text()
     return files
 
-
-def module_dir(provider: Provider) -> Path | None:
-    if provider.terraform_module is None:
-        return None
-    return paths.terraform_modules() / provider.terraform_module

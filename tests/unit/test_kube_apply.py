@@ -41,7 +41,11 @@ def test_apply_creates_everything_in_order(client, fake, lab):  # noqa: F811
     assert patched[0] == "/api/v1/namespaces/nlp-team"
     first_kueue = next(i for i, p in enumerate(patched) if "kueue" in p)
     assert all("kueue" not in p for p in patched[:first_kueue]) and "networkpolicies" in patched[first_kueue - 1]
-    assert patched[-1].startswith("/api/v1/namespaces/vision/services/") or "deployments" in patched[-2]
+    assert patched[-3:] == [  # the inference Deployments, then their Services, last (conventions.KIND_ORDER)
+        "/apis/apps/v1/namespaces/vision/deployments/resnet50",
+        "/api/v1/namespaces/nlp-team/services/bert",
+        "/api/v1/namespaces/vision/services/resnet50",
+    ]
     assert fake.get("kueue.x-k8s.io/v1beta2", "ClusterQueue", "vision")["spec"]["cohortName"] == "infra-gpu"
     # the CRDs were checked before anything was applied
     crd_gets = [i for i, r in enumerate(fake.requests) if "customresourcedefinitions" in r["path"]]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import yaml
 
 from orchestrator import conventions
-from orchestrator.blueprint.labels import pool_labels
 from orchestrator.render.kubernetes import inference, render_kubernetes, render_objects, scheduling, tenancy
 from orchestrator.render.writer import write_tree
 from tests.unit.kube_fixtures import lab  # noqa: F401
@@ -47,12 +46,15 @@ def test_three_teams_quotas_queues_and_flavors_carry_the_blueprint_numbers(lab):
 
     flavors = by_kind(objs, "ResourceFlavor")
     assert sorted(flavors) == ["h100", "l4"]
-    for pool in bp.gpu_pools():
-        spec = flavors[pool.name]["spec"]
-        assert spec["nodeLabels"] == pool_labels(pool)  # exactly the node group's labels
-        assert spec["nodeLabels"]["infra.dev/pool"] == pool.name
-        assert spec["nodeLabels"]["nvidia.com/gpu.present"] == "true"
-    assert flavors["h100"]["spec"]["nodeLabels"]["infra.dev/gpu-type"] == "h100"
+    # Exactly the labels the node groups carry (docs/kubernetes.md): pool, its own labels, GPU type.
+    assert flavors["h100"]["spec"]["nodeLabels"] == {
+        "infra.dev/gpu-type": "h100", "infra.dev/pool": "h100", "nvidia.com/gpu.present": "true",
+        "workload": "training",
+    }
+    assert flavors["l4"]["spec"]["nodeLabels"] == {
+        "infra.dev/gpu-type": "l4", "infra.dev/pool": "l4", "nvidia.com/gpu.present": "true",
+        "workload": "inference",
+    }
     assert flavors["h100"]["spec"]["tolerations"] == [
         {"key": GPU, "operator": "Equal", "value": "present", "effect": "NoSchedule"}]
     assert flavors["l4"]["spec"]["tolerations"][1] == {

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import typer
@@ -14,10 +13,12 @@ from typer.testing import CliRunner
 
 from orchestrator.cli import kube_cmd
 from orchestrator.errors import KubernetesError
-from orchestrator.kube.stage import SANDBOX_DETAIL, HandoffStage
 from orchestrator.ops import kubeconfig as kc
 from orchestrator.progress import Progress
+from orchestrator.records import RunRecord
 from orchestrator.render import render
+from orchestrator.stages.context import Context, RunState
+from orchestrator.stages.handoff import HandoffStage
 from orchestrator.workspace import Workspace, write_private
 from tests.unit.kube_fixtures import THREE_TEAMS, fake, kubeconfig, lab, three_teams  # noqa: F401
 
@@ -33,22 +34,24 @@ def ctx_for(tmp_path: Path, sandbox: bool, outputs=None, rendered: bool = True):
     ws = Workspace(root=tmp_path, name=loaded.model.name, sandbox=sandbox)
     if rendered:
         render(loaded.model, get("aws"), ws.build_dir.parent)
-    return SimpleNamespace(bp=loaded.model, loaded=loaded, provider=get("aws"), ws=ws, outputs=outputs or {},
-                           progress=Progress(interactive=False, quiet=True), record=None)
+    record = RunRecord(env=loaded.model.name, command="handoff", blueprint_path=str(loaded.path),
+                       blueprint_sha256=loaded.sha256, sandbox=sandbox)
+    return Context(loaded=loaded, provider=get("aws"), ws=ws, progress=Progress(interactive=False, quiet=True),
+                   confirm=lambda plan: False, state=RunState(record=record, outputs=dict(outputs or {})))
 
 
 def test_sandbox_renders_and_validates_but_does_not_apply(tmp_path):
     ctx = ctx_for(tmp_path, sandbox=True)
     detail = HandoffStage().run(ctx)
     n = int(detail.split()[3])
-    assert detail == SANDBOX_DETAIL.format(n=n) and n > 30
-    assert "not applied (the sandbox has no Kubernetes API)" in detail
+    assert detail == f"rendered and validated {n} manifests; not applied (the sandbox has no Kubernetes API)"
+    assert n > 30
     assert not (ctx.ws.env_dir / "kubeconfig").exists()
 
 
 def test_eks_kubeconfig_uses_the_exec_plugin_and_is_private(tmp_path):
     ctx = ctx_for(tmp_path, sandbox=False, outputs=OUTPUTS)
-    path, context = kc.resolve(ctx.ws, ctx.bp, ctx.provider, ctx.outputs)
+    path, context = kc.resolve(ctx.ws, ctx.bp, ctx.provider, ctx.state.outputs)
     assert path == ctx.ws.env_dir / "kubeconfig" and context == "gpu-lab"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     data = yaml.safe_load(path.read_text())
@@ -79,10 +82,9 @@ def test_kubeconfig_from_saved_outputs_and_errors(tmp_path):
 
 def test_stage_applies_to_the_cluster(tmp_path, fake, kubeconfig):  # noqa: F811
     ctx = ctx_for(tmp_path, sandbox=False)
-    ctx.record = SimpleNamespace(versions={})
     detail = HandoffStage(kubeconfig=kubeconfig, timeout=5).run(ctx)
     assert detail.startswith("applied ") and "created), pruned 0" in detail
-    assert ctx.record.versions["kubernetes"] == "v1.30.0-fake"
+    assert ctx.state.record.versions["kubernetes"] == "v1.30.0-fake"
     assert fake.get("v1", "ResourceQuota", "team-quota", "vision")["spec"]["hard"]["requests.nvidia.com/gpu"] == "12"
 
 

@@ -1,4 +1,5 @@
-"""orchestrator.records: append-only, hash-chained run records, and redaction of secret values."""
+"""orchestrator.records: append-only, hash-chained run records that hold no secret value
+(the redaction function itself is tested in test_redaction.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import __version__, records, records_audit
+from orchestrator import __version__, records, records_audit, secrets
 from orchestrator.blueprint.loader import load
 
 REPO = Path(__file__).resolve().parents[2]
@@ -154,31 +155,14 @@ def test_records_started_in_the_same_second_keep_their_chain(tmp_path: Path) -> 
     assert _problems(tmp_path) == []
 
 
-# --- redaction ------------------------------------------------------------------------------
-
-
-def test_redact_replaces_every_occurrence() -> None:
-    assert records.redact("token=abc123; again abc123", ["abc123"]) == (
-        "token=[redacted]; again [redacted]"
-    )
-
-
-def test_redact_longest_first() -> None:
-    # Shortest first would leave "[redacted]-suffix" behind for the longer secret.
-    assert records.redact("a=pass b=pass-suffix", ["pass", "pass-suffix"]) == "a=[redacted] b=[redacted]"
-    assert records.redact("a=pass b=pass-suffix", ["pass-suffix", "pass"]) == "a=[redacted] b=[redacted]"
-
-
-def test_redact_ignores_empty_values_and_keeps_other_text() -> None:
-    assert records.redact("nothing secret here", ["", "absent"]) == "nothing secret here"
-    assert records.REDACTED == "[redacted]"
+# --- secret values --------------------------------------------------------------------------
 
 
 def test_record_from_blueprint_with_secrets_holds_no_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REGISTRY_PASSWORD", SECRET_VALUE)
     loaded = load(EXAMPLES / "aws-gpu.yaml")
     assert loaded.model.secrets == {"registry_password": "${env:REGISTRY_PASSWORD}"}
-    # built the way `infra up` builds it (orchestrator/cli/lifecycle.py)
+    # built the way `infra up` builds it (orchestrator/stages/context.py, new_record)
     rec = records.RunRecord(
         env=loaded.model.name,
         command="up",
@@ -186,8 +170,12 @@ def test_record_from_blueprint_with_secrets_holds_no_values(tmp_path: Path, monk
         blueprint_sha256=loaded.sha256,
         git=records.git_info(loaded.path),
     )
-    rec.error = records.redact(f"provider said: bad password {SECRET_VALUE}", [SECRET_VALUE])
-    path = records.write(tmp_path, rec)
+    rec.error = f"provider said: bad password {SECRET_VALUE}"
+    try:
+        assert secrets.resolve(loaded) == {"registry_password": SECRET_VALUE}  # registers the value
+        path = records.write(tmp_path, rec)  # redacts it as the record is written
+    finally:
+        secrets.forget()
     text = path.read_text()
     assert SECRET_VALUE not in text
     data = json.loads(text)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.engines.terraform import INSTALL_HINT, INTERRUPT_MESSAGE, Terraform, find_binary
+from orchestrator.engines.terraform import Terraform, find_binary
 from orchestrator.engines.tfjson import (
     ApplyCollector,
     Diagnostic,
@@ -345,7 +345,9 @@ def test_ctrl_c_forwards_one_sigint_and_waits_for_state(tmp_path: Path) -> None:
     assert err.exit_code == 130
     assert err.still_running is False
     assert re.fullmatch(r"interrupted: terraform stopped \(exit 1\) and saved state", err.message)
-    assert progress.err_stream.getvalue().splitlines() == [f"warning: {INTERRUPT_MESSAGE}"]
+    assert progress.err_stream.getvalue().splitlines() == [
+        "warning: interrupt received: waiting for terraform to stop and save state (Ctrl-C again to stop waiting)"
+    ]
     assert signal.getsignal(signal.SIGINT) is before
     with pytest.raises(ProcessLookupError):
         os.kill(err.pid, 0)
@@ -464,7 +466,7 @@ def test_binary_resolution(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(TerraformError) as info:
         find_binary(env={"PATH": str(tmp_path / "nowhere")})
     assert info.value.message == "neither terraform nor tofu was found on PATH"
-    assert info.value.hint == INSTALL_HINT
+    assert info.value.hint == "install Terraform >= 1.5 or OpenTofu, or set INFRA_TERRAFORM"
     monkeypatch.setenv("INFRA_TERRAFORM", "no-such-terraform")
     with pytest.raises(TerraformError, match="INFRA_TERRAFORM=no-such-terraform: not found"):
         Terraform(tmp_path).version()

@@ -107,10 +107,6 @@ def pool_tolerations(pool: NodePool) -> list[dict[str, str]]:
     return [toleration(t) for t in pool.effective_taints]
 
 
-def flavor_names(bp: Blueprint) -> list[str]:
-    return [p.name for p in bp.gpu_pools()] or [DEFAULT_FLAVOR]
-
-
 def resource_flavors(bp: Blueprint) -> list[dict[str, Any]]:
     """A flavor per GPU pool, selecting exactly the labels its nodes carry (``pool_labels``)."""
     pools = bp.gpu_pools()

@@ -1,0 +1,132 @@
+"""Secret values never leave the process: ``secrets.redact`` at every boundary (docs/security.md).
+
+The canary test runs the real ``infra`` entry point on a blueprint whose ``secrets.token`` is
+``${env:CANARY}``, with a stand-in terraform that quotes the canary in a warning, in an error and
+on stderr (as a provider echoing a bad token would), and looks for it everywhere a user or an
+auditor could read: stdout, stderr, the run record and the logs under ``.infra/``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator import secrets
+from orchestrator.progress import Progress
+
+REPO = Path(__file__).resolve().parents[2]
+INFRA = Path(sys.executable).with_name("infra")
+FAKE_TF = REPO / "tests" / "fixtures" / "tfengine" / "fake_terraform.py"
+CANARY = "canary-7f3a9c2e-d41b-4b8e"
+
+
+@pytest.fixture(autouse=True)
+def _empty_registry() -> Iterator[None]:
+    secrets.forget()
+    yield
+    secrets.forget()
+
+
+# --- the function -----------------------------------------------------------------------------
+
+
+def test_redact_replaces_every_occurrence() -> None:
+    assert secrets.redact("token=abc123; again abc123", ["abc123"]) == "token=[redacted]; again [redacted]"
+
+
+def test_redact_longest_first() -> None:
+    # Shortest first would leave "[redacted]-suffix" behind for the longer secret.
+    assert secrets.redact("a=pass b=pass-suffix", ["pass", "pass-suffix"]) == "a=[redacted] b=[redacted]"
+    assert secrets.redact("a=pass b=pass-suffix", ["pass-suffix", "pass"]) == "a=[redacted] b=[redacted]"
+
+
+def test_redact_ignores_empty_values_and_keeps_other_text() -> None:
+    assert secrets.redact("nothing secret here", ["", "absent"]) == "nothing secret here"
+
+
+def test_registered_values_are_redacted_with_no_list_passed() -> None:
+    secrets.register(["hunter2-hunter2", ""])
+    assert secrets.redact("login hunter2-hunter2 failed") == "login [redacted] failed"
+    secrets.forget()
+    assert secrets.redact("login hunter2-hunter2 failed") == "login hunter2-hunter2 failed"
+
+
+def test_each_long_line_of_a_multi_line_secret_and_its_json_form_are_redacted() -> None:
+    key = "-----BEGIN KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\nQUJD\n-----END KEY-----"
+    quoted = 'pa"ss\\word-1'
+    secrets.register([key, quoted])
+    # A tool quoting one line of the key; a JSON document holding the quoted value.
+    assert secrets.redact("bad key line b3BlbnNzaC1rZXktdjEAAAAA here") == "bad key line [redacted] here"
+    assert secrets.redact('{"token": "pa\\"ss\\\\word-1"}') == '{"token": "[redacted]"}'
+    assert secrets.redact("QUJD stays: 4 characters are too common to scrub alone") == (
+        "QUJD stays: 4 characters are too common to scrub alone"
+    )
+
+
+def test_progress_redacts_every_line_it_prints() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    progress = Progress(stream=out, err_stream=err, interactive=False)
+    secrets.register(["tok-0123456789"])
+    progress.stage("plan tok-0123456789")
+    progress.info("using tok-0123456789")
+    progress.start_task(1, "apply")
+    progress.advance("res.tok-0123456789", "failed")
+    progress.warn("provider echoed tok-0123456789")
+    assert out.getvalue() == (
+        "==> plan [redacted]\nusing [redacted]\napply: 1 to do\n  [1/1] res.[redacted]: failed\n"
+    )
+    assert err.getvalue() == "warning: provider echoed [redacted]\n"
+
+
+# --- the canary, through the real entry point ---------------------------------------------------
+
+
+def _blueprint(tmp_path: Path) -> Path:
+    path = tmp_path / "canary.yaml"
+    path.write_text(
+        "blueprint: 1\nname: canary\nprovider: aws\nregion: us-east-1\n"
+        "network: {cidr: 10.20.0.0/16, zones: 2}\n"
+        "node_pools:\n  - {name: system, instance_type: m6i.large, min: 1, max: 2}\n"
+        "secrets:\n  token: ${env:CANARY}\n"
+    )
+    return path
+
+
+def _fake_terraform(tmp_path: Path) -> Path:
+    fake = tmp_path / "fake-terraform"
+    fake.write_text(f"#!{sys.executable}\n" + FAKE_TF.read_text())
+    fake.chmod(0o755)
+    return fake
+
+
+def test_canary_secret_reaches_no_output_record_or_log(tmp_path: Path) -> None:
+    _blueprint(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFRA_", "FAKE_TF_"))}
+    env.update(CANARY=CANARY, INFRA_TERRAFORM=str(_fake_terraform(tmp_path)),
+               FAKE_TF_MODE="fail-echo", FAKE_TF_ECHO="CANARY")
+    proc = subprocess.run([str(INFRA), "plan", "canary.yaml"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    # The messages got through, with the value scrubbed from each.
+    assert proc.stderr.splitlines() == [
+        "warning: Deprecated token [redacted]",
+        "error: Invalid token [redacted]",
+        "hint: The API refused token [redacted].",
+    ]
+    assert CANARY not in proc.stdout
+    infra_files = sorted(p for p in (tmp_path / ".infra").rglob("*") if p.is_file())
+    records = [p for p in infra_files if p.parent.name == "canary" and p.suffix == ".json"]
+    logs = [p for p in infra_files if p.suffix == ".jsonl"]
+    assert len(records) == 1 and '"error": "Invalid token [redacted]' in records[0].read_text()
+    assert "Deprecated token [redacted]" in (tmp_path / ".infra/env/canary/logs/plan.jsonl").read_text()
+    assert [p.name for p in logs] == ["init.jsonl", "plan.jsonl"]
+    leaked = [str(p.relative_to(tmp_path)) for p in infra_files if CANARY.encode() in p.read_bytes()]
+    leaked += [str(p.relative_to(tmp_path)) for p in (tmp_path / "build").rglob("*")
+               if p.is_file() and CANARY.encode() in p.read_bytes()]
+    assert leaked == []
