@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from .. import records, records_heads
 from ..errors import Cancelled, ConfirmationRequired, InfraError, Interrupted, UsageError
-from ..secrets import redact
 from .context import Context, Stage
 
 if TYPE_CHECKING:
@@ -96,7 +95,6 @@ def run(ctx: Context, command: str, stages: Sequence[Stage] | None = None) -> Co
 
 
 def _one_line(exc: BaseException, ctx: Context) -> str:
-    """The error as recorded: first line only, secret values removed."""
+    """The error as recorded: first line only (``records.write`` is where secret values are removed)."""
     text = exc.message if isinstance(exc, InfraError) else (str(exc) or type(exc).__name__)
-    text = text.splitlines()[0] if text else type(exc).__name__
-    return redact(text, ctx.secrets.values())
+    return text.splitlines()[0] if text else type(exc).__name__
