@@ -135,6 +135,7 @@ def group_vars(bp: Blueprint, hosts: list[InventoryHost]) -> dict[str, Any]:
         "kubernetes_init_host": control[0] if control else None,
         "infra_network_cidr": bp.network.cidr,
         "inference_onnx_models": [
-            {"name": m.name, "uri": m.uri, "replicas": m.replicas, "gpu": m.gpu} for m in models
+            {"name": m.name, "uri": m.uri, "replicas": m.replicas, "gpu": m.gpu}
+            | ({"sha256": m.sha256} if m.sha256 else {}) for m in models
         ],
     }

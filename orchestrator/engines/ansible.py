@@ -45,6 +45,20 @@ FACT_CACHE_SECONDS = 3600
 # What the roles read from facts; everything else (hardware, network, mounts) is slow to gather.
 GATHER_SUBSET = "!all,!min,platform,distribution,pkg_mgr,service_mgr,python,chroot,virtual"
 INSTALL_HINT = "install the ansible extra: pip install 'infra-orchestrator[ansible]'"
+# Site variables renamed to their role's prefix (ansible-lint's production profile): the old
+# names still work for one release (the roles' defaults fall back to them); infra warns.
+RENAMED_SITE_VARS = {
+    "kubernetes_repo_base": "kubernetes_node_repo_base",
+    "kubernetes_install_packages": "kubernetes_node_install_packages",
+    "kubernetes_patch_version": "kubernetes_node_patch_version",
+    "nvidia_driver_branch": "nvidia_gpu_driver_branch",
+    "nvidia_driver_source": "nvidia_gpu_driver_source",
+    "nvidia_driver_open": "nvidia_gpu_driver_open",
+    "nvidia_driver_skip_reboot": "nvidia_gpu_driver_skip_reboot",
+    "nvidia_cuda_repo_base": "nvidia_gpu_cuda_repo_base",
+    "nvidia_mig_manager_release_base": "nvidia_gpu_mig_manager_release_base",
+    "nvidia_container_toolkit_repo": "container_runtime_nvidia_container_toolkit_repo",
+}
 def _scrub_command_file(path: Path, keep: set[str]) -> None:
     """ansible-runner records the whole controller environment in ``command``; keep only ours."""
     try:
@@ -181,12 +195,19 @@ class Ansible:
         from orchestrator.render.ansible import dump
 
         data = load_site_vars(source) if isinstance(source, Path) else source
+        for old in sorted(set(data) & set(RENAMED_SITE_VARS)) if isinstance(source, Path) else ():
+            self.progress.warn(f"{source}: site variable {old} is deprecated, use {RENAMED_SITE_VARS[old]} "
+                               "(the old name works until the next release)")
         return write_private(self.private_dir / "vars" / name, dump(data))
 
     def run(self, playbook: str, inventory: Path, *, host_count: int, limit: str | None = None, check: bool = False,
             extravars: dict[str, Any] | None = None, extravars_files: list[Path] | tuple[Path, ...] = (),
-            label: str | None = None) -> AnsibleResult:
+            label: str | None = None, expect_configured: list[str] | tuple[str, ...] = ()) -> AnsibleResult:
         """Runs ``playbook`` (relative to the ansible/ folder); raises AnsibleRunError when a host fails.
+
+        ``expect_configured``: hosts the playbook must mark configured (set_stats ``infra_configured``,
+        as ansible/site.yml's last task does); one that neither failed nor got there is reported
+        ``not configured`` and fails the run like a failed host.
 
         ``extravars`` (infra's own values) are written to a private file with every string ``!unsafe``
         and must not hold secrets; the site's ``extravars_files`` are passed by reference, as given.
@@ -254,7 +275,8 @@ class Ansible:
                 private_tree(tree)
         result = collector.result(
             rc=runner.rc, status=runner.status, duration_s=time.monotonic() - started,
-            artifacts=self.artifacts_dir / ident,
+            artifacts=self.artifacts_dir / ident, expected=tuple(expect_configured),
+            stopped=f" (ansible-playbook exit {runner.rc}: {collector.tail()})" if runner.rc not in (0, 2) else "",
         )
         if runner.status in ("canceled", "timeout"):
             self.progress.close()

@@ -14,6 +14,7 @@ from orchestrator.progress import Progress
 _RESULT_EVENTS = {"runner_on_ok": "ok", "runner_on_failed": "failed", "runner_on_unreachable": "unreachable",
                   "runner_on_skipped": "skipped"}
 _TASK_EVENTS = ("playbook_on_task_start", "playbook_on_handler_task_start")
+CONFIGURED_KEY = "infra_configured"  # set_stats key of ansible/site.yml's last task
 
 
 @dataclass
@@ -36,8 +37,11 @@ class Failure:
     task: str
     message: str
     unreachable: bool = False
+    not_configured: bool = False  # no task failed, but the host's roles never all ran
 
     def describe(self) -> str:
+        if self.not_configured:
+            return f"{self.host} not configured: {self.message}"
         what = "unreachable" if self.unreachable else "failed"
         return f"{self.host} {what} at task '{self.task}': {self.message}"
 
@@ -51,13 +55,29 @@ class AnsibleResult:
     duration_s: float = 0.0
     artifacts: Path | None = None
     data: dict[str, Any] = field(default_factory=dict)  # set_stats data (e.g. discovered GPUs)
+    roles: dict[str, list[str]] = field(default_factory=dict)  # per host: the roles that ran tasks on it
+    # The hosts the playbook must mark configured (set_stats ``infra_configured``, ansible/site.yml's
+    # last task); empty: no such check (playbooks without the marker).
+    expected: tuple[str, ...] = ()
+    stopped: str = ""  # why the playbook stopped early, when it did (ansible-playbook's last words)
 
     @property
     def changed(self) -> int:
         return sum(s.changed for s in self.stats.values())
 
+    @property
+    def configured(self) -> set[str]:
+        marks = (self.data or {}).get(CONFIGURED_KEY) or {}
+        return {str(h) for h, v in marks.items() if v} if isinstance(marks, dict) else set()
+
+    def not_configured(self) -> list[str]:
+        """Expected hosts that neither failed nor were marked configured: their roles never all ran."""
+        bad = {h for h, s in self.stats.items() if s.failed or s.unreachable}
+        return sorted(h for h in self.expected if h not in bad and h not in self.configured)
+
     def host_failures(self) -> list[Failure]:
-        """The failures that stand (not rescued, not ignored), first per host, in host order."""
+        """The failures that stand (not rescued, not ignored), first per host, in host order; hosts
+        whose roles never all ran (``not_configured``) count as failed too."""
         bad = {h for h, s in self.stats.items() if s.failed or s.unreachable}
         seen: dict[str, Failure] = {}
         for f in self.failures:
@@ -65,6 +85,10 @@ class AnsibleResult:
                 seen[f.host] = f
         for host in bad - set(seen):
             seen[host] = Failure(host, "?", "failed (see the artifacts)")
+        for host in self.not_configured():
+            ran = ", ".join(self.roles.get(host) or []) or "none"
+            why = "the playbook stopped before this host's roles all ran"
+            seen[host] = Failure(host, "?", f"{why} (roles that ran: {ran}){self.stopped}", not_configured=True)
         return [seen[h] for h in sorted(seen)]
 
     def summary(self) -> str:
@@ -98,6 +122,7 @@ class EventCollector:
         self.stats: dict[str, HostStats] = {}
         self.failures: list[Failure] = []
         self.data: dict[str, Any] = {}
+        self.roles: dict[str, list[str]] = {}
         self._task: str | None = None
         self._task_started = 0.0
         self._counts: dict[str, int] = {}
@@ -128,6 +153,9 @@ class EventCollector:
     def _result(self, status: str, data: dict[str, Any], event_stdout: str) -> None:
         host = str(data.get("host"))
         res = data.get("res") or {}
+        role = data.get("role")
+        if role and status != "skipped" and role not in self.roles.setdefault(host, []):
+            self.roles[host].append(str(role))
         if status == "ok" and isinstance(res, dict) and res.get("changed"):
             status = "changed"
         elif status == "ok" and isinstance(res, dict) and "censored" in res:
@@ -166,7 +194,7 @@ class EventCollector:
         return " | ".join(self._stdout) or "no output"
 
     def result(self, **kwargs: Any) -> AnsibleResult:
-        return AnsibleResult(stats=self.stats, failures=self.failures, data=self.data, **kwargs)
+        return AnsibleResult(stats=self.stats, failures=self.failures, data=self.data, roles=self.roles, **kwargs)
 
 
 class AnsibleRunError(AnsibleError):
@@ -176,6 +204,7 @@ class AnsibleRunError(AnsibleError):
         self.result = result
         failures = result.host_failures()
         total = len(result.stats)
+        total = max(total, len(set(result.stats) | set(result.expected)))
         self.header = f"ansible: {len(failures)} of {total} host{'s' if total != 1 else ''} failed"
         message = f"{self.header}: {failures[0].describe()}" if len(failures) == 1 else self.header
         hint = "fix the host (or the blueprint) and run again: hosts that converged report no changes"

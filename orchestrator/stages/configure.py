@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import inventory
-from ..engines.ansible import Ansible, AnsibleResult, AnsibleRunError, SshSettings
+from ..engines.ansible import Ansible, AnsibleResult, AnsibleRunError, HostStats, SshSettings
 from ..errors import UsageError
 from ..render.ansible import render_ansible
 from ..render.writer import write_tree
@@ -141,7 +141,8 @@ class ConfigureStage:
             result = engine.run(self.playbook, inv_dir / "inventory.yml", host_count=len(selected),
                                 limit=self.limit, check=self.check, extravars_files=files,
                                 extravars={"infra_kubeconfig_fetch": str(fetched)},
-                                label=f"ansible {self.playbook}")
+                                label=f"ansible {self.playbook}",
+                                expect_configured=selected if self.playbook == PLAYBOOK else ())
         except AnsibleRunError as exc:
             self._finish(ctx, exc.result, hosts)
             raise
@@ -167,12 +168,17 @@ def host_status(result: AnsibleResult) -> dict[str, dict[str, Any]]:
     failures = {f.host: f for f in result.host_failures()}
     gpus = (result.data or {}).get("gpus") or {}
     out: dict[str, dict[str, Any]] = {}
-    for host, s in sorted(result.stats.items()):
+    for host in sorted(set(result.stats) | set(failures)):  # a host the playbook never reached has no stats
+        s = result.stats.get(host) or HostStats()
         status = "unreachable" if s.unreachable else "failed" if s.failed else "changed" if s.changed else "ok"
+        if host in failures and failures[host].not_configured:
+            status = "not configured"
         entry: dict[str, Any] = {"status": status, "ok": s.ok, "changed": s.changed, "failed": s.failed,
-                                 "unreachable": s.unreachable}
+                                 "unreachable": s.unreachable, "roles": result.roles.get(host, [])}
         if host in failures:
             entry["task"] = failures[host].task
+            if failures[host].not_configured:
+                entry["reason"] = failures[host].message
         if host in gpus:
             entry["gpus_found"] = gpus[host].get("count")
             entry["nvswitches"] = gpus[host].get("nvswitches")

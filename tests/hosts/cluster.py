@@ -7,6 +7,7 @@ runs with strict host key checking, as against real machines.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -17,6 +18,7 @@ from . import rootfs
 from .node import TestHost, overlay_supported
 
 FIRST_OCTET = 11
+FIRST_OCTET_ENV = "INFRA_TEST_FIRST_HOST"  # another last octet for the first host (parallel test sessions)
 PORTS = range(2222, 2300)
 
 
@@ -49,7 +51,7 @@ class TestHosts:
     _known_hosts: Path | None = field(default=None, repr=False)
 
     @classmethod
-    def start(cls, count: int, base: Path, *, prefix: str = "node", log=print) -> TestHosts:
+    def start(cls, count: int, base: Path, *, prefix: str = "node", log=print, offset: int = 0) -> TestHosts:
         base.mkdir(parents=True, exist_ok=True)
         root, built = rootfs.ensure(log=log)
         started = time.monotonic()
@@ -58,7 +60,8 @@ class TestHosts:
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "infra-tests", "-f", str(key)],
                            check=True)
         public = key.with_suffix(".pub").read_text()
-        addresses = [f"127.0.0.{FIRST_OCTET + i}" for i in range(count)]
+        first = int(os.environ.get(FIRST_OCTET_ENV) or FIRST_OCTET) + offset  # offset: a second set of hosts
+        addresses = [f"127.0.0.{first + i}" for i in range(count)]
         port = _free_port(addresses)
         overlay = overlay_supported(base)
         hosts = [

@@ -29,7 +29,9 @@ DEFAULT_SUITE = "bookworm"
 # What the roles expect to find already installed on a test host, so that the roles' package
 # tasks are no-ops (the test hosts must converge without reaching a package mirror at test time):
 # sshd and Python for Ansible; python3-apt for the apt module; python3-venv and python3-packaging
-# (the pip module) for the inference server's virtualenv; the `common` and `container_runtime` roles' packages.
+# (the pip module) for the inference server's virtualenv; the `common` role's packages. containerd,
+# runc and python3-debian are NOT here: the roles install them from the local signed apt repository
+# (tests/hosts/aptrepo.py), as on a fresh host.
 PACKAGES = (
     "openssh-server",
     "python3",
@@ -44,7 +46,6 @@ PACKAGES = (
     "kmod",
     "procps",
     "socat",
-    "containerd",
 )
 
 

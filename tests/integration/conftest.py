@@ -1,4 +1,5 @@
-"""Fixtures for the Ansible integration tests: real SSH hosts (debootstrap'd chroots), a lab
+"""Fixtures for the Ansible integration tests: real SSH hosts (debootstrap'd chroots), the local
+signed apt repository their apt uses (containerd and the test kubeadm packages), a lab
 blueprint for them, the ONNX Runtime wheels the inference role installs offline, the fake
 Kubernetes API that the kubeadm test double's admin kubeconfig points at (so `infra up` runs
 through to the handoff stage), and a helper that runs the `infra` CLI in-process (exit code,
@@ -21,12 +22,11 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, require
-from tests.hosts import rootfs
+from tests.hosts import aptrepo, rootfs
 from tests.hosts.cluster import TestHosts
 from tests.kube_fake.fixtures import install_crds
 from tests.kube_fake.server import FakeKube
 
-FAKE_KUBEADM = REPO / "tests" / "fixtures" / "ansible" / "fake-kubeadm"
 ROLE_DEFAULTS = REPO / "ansible" / "roles" / "inference_onnx" / "defaults" / "main.yml"
 HOST_COUNT = 3
 # node-1 is the control plane, node-2 and node-3 workers; node-3 also serves models.
@@ -48,14 +48,24 @@ def test_hosts(tmp_path_factory) -> TestHosts:
     if hosts.build_seconds:
         print(f"\ntest rootfs built in {hosts.build_seconds:.0f}s (cached for later runs)", file=sys.stderr)
     try:
-        for i, host in enumerate(hosts.hosts, start=1):
-            if {"control_plane", "worker"} & set(ROLES[i]):
-                target = host.path("/usr/local/bin/kubeadm")
-                shutil.copy(FAKE_KUBEADM, target)
-                os.chmod(target, 0o755)
         yield hosts
     finally:
         hosts.destroy()
+
+
+@pytest.fixture(scope="session")
+def apt_repo(tmp_path_factory, test_hosts) -> aptrepo.RepoServer:
+    """The local signed apt repository (tests/hosts/aptrepo.py) on loopback, Kubernetes test
+    packages of version A published; every test host's apt points at its Debian part."""
+    missing = aptrepo.tools_missing()
+    require(not missing, f"{', '.join(missing)} for the local apt repository (.ci/run installs gnupg, dpkg-dev)")
+    server, cache = aptrepo.serve_for(test_hosts, tmp_path_factory.mktemp("apt"),
+                                      log=lambda msg: print(msg, file=sys.stderr))
+    server.cache = cache
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -83,14 +93,14 @@ def onnx_wheels() -> Path:
     return target
 
 
-def make_model(path: Path) -> None:
+def make_model(path: Path, weights=MODEL_W, bias=MODEL_B) -> None:
     """A small ONNX model: y = x @ W + b (MatMul + Add), made with the onnx package."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    w = numpy_helper.from_array(np.array(MODEL_W, dtype=np.float32), name="W")
-    b = numpy_helper.from_array(np.array(MODEL_B, dtype=np.float32), name="B")
+    w = numpy_helper.from_array(np.array(weights, dtype=np.float32), name="W")
+    b = numpy_helper.from_array(np.array(bias, dtype=np.float32), name="B")
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "W"], ["xw"]), helper.make_node("Add", ["xw", "B"], ["y"])],
         "affine",
@@ -112,6 +122,15 @@ class Lab:
     hosts: TestHosts
     model: Path
     kube: FakeKube
+    apt: aptrepo.RepoServer
+
+    def site_vars(self, **extra) -> None:
+        """(Re)write the site variables file: the lab's values plus ``extra``."""
+        self.extra_vars.write_text(yaml.safe_dump({**self.base_vars, **extra}))
+
+    @property
+    def base_vars(self) -> dict:
+        return yaml.safe_load(self.extra_vars.with_suffix(".base.yml").read_text())
 
     @property
     def env_dir(self) -> Path:
@@ -160,20 +179,25 @@ def kube_api(tmp_path_factory, test_hosts) -> FakeKube:
 
 
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory, test_hosts, onnx_wheels, kube_api) -> Lab:
+def lab(tmp_path_factory, test_hosts, onnx_wheels, kube_api, apt_repo) -> Lab:
     root = tmp_path_factory.mktemp("lab")
     model = root / "affine.onnx"
     make_model(model)
     blueprint = root / "lab.yaml"
     write_blueprint(blueprint, test_hosts, model)
     extra = root / "site-vars.yml"
-    extra.write_text(yaml.safe_dump({
-        "kubernetes_install_packages": False,  # kubeadm is the test double (no package repository here)
+    base = {
+        # kubeadm/kubelet/kubectl: test-built packages (test doubles) from the local apt repository
+        "kubernetes_node_repo_base": f"{apt_repo.url}/kubernetes",
+        "kubernetes_node_patch_version": aptrepo.VERSIONS[0].split("-")[0],  # version A
         "inference_onnx_listen_on_host_address": True,  # every test host shares the machine's network
         "inference_onnx_wheel_dir": str(onnx_wheels),
-    }))
+    }
+    extra.with_suffix(".base.yml").write_text(yaml.safe_dump(base))
+    extra.write_text(yaml.safe_dump(base))
     (root / ".infra").mkdir()
-    return Lab(dir=root, blueprint=blueprint, extra_vars=extra, hosts=test_hosts, model=model, kube=kube_api)
+    return Lab(dir=root, blueprint=blueprint, extra_vars=extra, hosts=test_hosts, model=model, kube=kube_api,
+               apt=apt_repo)
 
 
 @dataclass

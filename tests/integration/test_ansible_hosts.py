@@ -13,8 +13,12 @@ import urllib.request
 from dataclasses import dataclass
 
 import pytest
+import yaml
 
-from .conftest import MODEL_B, MODEL_W, CliResult, Lab, run_infra, write_blueprint
+from tests.hosts import aptrepo
+from tests.hosts.cluster import TestHosts
+
+from .conftest import MODEL_B, MODEL_W, CliResult, Lab, make_model, run_infra, write_blueprint
 
 pytestmark = pytest.mark.integration
 TOKEN = "infrat.0123456789secret"  # what the fake kubeadm hands out (tests/fixtures/ansible/fake-kubeadm)
@@ -57,6 +61,7 @@ class Converged:
     first: CliResult
     first_stats: dict
     first_nvidia_changes: list[str]
+    first_inference_changes: list[str]
     second: CliResult
     second_stats: dict
 
@@ -66,9 +71,10 @@ def converged(lab: Lab) -> Converged:
     first = up(lab)
     assert first.code == 0, first.stdout[-3000:] + first.stderr
     first_stats, nvidia = last_stats(lab), changed_tasks(lab, "nvidia_gpu")
+    inference = changed_tasks(lab, "inference_onnx")
     second = up(lab)
     assert second.code == 0, second.stdout[-3000:] + second.stderr
-    return Converged(first, first_stats, nvidia, second, last_stats(lab))
+    return Converged(first, first_stats, nvidia, inference, second, last_stats(lab))
 
 
 def test_first_run_converges_every_host(converged, lab):
@@ -123,7 +129,8 @@ def test_kubeadm_init_once_and_join_the_others(converged, lab):
                      "node-3": ["join --config /etc/kubernetes/kubeadm-join.yaml"]}
     assert sum(c.startswith("token create") for c in calls["node-1"]) == 1  # the second run created none
     config = lab.hosts.by_name("node-1").path("/etc/kubernetes/kubeadm-config.yaml").read_text()
-    assert 'kubernetesVersion: "v1.30.0"' in config and "cgroupDriver: systemd" in config
+    # v1.30.1: the test kubeadm package at version A
+    assert 'kubernetesVersion: "v1.30.1"' in config and "cgroupDriver: systemd" in config
     assert "node-role.kubernetes.io/control-plane" in config
     kubeconfig = lab.env_dir / "kubeconfig"  # fetched for the Kubernetes stage, owner-only
     assert kubeconfig.read_text() == lab.hosts.by_name("node-1").path("/etc/fake-kubeadm/admin.conf").read_text()
@@ -170,6 +177,11 @@ def _post(url: str, body: dict) -> tuple[int, dict]:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
+
+
+def test_first_converge_starts_the_model_server_once(converged):
+    starts = [t for t in converged.first_inference_changes if "model server" in t]
+    assert starts == ["node-3: Start the model server"]
 
 
 def test_onnx_model_served_over_the_open_inference_protocol(converged, lab):
@@ -226,6 +238,29 @@ def test_check_mode_with_limit_and_unknown_limit(converged, lab):
     assert bad.code == 2 and "no host or group named 'node-9'" in bad.stderr
 
 
+def test_check_on_a_fresh_host_exits_0_and_reports_what_it_would_change(lab, tmp_path):
+    """A host nothing ran on yet (no containerd, no kubeadm, no python3-debian): --check changes nothing."""
+    fresh = TestHosts.start(1, tmp_path / "fresh", prefix="fresh", offset=10)
+    try:
+        aptrepo.configure_host(fresh.hosts[0].path("/"), lab.apt.url, lab.apt.cache)
+        host = fresh.hosts[0]
+        bp = {"blueprint": 1, "name": "fresh", "provider": "baremetal", "kubernetes": {"version": "1.30"},
+              "hosts": [{"name": host.name, "address": host.address, "port": host.port, "roles": ["control_plane"]}],
+              "secrets": {"ssh_key": f"${{file:{fresh.private_key}}}"}}
+        (tmp_path / "fresh.yaml").write_text(yaml.safe_dump(bp, sort_keys=False))
+        (tmp_path / ".infra").mkdir()
+        checked = run_infra(["configure", "--check", str(tmp_path / "fresh.yaml")], tmp_path, _env(lab))
+        assert checked.code == 0, checked.stdout[-3000:] + checked.stderr
+        assert "(check mode: nothing was changed)" in checked.stdout
+        assert ": Report the packages a real run would install (containerd): changed=1" in checked.stdout
+        assert "kubernetes_node : Report that a real run would install kubeadm, then init or join: changed=1" in (
+            checked.stdout)
+        assert host.chroot("dpkg-query", "-W", "containerd", check=False).returncode != 0  # still not installed
+        assert not host.path("/etc/containerd/config.toml").exists()
+    finally:
+        fresh.destroy()
+
+
 def test_declared_gpus_missing_from_the_host_fail_clearly(converged, lab, tmp_path):
     blueprint = tmp_path / "gpu.yaml"
     write_blueprint(blueprint, lab.hosts, lab.model, gpu_host="node-1")
@@ -233,3 +268,89 @@ def test_declared_gpus_missing_from_the_host_fail_clearly(converged, lab, tmp_pa
     assert result.code == 4
     assert "node-1 failed at task 'nvidia_gpu : Fail when the blueprint gives this host GPUs" in result.stderr
     assert "1 x l4 GPUs, but no NVIDIA GPU is on its PCI bus" in result.stderr
+
+
+# --- packages from the local signed apt repository (tests/hosts/aptrepo.py) -------------------------
+# These run last: they move the lab from version A to B and break/fix the repository.
+
+KUBE_NODES = ("node-1", "node-2", "node-3")
+
+
+def dpkg(lab: Lab, host: str, *packages: str) -> dict[str, str]:
+    """``package: "version status"`` for the packages on ``host`` (``hi`` = held and installed)."""
+    proc = lab.hosts.by_name(host).chroot("dpkg-query", "-W", "-f=${Package} ${Version} ${db:Status-Abbrev}\n",
+                                          *packages, check=False)
+    return {line.split()[0]: " ".join(line.split()[1:3]) for line in proc.stdout.splitlines()}
+
+
+def test_first_up_installs_containerd_and_kubeadm_a_from_the_repository(converged, lab):
+    for host in KUBE_NODES:
+        assert dpkg(lab, host, "containerd", "runc", "python3-debian", "kubeadm", "kubelet", "kubectl") == {
+            "containerd": "1.6.20~ds1-1+deb12u3 ii", "runc": "1.1.5+ds1-1+deb12u1 ii",
+            "python3-debian": "0.1.49 ii", "kubeadm": "1.30.1-1.1 hi", "kubelet": "1.30.1-1.1 hi",
+            "kubectl": "1.30.1-1.1 hi"}, host
+    node = lab.hosts.by_name("node-1")
+    assert "Test double for kubeadm" in node.path("/usr/bin/kubeadm").read_text()
+    sources = node.path("/etc/apt/sources.list.d/kubernetes.sources").read_text()
+    assert f"URIs: {lab.apt.url}/kubernetes/v1.30/deb/" in sources and "Signed-By:" in sources
+
+
+def test_pin_b_with_the_repository_broken_fails_then_upgrades_held_packages(converged, lab):
+    aptrepo.publish(lab.apt.cache, lab.apt.root, aptrepo.VERSIONS)  # upstream publishes version B
+    lab.site_vars(kubernetes_node_patch_version="1.30.2")
+    lab.apt.broken = "/kubernetes/"
+    try:
+        failed = up(lab)
+    finally:
+        lab.apt.broken = ""
+    assert failed.code == 4, failed.stdout[-2000:] + failed.stderr
+    assert "error: ansible: 3 of 3 hosts failed:" in failed.stderr
+    for host in KUBE_NODES:
+        assert (f"  {host} failed at task 'kubernetes_node : Refresh the package index (repository changed, "
+                f"or the wanted version is not listed)'") in failed.stderr
+    hosts = json.loads((lab.env_dir / "ansible" / "hosts.json").read_text())["hosts"]
+    assert {h: v["status"] for h, v in hosts.items()} == dict.fromkeys(KUBE_NODES, "failed")
+    assert "inference_onnx" not in hosts["node-3"]["roles"]
+
+    fixed = up(lab)  # the repository is back: the retry refreshes again and upgrades the held packages
+    assert fixed.code == 0, fixed.stdout[-2000:] + fixed.stderr
+    for host in KUBE_NODES:
+        assert dpkg(lab, host, "kubeadm", "kubelet", "kubectl") == dict.fromkeys(
+            ("kubeadm", "kubelet", "kubectl"), "1.30.2-1.1 hi"), host
+    assert lab.hosts.by_name("node-2").chroot("kubeadm", "version", "-o", "short").stdout.strip() == "v1.30.2"
+    again = up(lab)
+    assert again.code == 0, again.stdout[-2000:] + again.stderr
+    assert {h: s["changed"] for h, s in last_stats(lab).items()} == dict.fromkeys(KUBE_NODES, 0)
+    hosts = json.loads((lab.env_dir / "ansible" / "hosts.json").read_text())["hosts"]
+    assert hosts["node-3"]["roles"] == ["host_facts", "common", "nvidia_gpu", "container_runtime", "kubernetes_node",
+                                        "inference_onnx"]
+
+
+def test_missing_kubernetes_repository_fails_every_kube_host_then_converges(converged, lab):
+    lab.site_vars(kubernetes_node_patch_version="1.30.2", kubernetes_node_repo_base="")
+    missing = up(lab)
+    assert missing.code == 4, missing.stdout[-2000:] + missing.stderr
+    assert ("  node-3 failed at task 'kubernetes_node : Fail when the Kubernetes package repository is not "
+            "configured': kubernetes_node_repo_base is not set") in missing.stderr
+    hosts = json.loads((lab.env_dir / "ansible" / "hosts.json").read_text())["hosts"]
+    assert {h: v["status"] for h, v in hosts.items()} == dict.fromkeys(KUBE_NODES, "failed")
+    status = run_infra(["status", "--output", "json", str(lab.blueprint)], lab.dir, _env(lab))
+    data = json.loads(status.stdout)
+    assert {h: v["last_configure"]["status"] for h, v in data["outputs"]["hosts"].items()} == dict.fromkeys(
+        KUBE_NODES, "failed")
+    lab.site_vars(kubernetes_node_patch_version="1.30.2")
+    fixed = up(lab)
+    assert fixed.code == 0, fixed.stdout[-2000:] + fixed.stderr
+    hosts = json.loads((lab.env_dir / "ansible" / "hosts.json").read_text())["hosts"]
+    assert {h: v["status"] for h, v in hosts.items()} == dict.fromkeys(KUBE_NODES, "ok")
+
+
+def test_a_changed_model_is_copied_again_and_restarts_the_server_once(converged, lab):
+    make_model(lab.model, weights=[[2.0, 0.0], [0.0, 2.0], [1.0, 1.0]], bias=[0.0, 0.0])
+    result = up(lab)
+    assert result.code == 0, result.stdout[-2000:] + result.stderr
+    assert sorted(changed_tasks(lab, "inference_onnx")) == [
+        "node-3: Copy models from the controller (file://)", "node-3: Restart the plain model server process"]
+    status, body = _post(f"http://{lab.hosts.by_name('node-3').address}:8000/v2/models/affine/infer",
+                         {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1.0, 2.0, 3.0]}]})
+    assert status == 200 and body["outputs"][0]["data"] == [5.0, 7.0]

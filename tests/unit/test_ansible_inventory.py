@@ -249,3 +249,16 @@ def test_bare_metal_has_no_terraform_stages_and_nothing_to_destroy():
     assert _names(pipeline("plan", BaremetalProvider())) == ["render", "hosts"]
     with pytest.raises(UsageError, match="provider baremetal has no cloud resources to destroy"):
         pipeline("down", BaremetalProvider())
+
+
+def test_a_model_sha256_reaches_the_role_and_a_bad_one_is_refused():
+    import copy
+
+    data = copy.deepcopy(BAREMETAL)
+    data["inference"]["models"][0]["sha256"] = "ab" * 32
+    gv = load_rendered(render_ansible(bp(data), BaremetalProvider())["group_vars/all.yml"])
+    assert gv["inference_onnx_models"] == [{"name": "resnet50", "uri": "file:///models/resnet50.onnx", "replicas": 2,
+                                            "gpu": 0, "sha256": "ab" * 32}]
+    data["inference"]["models"][0]["sha256"] = "not-hex"
+    with pytest.raises(ValueError, match="sha256"):
+        bp(data)

@@ -98,12 +98,12 @@ def test_tasks_that_handle_join_secrets_are_no_log():
 
 def test_one_variable_pins_the_driver_branch():
     defaults = yaml.safe_load((ANSIBLE / "roles/nvidia_gpu/defaults/main.yml").read_text())
-    assert re.fullmatch(r"\d{3}", defaults["nvidia_driver_branch"])
+    assert defaults["nvidia_gpu_driver_branch"] == "{{ nvidia_driver_branch | default('570') }}"
     text = "".join(p.read_text() for p in (ANSIBLE / "roles/nvidia_gpu/tasks").glob("*.yml"))
     assert "cuda-drivers\"" not in text and "cuda-drivers'" not in text  # never the unpinned meta package
     for package in ("nvidia-headless-", "nvidia-utils-", "nvidia-fabricmanager-", "cuda-drivers-", "nvidia-open-"):
         for line in (m for m in text.splitlines() if package in m):
-            assert "nvidia_driver_branch" in line or "nvidia_fm_driver" in line, line
+            assert "nvidia_gpu_driver_branch" in line or "nvidia_gpu_fm_driver" in line, line
 
 
 def test_site_playbook_passes_ansible_syntax_check(tmp_path):
@@ -209,13 +209,48 @@ def test_rhel_packages_held_by_repository_excludes_are_installed_past_them():
         assert repo is not None and repo.get("exclude"), f"{path.name}: {task['name']}"
 
 
-def test_cuda_repository_lists_are_refreshed_before_the_driver_install():
+def test_cuda_lists_are_refreshed_whenever_a_driver_package_has_no_candidate():
+    """Not only when the keyring changed (issue 12): a run after a failed refresh refreshes again."""
     tasks = yaml.safe_load((ANSIBLE / "roles/nvidia_gpu/tasks/install-debian.yml").read_text())
     flat = [t for task in tasks for t in (task.get("block") or [task])]
     names = [t["name"] for t in flat]
-    refresh = names.index("Refresh the package lists for the CUDA repository")
-    assert flat[refresh]["when"] == "nvidia_cuda_keyring_pkg is changed"
+    policy = names.index("Check that the driver packages are installable")
+    refresh = names.index("Refresh the package lists when a driver package has no candidate")
     headers = next(i for i, n in enumerate(names) if n.startswith("Install the kernel headers"))
-    driver = next(i for i, n in enumerate(names) if n.startswith("Install the driver ("))
-    assert refresh < headers < driver
+    driver = names.index("Install the driver packages (held packages move to the pinned branch)")
+    assert headers < policy < refresh < driver
+    assert flat[policy]["check_mode"] is False
+    assert flat[refresh]["when"] == (
+        "(nvidia_gpu_driver_policy.stdout | regex_findall('Candidate: (?!\\\\(none\\\\))') | length)"
+        " < (nvidia_gpu_driver_packages | length)")
+    assert flat[driver]["ansible.builtin.apt"]["allow_change_held_packages"] is True
     assert flat[headers]["ansible.builtin.apt"]["name"] == "linux-headers-{{ ansible_kernel }}"
+
+
+def test_mig_change_is_a_block_whose_rescue_uncordons_and_reports():
+    """drain -> apply -> verify; any failure uncordons the node and fails the host (issue 12)."""
+    tasks = yaml.safe_load((ANSIBLE / "roles/nvidia_gpu/tasks/mig.yml").read_text())
+    change = next(t for t in tasks if t["name"] == "Change the MIG layout")
+    assert [t["name"] for t in change["block"]][1:3] == [
+        "Drain the node before its GPUs change",
+        "Apply the layout (the service's hooks stop GPU clients and reset the GPUs)"]
+    uncordon, report = change["rescue"]
+    assert uncordon["ansible.builtin.command"]["argv"][-2:] == ["uncordon", "{{ inventory_hostname }}"]
+    assert uncordon["delegate_to"] == "{{ kubernetes_init_host }}" and uncordon["failed_when"] is False
+    assert "ansible.builtin.fail" in report and "the node was uncordoned" in report["ansible.builtin.fail"]["msg"]
+
+
+def test_rhel_names_epel_and_crb_as_rhel_has_them():
+    """RHEL proper has no epel-release package and calls CRB codeready-builder-for-rhel-N-ARCH-rpms."""
+    defaults = yaml.safe_load((ANSIBLE / "roles/nvidia_gpu/defaults/main.yml").read_text())
+    assert defaults["nvidia_gpu_crb_repo"] == (
+        "{{ ('codeready-builder-for-rhel-' ~ ansible_distribution_major_version ~ '-' ~ ansible_architecture"
+        " ~ '-rpms')\n"
+        "   if ansible_distribution == 'RedHat' else 'crb' }}")
+    assert defaults["nvidia_gpu_epel_release_rpm"] == ""
+    tasks = yaml.safe_load((ANSIBLE / "roles/nvidia_gpu/tasks/install-redhat.yml").read_text())
+    epel = next(t for t in tasks if t["name"] == "Enable EPEL (DKMS comes from there)")
+    assert epel["ansible.builtin.dnf"]["name"] == (
+        "{{ nvidia_gpu_epel_release_rpm if ansible_distribution == 'RedHat' else 'epel-release' }}")
+    crb = next(t for t in tasks if t["name"] == "Enable the CRB repository")
+    assert crb["ansible.builtin.command"]["argv"][-1] == "{{ nvidia_gpu_crb_repo }}"

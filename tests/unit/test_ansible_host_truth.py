@@ -1,0 +1,74 @@
+"""Per-host truth (issue 12): a host whose roles never all ran is `not configured`, never ok.
+
+Real ansible-runner runs over local connections: `groups.yml` reproduces the old per-group
+plays (every Kubernetes host fails, so ansible-playbook stops before the inference play);
+`one_play.yml` has ansible/site.yml's shape, where the inference host finishes regardless.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.engines.ansible import Ansible, AnsibleRunError
+from orchestrator.stages.configure import host_status
+from tests.conftest import REPO
+
+PROJECT = REPO / "tests" / "fixtures" / "ansible" / "project"
+
+
+def inventory(tmp_path: Path) -> Path:
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inv = {"all": {"children": {"kube": {"hosts": {"cp": local, "wk": local}}, "inf": {"hosts": {"inf": local}}}}}
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(inv))
+    return path
+
+
+def test_a_host_whose_play_never_started_is_not_configured(tmp_path):
+    engine = Ansible(tmp_path / "ansible", project_dir=PROJECT)
+    with pytest.raises(AnsibleRunError) as info:
+        engine.run("groups.yml", inventory(tmp_path), host_count=3, expect_configured=["cp", "wk", "inf"])
+    exc = info.value
+    assert exc.exit_code == 4
+    assert exc.header == "ansible: 3 of 3 hosts failed"
+    lines = exc.lines()
+    assert lines[1].startswith("  cp failed at task 'Install the Kubernetes packages': non-zero return code: "
+                               "no Kubernetes repository")
+    assert lines[2] == ("  inf not configured: the playbook stopped before this host's roles all ran "
+                        "(roles that ran: none)")
+    status = host_status(exc.result)
+    assert status["inf"]["status"] == "not configured"
+    assert status["inf"]["reason"].startswith("the playbook stopped before this host's roles all ran")
+    assert [status[h]["status"] for h in ("cp", "wk")] == ["failed", "failed"]
+
+
+def test_without_the_check_the_stopped_host_would_pass_for_fine(tmp_path):
+    """The bug as it was: nothing failed on `inf`, so without the marker check it is not reported."""
+    engine = Ansible(tmp_path / "ansible", project_dir=PROJECT)
+    with pytest.raises(AnsibleRunError) as info:
+        engine.run("groups.yml", inventory(tmp_path), host_count=3)
+    assert [f.host for f in info.value.result.host_failures()] == ["cp", "wk"]
+
+
+def test_one_play_lets_the_inference_host_finish(tmp_path):
+    engine = Ansible(tmp_path / "ansible", project_dir=PROJECT)
+    with pytest.raises(AnsibleRunError) as info:
+        engine.run("one_play.yml", inventory(tmp_path), host_count=3, expect_configured=["cp", "wk", "inf"])
+    result = info.value.result
+    assert info.value.header == "ansible: 2 of 3 hosts failed"
+    assert result.configured == {"inf"}
+    status = host_status(result)
+    assert {h: v["status"] for h, v in status.items()} == {"cp": "failed", "inf": "ok", "wk": "failed"}
+
+
+def test_site_yml_is_one_play_over_all_hosts_ending_with_the_marker():
+    plays = yaml.safe_load((REPO / "ansible" / "site.yml").read_text())
+    assert len(plays) == 1 and plays[0]["hosts"] == "all"
+    tasks = plays[0]["tasks"]
+    assert [t.get("ansible.builtin.include_role", {}).get("name") for t in tasks[:5]] == [
+        "common", "nvidia_gpu", "container_runtime", "kubernetes_node", "inference_onnx"]
+    assert tasks[-1]["ansible.builtin.set_stats"]["data"] == {"infra_configured": "{{ {inventory_hostname: true} }}"}
