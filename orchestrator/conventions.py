@@ -12,6 +12,11 @@ from typing import Any
 
 FIELD_MANAGER = "infra"  # server-side apply field manager
 KUSTOMIZATION = "kustomization.yaml"  # lists the files of build/<name>/kubernetes/, in order
+# Vendored components (Kueue) under build/<name>/kubernetes/install/: applied before everything
+# else, as written (not relabelled, never pruned), then waited for.
+INSTALL_DIR = "install"
+KUEUE_NAMESPACE = "kueue-system"
+KUEUE_WEBHOOK_SERVICE = "kueue-webhook-service"  # its endpoints must be ready before queues are applied
 
 # Every object we render carries both labels; prune deletes only objects that carry both.
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -47,6 +52,11 @@ PRIORITY_BY_TIER = {"batch": "infra-batch", "interactive": "infra-interactive", 
 KIND_ORDER: list[tuple[str, str]] = [
     ("v1", "Namespace"),
     ("scheduling.k8s.io/v1", "PriorityClass"),
+    ("v1", "ServiceAccount"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"),
+    ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"),
     ("v1", "ResourceQuota"),
     ("v1", "LimitRange"),
     ("rbac.authorization.k8s.io/v1", "Role"),

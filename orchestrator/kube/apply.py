@@ -1,5 +1,7 @@
 """Apply rendered objects to a cluster: check CRDs, server-side apply in order, prune, wait.
 
+* **Install**: the vendored components (``install/``, Kueue) first, CRDs ``Established`` and
+  Kueue's webhook serving before anything else (``kube.install``).
 * **Order**: Namespaces and PriorityClasses first, then namespaced tenancy objects, then Kueue
   objects (after their CRDs are ``Established``), then workloads (``conventions.KIND_ORDER``).
 * **Apply**: server-side apply, field manager ``infra``, ``force=True`` by default: these
@@ -23,9 +25,8 @@ from ..errors import KubernetesError
 from ..progress import NullProgress, Progress
 from . import rest
 from .client import ApiError, Client
+from .install import POLL_SECONDS, apply_install
 from .validate import describe
-
-POLL_SECONDS = 2.0
 
 
 @dataclass
@@ -196,12 +197,14 @@ def wait_ready(client: Client, objs: list[dict[str, Any]], opts: Options, progre
 
 
 def apply_all(client: Client, objs: list[dict[str, Any]], env: str, opts: Options | None = None,
-              progress: Progress | None = None) -> ApplyResult:
+              progress: Progress | None = None, install: list[dict[str, Any]] | None = None) -> ApplyResult:
+    """Apply ``install`` (``rendered.read_install``) first, then ``objs`` (``rendered.read_rendered``)."""
     opts = opts or Options()
     progress = progress or NullProgress()
     result = ApplyResult(server_version=client.server_version())
-    check_crds(client, objs, opts)
     try:
+        apply_install(client, install or [], opts, progress, result)
+        check_crds(client, objs, opts)
         apply_objects(client, objs, opts, progress, result)
         if opts.prune:
             prune(client, objs, env, progress, result)

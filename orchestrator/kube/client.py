@@ -9,6 +9,9 @@ is imported only when a client is made.
 from __future__ import annotations
 
 import json
+import logging
+import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +23,40 @@ from . import rest
 from .rest import RetryPolicy, parse_retry_after, retryable
 
 APPLY_PATCH = "application/apply-patch+yaml"
-DEFAULT_TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
+DEFAULT_TIMEOUT = (5.0, 60.0)  # connect, read (seconds)
+CONNECT_BUDGET = 8.0  # seconds after which an unreachable API is reported (retries included)
+NOISY_LOGGERS = ("kubernetes", "urllib3", "urllib3.connectionpool", "root")
+
+
+def quiet_library_logs() -> None:
+    """The client library's and urllib3's warnings (retries, exec plugin errors) stay out of
+    the output unless ``--debug`` turned logging on (the error we raise says what happened)."""
+    if logging.getLogger().level <= logging.DEBUG and logging.getLogger().handlers:
+        return
+    for name in NOISY_LOGGERS[:-1]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    logging.getLogger("kubernetes.config.exec_provider").setLevel(logging.CRITICAL)
+
+
+class _RootErrors(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _one_line(exc: BaseException | str) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297].rsplit(" ", 1)[0] + " ..."
+
+
+def _reason(text: str) -> str:
+    """The innermost reason of a urllib3 error (``[Errno 111] Connection refused``), whole."""
+    text = " ".join(text.split())
+    found = re.findall(r"(\[Errno -?\d+\][^'\")]*|timed out[^'\")]*)", text)
+    return found[-1].strip().rstrip(".") if found else _one_line(Exception(text))
 
 
 class ApiError(KubernetesError):
@@ -66,19 +102,28 @@ class Client:
 
     @classmethod
     def from_kubeconfig(cls, path: Path | str | None = None, context: str | None = None, **kw: Any) -> Client:
-        from kubernetes import config
+        """Every kubeconfig problem (missing, malformed, unknown context, exec plugin that cannot
+        run) is one ``KubernetesError`` line (exit 5), never a traceback or library log noise."""
+        quiet_library_logs()
+        from kubernetes import client, config
 
+        cfg = client.Configuration()
+        where = path or "the default kubeconfig (~/.kube/config or $KUBECONFIG)"
+        hint = "pass --kubeconfig FILE (and --context NAME), or run `infra up` to write one"
+        errors = _RootErrors()
+        logging.getLogger().addHandler(errors)  # the library logs an exec plugin's failure to root
         try:
-            api = config.new_client_from_config(
-                config_file=str(path) if path else None, context=context, persist_config=False
-            )
-        except (config.ConfigException, OSError, TypeError, ValueError) as exc:
-            where = path or "the default kubeconfig (~/.kube/config or $KUBECONFIG)"
-            raise KubernetesError(
-                f"cannot load kubeconfig {where}: {exc}",
-                hint="pass --kubeconfig FILE (and --context NAME), or run `infra up` to write one",
-            ) from None
-        api.configuration.retries = False  # one retry layer: ours
+            config.load_kube_config(config_file=str(path) if path else None, context=context,
+                                    client_configuration=cfg, persist_config=False)
+        except Exception as exc:  # noqa: BLE001 - the library raises anything from a bad file: one line
+            raise KubernetesError(f"cannot load kubeconfig {where}: {_one_line(exc)}", hint=hint) from None
+        finally:
+            logging.getLogger().removeHandler(errors)
+        if errors.messages:
+            raise KubernetesError(f"cannot get credentials from kubeconfig {where}: {_one_line(errors.messages[0])}",
+                                  hint="its exec plugin (e.g. aws) must be installed and on PATH; " + hint)
+        cfg.retries = False  # one retry layer, ours: set before the client builds its connection pool
+        api = client.ApiClient(configuration=cfg)
         api.user_agent = "infra"
         return cls(api, **kw)
 
@@ -104,9 +149,13 @@ class Client:
             return exc
 
     def request(self, method: str, path: str, *, query: dict[str, Any] | None = None, body: Any = None,
-                content_type: str | None = None, stream: bool = False) -> Any:
-        """Send with retries; a ``Response`` (or, with ``stream``, the open urllib3 response)."""
-        attempt, waited = 0, 0.0
+                content_type: str | None = None, stream: bool = False, idempotent: bool = True) -> Any:
+        """Send with retries; a ``Response`` (or, with ``stream``, the open urllib3 response).
+
+        A request that is not ``idempotent`` (a POST whose name the server generates) is retried
+        only after a 429, which the server sends before doing anything. An unreachable server is
+        given up on once ``CONNECT_BUDGET`` seconds have gone by."""
+        attempt, waited, started = 0, 0.0, time.monotonic()
         while True:
             timeout = (self.timeout[0], None) if stream else self.timeout
             raw = self._send(method, path, query, body, content_type, timeout)
@@ -122,16 +171,18 @@ class Client:
                     return Response(status, headers, data)
             attempt += 1
             exhausted = attempt >= self.retry.attempts or waited >= self.retry.deadline
-            if exhausted or not retryable(status, parsed):
-                raise self._error(method, path, status, parsed, data, attempt)
             delay = self.retry.delay(attempt - 1, parse_retry_after(_header(headers, "Retry-After")))
+            if status == 0 and max(time.monotonic() - started, waited) + delay > CONNECT_BUDGET:
+                exhausted = True
+            if exhausted or not retryable(status, parsed) or (not idempotent and status != 429):
+                raise self._error(method, path, status, parsed, data, attempt)
             self.retry.wait(delay)
             waited += delay
 
     def _error(self, method: str, path: str, status: int, body: dict[str, Any], data: bytes, attempts: int) -> ApiError:
         tries = f" (after {attempts} attempts)" if attempts > 1 else ""
         if status == 0:
-            return ApiError(0, f"cannot reach the Kubernetes API at {self.host}{tries}: {data.decode()[:200]}", body,
+            return ApiError(0, f"cannot reach the Kubernetes API at {self.host}{tries}: {_reason(data.decode())}", body,
                             hint="check the kubeconfig's server, your network (VPN?) and the cluster's state",
                             attempts=attempts)
         hint = None
@@ -172,10 +223,12 @@ class Client:
         return resp.json(), resp.status == 201
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """POST; retried only when the object has a client-side name (a second try then finds it)."""
         res = rest.for_object(obj)
         path = res.path(obj["metadata"].get("namespace"))
+        named = bool(obj["metadata"].get("name"))
         try:
-            return self.request("POST", path, query={"fieldManager": FIELD_MANAGER}, body=obj).json()
+            return self.request("POST", path, query={"fieldManager": FIELD_MANAGER}, body=obj, idempotent=named).json()
         except ApiError as exc:
             # A create retried after a 5xx may have succeeded the first time.
             if exc.reason == "AlreadyExists" and exc.attempts > 1 and obj["metadata"].get("name"):

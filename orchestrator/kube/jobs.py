@@ -7,6 +7,7 @@ request = limit), the GPU tolerations, and priority class ``infra-batch`` by def
 
 from __future__ import annotations
 
+import copy
 import re
 import secrets
 import shlex
@@ -29,6 +30,12 @@ JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"  # set by Kueue on a job's Workload
 POD_SET = "main"  # the job's container, and the pod set Kueue names in its messages
 CREATED_BY_LABEL = "app.kubernetes.io/created-by"
 DEFAULT_CPU, DEFAULT_MEMORY = "2", "8Gi"
+_UNITS = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+          "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+# Pods evicted by preemption (Kueue's or the scheduler's) or a node drain do not count as
+# failures: the Job is retried, not failed, however low its backoffLimit.
+POD_FAILURE_POLICY = {"rules": [
+    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}
 
 
 @dataclass
@@ -91,10 +98,33 @@ def build_job(req: JobRequest) -> dict[str, Any]:
         "spec": {
             "suspend": True,
             "backoffLimit": 0,
+            "podFailurePolicy": copy.deepcopy(POD_FAILURE_POLICY),
             "ttlSecondsAfterFinished": 7 * 24 * 3600,
             "template": {"metadata": {"labels": {TEAM_LABEL: req.team}}, "spec": pod_spec},
         },
     }
+
+
+def quantity(value: Any) -> float:
+    """A Kubernetes quantity (``2``, ``500m``, ``8Gi``, ``1e3``) as a number."""
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?)([a-zA-Z]*)", str(value).strip())
+    if not match or match.group(2) not in _UNITS:
+        raise UsageError(f"{value!r} is not a Kubernetes quantity (e.g. 2, 500m, 8Gi)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _request_within_limit(container: Any, name: str, requests: dict, limits: dict, default: str) -> None:
+    """Both set, request <= limit, as the API server demands (a LimitRange default limit below
+    a request we added would make every pod of the Job fail): a missing one takes the other."""
+    if name not in requests and name not in limits:
+        requests[name] = limits[name] = default
+    elif name not in requests:
+        requests[name] = limits[name]
+    elif name not in limits:
+        limits[name] = requests[name]
+    elif quantity(requests[name]) > quantity(limits[name]):
+        raise UsageError(f"container {container}: {name} request ({requests[name]}) is above its limit "
+                         f"({limits[name]})")
 
 
 def prepare_job(job: dict[str, Any], team: str, namespace: str, tolerations: list[dict[str, Any]]) -> dict[str, Any]:
@@ -114,11 +144,11 @@ def prepare_job(job: dict[str, Any], team: str, namespace: str, tolerations: lis
     pod.setdefault("restartPolicy", "Never")
     pod.setdefault("priorityClassName", PRIORITY_BY_TIER["batch"])
     wants_gpu = False
-    for c in pod.get("containers") or []:
+    for c in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
         res = c.setdefault("resources", {})
         requests, limits = res.setdefault("requests", {}), res.setdefault("limits", {})
-        requests.setdefault("cpu", DEFAULT_CPU)
-        requests.setdefault("memory", DEFAULT_MEMORY)
+        for name, default in (("cpu", DEFAULT_CPU), ("memory", DEFAULT_MEMORY)):
+            _request_within_limit(c.get("name"), name, requests, limits, default)
         gpu_req, gpu_lim = requests.get(GPU_RESOURCE), limits.get(GPU_RESOURCE)
         if gpu_req is not None and gpu_lim is not None and str(gpu_req) != str(gpu_lim):
             raise UsageError(
@@ -127,6 +157,8 @@ def prepare_job(job: dict[str, Any], team: str, namespace: str, tolerations: lis
         if gpu_req is not None or gpu_lim is not None:
             requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(gpu_lim if gpu_lim is not None else gpu_req)
             wants_gpu = wants_gpu or str(requests[GPU_RESOURCE]) != "0"
+    if pod.get("restartPolicy") == "Never":
+        spec.setdefault("podFailurePolicy", copy.deepcopy(POD_FAILURE_POLICY))
     if not pod.get("containers"):
         raise UsageError("the Job has no containers")
     if wants_gpu:

@@ -5,6 +5,9 @@ order, then sorted for apply (``conventions.KIND_ORDER``; stable, so file order 
 kind). That is exactly the order of ``render.kubernetes.render_objects``: ``infra handoff``
 applies the reviewed files, not a second rendering. Only plain files inside the folder are
 read; a listed path that leaves it, or that is not a regular file, is refused.
+
+Files under ``install/`` (vendored components such as Kueue) are kept apart: ``read_install``
+gives their objects in file order, for ``kube.install`` to apply before everything else.
 """
 
 from __future__ import annotations
@@ -13,28 +16,37 @@ import stat
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..conventions import KUSTOMIZATION, sort_for_apply
+from ..conventions import INSTALL_DIR, KUSTOMIZATION, sort_for_apply
 from ..errors import KubernetesError
 
 MAX_FILE_BYTES = 16 << 20  # a rendered file holds at most a few MiB (thousands of teams)
 
 
 def read_rendered(folder: Path) -> list[dict[str, Any]]:
-    """Every object of ``folder`` (a ``build/<name>/kubernetes/``), in apply order."""
-    folder = Path(folder)
+    """Every object of ``folder`` (a ``build/<name>/kubernetes/``) but the installs, in apply order."""
+    return sort_for_apply([o for installed, objs in _read_listed(Path(folder)) if not installed for o in objs])
+
+
+def read_install(folder: Path) -> list[dict[str, Any]]:
+    """The objects of the listed files under ``install/``, in the order written."""
+    return [o for installed, objs in _read_listed(Path(folder)) if installed for o in objs]
+
+
+def _read_listed(folder: Path) -> list[tuple[bool, list[dict[str, Any]]]]:
+    """``(under install/, objects)`` for every file the kustomization lists, in its order."""
     kustomization = _load(folder / KUSTOMIZATION, folder)
     if len(kustomization) != 1 or kustomization[0].get("kind") != "Kustomization":
         raise _problem(folder, f"{KUSTOMIZATION} is not one Kustomization")
     resources = kustomization[0].get("resources") or []
     if not isinstance(resources, list) or not all(isinstance(r, str) for r in resources):
         raise _problem(folder, f"{KUSTOMIZATION}: resources must be a list of file paths")
-    objs: list[dict[str, Any]] = []
+    found: list[tuple[bool, list[dict[str, Any]]]] = []
     for entry in resources:
         rel = PurePosixPath(entry)
         if rel.is_absolute() or ".." in rel.parts:
             raise _problem(folder, f"{KUSTOMIZATION} lists {entry!r}, which is outside the folder")
-        objs += _load(folder / rel, folder)
-    return sort_for_apply(objs)
+        found.append((rel.parts[0] == INSTALL_DIR, _load(folder / rel, folder)))
+    return found
 
 
 def _problem(folder: Path, what: str) -> KubernetesError:

@@ -2,7 +2,8 @@
 
 It runs in ``infra up`` after Ansible, and alone as ``infra handoff FILE`` (after the render
 stage). It applies ``build/<name>/kubernetes/`` as written (``rendered.read_rendered``), never a
-second rendering. In the sandbox there is no Kubernetes API: the stage validates the rendered
+second rendering: the vendored installs under ``install/`` (Kueue) first, then the rest
+(``kube.install``, ``kube.apply``). In the sandbox there is no Kubernetes API: the stage validates the rendered
 manifests, and says it did not apply them.
 
 The cluster credentials: the stage's own ``kubeconfig``/``context`` (``infra handoff``), else
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..kube.apply import Options, apply_all
-from ..kube.rendered import read_rendered
+from ..kube.rendered import read_install, read_rendered
 from ..kube.rest import RetryPolicy
 from ..kube.validate import require_valid
 from ..ops import kubeconfig
@@ -38,7 +39,9 @@ class HandoffStage:
     name: str = "handoff"
 
     def run(self, ctx: Context) -> str:
-        objs = require_valid(read_rendered(ctx.ws.build_dir / "kubernetes"), ctx.bp.kubernetes.version, ctx.progress)
+        folder = ctx.ws.build_dir / "kubernetes"
+        objs = require_valid(read_rendered(folder), ctx.bp.kubernetes.version, ctx.progress)
+        install = read_install(folder)  # vendored and checksummed: not schema-checked (docs/kubernetes.md)
         if ctx.ws.sandbox:
             return SANDBOX_DETAIL.format(n=len(objs))
         path, context = kubeconfig.resolve(
@@ -50,7 +53,7 @@ class HandoffStage:
         client = Client.from_kubeconfig(path, context, retry=RetryPolicy())
         try:
             opts = Options(force=self.force, prune=self.prune, wait=self.wait, timeout=self.timeout)
-            result = apply_all(client, objs, ctx.bp.name, opts, ctx.progress)
+            result = apply_all(client, objs, ctx.bp.name, opts, ctx.progress, install=install)
         finally:
             client.close()
         ctx.state.record.versions["kubernetes"] = result.server_version

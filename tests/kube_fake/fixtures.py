@@ -42,12 +42,27 @@ def install_crds(fake: FakeKube, groups: tuple[str, ...] = ("kueue.x-k8s.io", "m
         fake.put(crd)
 
 
+TEAM_NAMESPACES = ("vision", "nlp-team", "research", "t")  # the three-teams lab's (as if handed off), and t
+
+
+def add_namespace(fake: FakeKube, name: str) -> None:
+    fake.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
 @pytest.fixture()
 def fake():
     server = FakeKube().start()
     install_crds(server)
     yield server
     server.stop()
+
+
+@pytest.fixture()
+def team_namespaces(fake):
+    """The team namespaces exist (jobs and models go into them; a real server 404s otherwise)."""
+    for name in TEAM_NAMESPACES:
+        add_namespace(fake, name)
+    return TEAM_NAMESPACES
 
 
 @pytest.fixture()

@@ -9,7 +9,8 @@ resource, a cluster-scoped resource under ``namespaces/<ns>``), a method it does
 a 405 (create at the all-namespaces path of a namespaced kind), a body whose apiVersion, kind
 or namespace does not fit its path is a 400. Faults are injected with :meth:`FakeKube.fail_next` (e.g. a
 storm of 429s with ``Retry-After``, 500s, 409 conflicts); every request is recorded in
-``requests``. With ``auto_ready`` (default) applied workloads report themselves ready.
+``requests``. With ``auto_ready`` (default) applied workloads report themselves ready and CRDs
+``Established`` (``wire.ready``). Status bodies, selectors and body checks live in ``wire``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,59 +28,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from . import discovery
+from . import discovery, strict, wire
 from .discovery import Refusal, Resource, Route
+from .wire import APPLY, Fault, matches, misfit, ready, status
 
-APPLY = "application/apply-patch+yaml"
-
-
-@dataclass
-class Fault:
-    remaining: int
-    status: int
-    retry_after: str | None
-    path_regex: re.Pattern | None
-    method: str | None
-    reason: str
-    causes: list[dict] | None
-
-
-def _status(code: int, reason: str, message: str, causes: list[dict] | None = None) -> dict:
-    body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason,
-            "message": message}
-    if causes:
-        body["details"] = {"causes": causes}
-    return body
-
-
-def _misfit(raw: bytes, content_type: str | None, res: Resource, ns: str) -> str | None:
-    """Why a real server would refuse this body at this path (apiVersion, kind, namespace)."""
-    try:
-        obj = (yaml.safe_load(raw) if content_type == APPLY else json.loads(raw or b"{}")) or {}
-    except (ValueError, yaml.YAMLError):
-        return "the request body is not valid YAML/JSON"
-    if obj.get("apiVersion") != res.api_version or obj.get("kind") != res.kind:
-        return (f"the body's {obj.get('kind')} ({obj.get('apiVersion')}) does not match the resource of the path: "
-                f"{res.kind} ({res.api_version})")
-    body_ns = (obj.get("metadata") or {}).get("namespace")
-    if res.namespaced and body_ns and body_ns != ns:
-        return "the namespace of the provided object does not match the namespace sent on the request"
-    return None
-
-
-def _matches(labels: dict[str, str], selector: str | None) -> bool:
-    for term in filter(None, (selector or "").split(",")):
-        if "!=" in term:
-            k, v = term.split("!=", 1)
-            if labels.get(k) == v:
-                return False
-        elif "=" in term:
-            k, v = term.replace("==", "=").split("=", 1)
-            if labels.get(k) != v:
-                return False
-        elif term not in labels:
-            return False
-    return True
+SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
 
 
 class FakeKube:
@@ -92,9 +44,13 @@ class FakeKube:
         self.logs: dict[tuple[str, str], list[str]] = {}
         self.log_delay = 0.01
         self.auto_ready = True
-        self.on_create: list = []  # callables(obj) run after a POST creates an object
+        self.on_create: list = []  # callables(obj) run after a POST or an apply creates an object
         self._rv = 0
         self._server: ThreadingHTTPServer | None = None
+        self.ownership = strict.Ownership()
+        self.on_create.append(self._endpoints_controller)
+        for name in SYSTEM_NAMESPACES:  # what every API server has
+            self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -173,6 +129,11 @@ class FakeKube:
 
     # --- internals ------------------------------------------------------------------------------
 
+    def _endpoints_controller(self, obj: dict[str, Any]) -> None:
+        """With ``auto_ready``, a new Service gets a ready EndpointSlice (its pods came up)."""
+        if self.auto_ready and obj.get("kind") == "Service" and obj.get("apiVersion") == "v1":
+            self.put(wire.endpoint_slice(obj))
+
     def _stamp(self, obj: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
         self._rv += 1
         meta = obj["metadata"]
@@ -189,7 +150,7 @@ class FakeKube:
             if "status" in old:
                 obj.setdefault("status", old["status"])
         if self.auto_ready and (old is not None or not obj.get("status")):
-            _ready(obj)
+            ready(obj)
         return obj
 
     def fault_for(self, method: str, path: str) -> Fault | None:
@@ -202,22 +163,13 @@ class FakeKube:
         return None
 
 
-def _ready(obj: dict[str, Any]) -> None:
-    kind, gen = obj.get("kind"), obj["metadata"].get("generation", 1)
-    spec = obj.get("spec") or {}
-    if kind == "Deployment":
-        n = spec.get("replicas", 1)
-        obj["status"] = {"observedGeneration": gen, "replicas": n, "readyReplicas": n, "availableReplicas": n,
-                         "updatedReplicas": n}
-    elif kind == "DaemonSet":
-        obj["status"] = {"observedGeneration": gen, "desiredNumberScheduled": 2, "numberReady": 2,
-                         "numberAvailable": 2, "updatedNumberScheduled": 2, "currentNumberScheduled": 2}
-    elif kind in ("ClusterQueue", "LocalQueue"):
-        obj["status"] = {"conditions": [{"type": "Active", "status": "True", "reason": "Ready", "message": ""}]}
-    elif kind in ("Model", "Server"):
-        obj["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
-    elif kind == "Namespace":
-        obj["status"] = {"phase": "Active"}
+def _restore(ownership: strict.Ownership, key: Any, old: Any, before: Any) -> strict.Ownership:
+    """Ownership as it was before a refused apply."""
+    if before is None:
+        ownership.owners.pop(key, None)
+    else:
+        ownership.owners[key] = before
+    return ownership
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -254,18 +206,18 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
             default = {429: "TooManyRequests", 409: "Conflict", 500: "InternalError"}.get(fault.status, "")
             reason = fault.reason or default
-            return self._send(fault.status, _status(fault.status, reason, f"injected {fault.status}", fault.causes),
+            return self._send(fault.status, status(fault.status, reason, f"injected {fault.status}", fault.causes),
                               headers)
         if url.path == "/version":
             return self._send(200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0-fake"})
         route = discovery.resolve(method, url.path, kube.crds())
         if isinstance(route, Refusal):
             record["status"] = route.code
-            return self._send(route.code, _status(route.code, route.reason, route.message))
+            return self._send(route.code, status(route.code, route.reason, route.message))
         if (route.resource.group, route.resource.plural, route.sub) == ("", "pods", "log"):
             code, body = self._log(route.namespace, route.name, query)  # outside the lock: it may stream
         elif route.sub:
-            code, body = 501, _status(501, "NotImplemented", f"the test double does not implement {route.sub}")
+            code, body = 501, status(501, "NotImplemented", f"the test double does not implement {route.sub}")
         else:
             with kube.lock:
                 code, body = self._route(method, route, query, raw)
@@ -274,13 +226,28 @@ class _Handler(BaseHTTPRequestHandler):
         record["status"] = code
         self._send(code, body)
 
+    def _refuse(self, res: Resource, ns: str, old: dict[str, Any] | None, obj: dict[str, Any]):
+        """A real server's refusal of this write: a missing namespace (404), a schema, admission
+        or immutability violation (422); None if it would be accepted."""
+        kube = self.kube
+        if res.namespaced and ns and ("", "namespaces", "", ns) not in kube.store:
+            return 404, status(404, "NotFound", f'namespaces "{ns}" not found')
+        limit_ranges = [o for (g, pl, n, _), o in kube.store.items() if (g, pl, n) == ("", "limitranges", ns)]
+        errors = (strict.schema_errors(obj, kube.crds()) or strict.immutable_errors(old, obj)
+                  or strict.admission_errors(obj, limit_ranges))
+        if errors:
+            name = (obj.get("metadata") or {}).get("name")
+            causes = [{"reason": "FieldValueInvalid", "message": e} for e in errors]
+            return 422, status(422, "Invalid", f'{res.kind} "{name}" is invalid: ' + "; ".join(errors), causes)
+        return None
+
     def _route(self, method: str, route: Route, query: dict[str, str], raw: bytes):  # noqa: C901 - a router
         res, ns, name = route.resource, route.namespace, route.name
         kube, key, plural = self.kube, (res.group, res.plural, ns, name), res.plural
         if method == "GET" and name is None:
             items = [copy.deepcopy(o) for (g, pl, n, _), o in sorted(kube.store.items())
                      if g == res.group and pl == plural and (not ns or n == ns)
-                     and _matches(o["metadata"].get("labels") or {}, query.get("labelSelector"))]
+                     and matches(o["metadata"].get("labels") or {}, query.get("labelSelector"))]
             for item in items:
                 item.pop("apiVersion", None)
                 item.pop("kind", None)
@@ -289,27 +256,43 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET":
             obj = kube.store.get(key)
             if obj is None:
-                return 404, _status(404, "NotFound", f'{plural} "{name}" not found')
+                return 404, status(404, "NotFound", f'{plural} "{name}" not found')
             return 200, {**obj, "apiVersion": res.api_version}
         if method == "POST" or (method == "PATCH" and self.headers.get("Content-Type") == APPLY):
-            problem = _misfit(raw, self.headers.get("Content-Type"), res, ns)
+            problem = misfit(raw, self.headers.get("Content-Type"), res, ns)
             if problem:
-                return 400, _status(400, "BadRequest", problem)
+                return 400, status(400, "BadRequest", problem)
         if method == "PATCH":
             if self.headers.get("Content-Type") != "application/apply-patch+yaml":
-                return 415, _status(415, "UnsupportedMediaType", "only server-side apply is supported here")
+                return 415, status(415, "UnsupportedMediaType", "only server-side apply is supported here")
             if not query.get("fieldManager"):
-                return 400, _status(400, "BadRequest", "fieldManager is required for apply patch")
+                return 400, status(400, "BadRequest", "fieldManager is required for apply patch")
             obj = yaml.safe_load(raw) or {}
             if not obj.get("kind") or (obj.get("metadata") or {}).get("name") != name:
-                return 400, _status(400, "BadRequest", "apply body must name the object of the path")
+                return 400, status(400, "BadRequest", "apply body must name the object of the path")
             if ns:
                 obj["metadata"]["namespace"] = ns
             else:
                 obj["metadata"].pop("namespace", None)
             old = kube.store.get(key)
-            obj["metadata"]["managedFields"] = [{"manager": query["fieldManager"], "operation": "Apply"}]
-            kube.store[key] = kube._stamp(obj, old)
+            manager = query["fieldManager"]
+            conflicts = kube.ownership.conflicts(key, old, obj, manager)
+            if conflicts and query.get("force") != "true":
+                return 409, status(409, "Conflict", f"Apply failed with {len(conflicts)} conflict(s): "
+                                    + "; ".join(conflicts),
+                                    [{"type": "FieldManagerConflict", "message": c, "field": c.split(": ", 1)[1]}
+                                     for c in conflicts])
+            self._owners_before = copy.deepcopy(kube.ownership.owners.get(key))
+            merged = kube.ownership.apply(key, None if old is None else copy.deepcopy(old), obj, manager)
+            refusal = self._refuse(res, ns, old, merged)
+            if refusal:
+                kube.ownership = _restore(kube.ownership, key, old, self._owners_before)
+                return refusal
+            merged["metadata"]["managedFields"] = kube.ownership.managed_fields(key)
+            kube.store[key] = kube._stamp(merged, old)
+            if old is None:
+                for hook in kube.on_create:
+                    hook(kube.store[key])
             return (200 if old else 201), kube.store[key]
         if method == "POST":
             obj = json.loads(raw or b"{}")
@@ -322,22 +305,26 @@ class _Handler(BaseHTTPRequestHandler):
                 meta.pop("namespace", None)
             key = (res.group, plural, ns, meta["name"])
             if key in kube.store:
-                return 409, _status(409, "AlreadyExists", f'{plural} "{meta["name"]}" already exists')
+                return 409, status(409, "AlreadyExists", f'{plural} "{meta["name"]}" already exists')
+            refusal = self._refuse(res, ns, None, obj)
+            if refusal:
+                return refusal
+            kube.ownership.record_update(key, obj, query.get("fieldManager") or "unknown")
             kube.store[key] = kube._stamp(obj, None)
             for hook in kube.on_create:
                 hook(kube.store[key])
             return 201, kube.store[key]
         if method == "DELETE" and name is not None:
             if kube.store.pop(key, None) is None:
-                return 404, _status(404, "NotFound", f'{plural} "{name}" not found')
+                return 404, status(404, "NotFound", f'{plural} "{name}" not found')
             return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
         # a real server routes it (discovery said so), but this double does not do it (PUT, deletecollection)
-        return 501, _status(501, "NotImplemented", f"the test double does not implement {method} {plural}")
+        return 501, status(501, "NotImplemented", f"the test double does not implement {method} {plural}")
 
     def _log(self, ns: str, pod: str, query: dict[str, str]):
         lines = self.kube.logs.get((ns, pod))
         if lines is None:
-            return 404, _status(404, "NotFound", f'pods "{pod}" not found')
+            return 404, status(404, "NotFound", f'pods "{pod}" not found')
         if query.get("follow") != "true":
             return 200, "".join(f"{line}\n" for line in lines).encode()
         self.send_response(200)

@@ -8,7 +8,7 @@ from orchestrator.blueprint.loader import load
 from orchestrator.kube.client import Client
 from orchestrator.kube.rest import RetryPolicy
 from orchestrator.providers.registry import get
-from tests.kube_fake.fixtures import CRDS, FIXTURES, THREE_TEAMS, fake, install_crds, kubeconfig  # noqa: F401
+from tests.kube_fake.fixtures import CRDS, FIXTURES, THREE_TEAMS, fake, install_crds, kubeconfig, team_namespaces  # noqa: F401
 
 
 def three_teams():

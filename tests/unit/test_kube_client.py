@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import re
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -10,10 +16,15 @@ from orchestrator.errors import KubernetesError
 from orchestrator.kube import rest
 from orchestrator.kube.client import APPLY_PATCH, ApiError, Client
 from orchestrator.kube.rest import MAX_RETRY_AFTER, RetryPolicy, parse_retry_after, retryable
-from tests.unit.kube_fixtures import client, fake, kubeconfig  # noqa: F401
+from tests.unit.kube_fixtures import client, fake, kubeconfig, team_namespaces  # noqa: F401
 
-NS = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "vision", "labels": {"a": "b"}}}
+NS = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "scratch", "labels": {"a": "b"}}}
 CM = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "vision"}, "data": {"k": "v"}}
+
+
+@pytest.fixture(autouse=True)
+def _namespaces(team_namespaces):  # noqa: F811 - CM goes into namespace vision, which must exist
+    return team_namespaces
 
 
 def test_server_side_apply_is_a_patch_with_field_manager(client, fake):  # noqa: F811
@@ -24,11 +35,11 @@ def test_server_side_apply_is_a_patch_with_field_manager(client, fake):  # noqa:
     patches = [r for r in fake.requests if r["method"] == "PATCH"]
     assert len(patches) == 2
     for r in patches:
-        assert r["path"] == "/api/v1/namespaces/vision"
+        assert r["path"] == "/api/v1/namespaces/scratch"
         assert r["content_type"] == APPLY_PATCH
         assert r["query"] == {"fieldManager": "infra", "force": "true"}
         assert r["auth"] == "Bearer fake-token"
-    assert fake.get("v1", "Namespace", "vision")["metadata"]["managedFields"][0]["manager"] == "infra"
+    assert fake.get("v1", "Namespace", "scratch")["metadata"]["managedFields"][0]["manager"] == "infra"
 
 
 def test_force_false_is_sent(client, fake):  # noqa: F811
@@ -120,13 +131,13 @@ def test_create_get_list_delete(client, fake):  # noqa: F811
     with pytest.raises(ApiError) as info:
         client.create(NS)
     assert info.value.reason == "AlreadyExists" and client.retry.slept == []
-    assert client.get(ns_res, "vision")["metadata"]["name"] == "vision"
+    assert client.get(ns_res, "scratch")["metadata"]["name"] == "scratch"
     assert client.get(ns_res, "nope") is None
     listed = client.list(ns_res, selector="a=b")
-    assert [(o["kind"], o["apiVersion"]) for o in listed] == [("Namespace", "v1")]
+    assert [(o["kind"], o["apiVersion"], o["metadata"]["name"]) for o in listed] == [("Namespace", "v1", "scratch")]
     assert client.list(ns_res, selector="a=c") == []
-    assert client.delete(ns_res, "vision") is True
-    assert client.delete(ns_res, "vision") is False
+    assert client.delete(ns_res, "scratch") is True
+    assert client.delete(ns_res, "scratch") is False
 
 
 def test_a_create_retried_after_it_succeeded_returns_the_object(client, fake):  # noqa: F811
@@ -160,3 +171,64 @@ def test_missing_kubeconfig_is_a_kubernetes_error(tmp_path):
 def test_streamed_lines(client, fake):  # noqa: F811
     fake.logs[("vision", "p")] = ["one", "two", "three"]
     assert list(client.lines("/api/v1/namespaces/vision/pods/p/log", {"follow": True})) == ["one", "two", "three"]
+
+
+# --- what a user sees: one line, exit 5, in time ------------------------------------------------
+
+INFRA = Path(sys.executable).with_name("infra")
+KUBECONFIGS = {
+    "malformed": "apiVersion: v1\nkind: Config\nclusters: [\n",
+    "unreachable": ("apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+                    "clusters: [{name: x, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+                    "users: [{name: x, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: x, user: x}}]\n"),
+    "exec": ("apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+             "clusters: [{name: x, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+             "users: [{name: x, user: {exec: {apiVersion: client.authentication.k8s.io/v1beta1, "
+             "command: infra-test-no-such-binary}}}]\ncontexts: [{name: x, context: {cluster: x, user: x}}]\n"),
+    "context": ("apiVersion: v1\nkind: Config\ncurrent-context: nope\nclusters: []\nusers: []\ncontexts: []\n"),
+}
+FIRST_LINES = {
+    "malformed": "error: cannot load kubeconfig kc: while parsing a flow node expected the node content, "
+                 "but found '<stream end>' in \"kc\", line 4, column 1",
+    "unreachable": "error: cannot reach the Kubernetes API at https://127.0.0.1:1 (after N attempts): "
+                   "[Errno 111] Connection refused",  # N: as many as fit the budget (backoff has jitter)
+    "exec": "error: cannot get credentials from kubeconfig kc: [Errno 2] No such file or directory: "
+            "'infra-test-no-such-binary'",
+    "context": "error: cannot load kubeconfig kc: Invalid kube-config file. Expected object with name nope in "
+               "kc/contexts list",
+}
+
+
+@pytest.mark.parametrize("case", sorted(KUBECONFIGS))
+def test_kubeconfig_problems_are_one_error_line_and_exit_5(tmp_path, case):
+    (tmp_path / "kc").write_text(KUBECONFIGS[case])
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    started = time.monotonic()
+    proc = subprocess.run([str(INFRA), "job", "list", "-n", "default", "--kubeconfig", "kc"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 5, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert re.sub(r"after \d+ attempts", "after N attempts", lines[0]) == FIRST_LINES[case]
+    assert len(lines) == 2 and lines[1].startswith("hint: ")  # no traceback, no library logging
+    assert proc.stdout == ""
+    assert elapsed < 10.0  # connect timeout and retry budget: reported within 10 s
+
+
+def test_no_retry_beneath_ours(tmp_path):
+    (tmp_path / "kc").write_text(KUBECONFIGS["unreachable"])
+    c = Client.from_kubeconfig(tmp_path / "kc")
+    retries = c.api.rest_client.pool_manager.connection_pool_kw["retries"]
+    assert (retries.total, retries.redirect) == (False, 0)  # urllib3's default would retry 3 times
+
+
+def test_a_post_with_a_server_generated_name_is_not_retried(client, fake):  # noqa: F811
+    fake.fail_next(1, 500, method="POST")
+    job = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "c-", "namespace": "vision"}}
+    with pytest.raises(ApiError) as info:
+        client.create(job)
+    assert info.value.status == 500 and client.retry.slept == []
+    assert [r["method"] for r in fake.requests] == ["POST"]
+    fake.fail_next(2, 429, method="POST")  # refused before anything was done: safe to repeat
+    assert client.create(job)["metadata"]["name"].startswith("c-")
+    assert len(client.retry.slept) == 2

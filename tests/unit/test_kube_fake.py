@@ -15,6 +15,7 @@ import pytest
 from orchestrator.kube import rest
 from tests.conftest import REPO
 from tests.kube_fake import discovery
+from tests.kube_fake.fixtures import add_namespace
 from tests.kube_fake.server import FakeKube
 from tests.unit.kube_fixtures import fake, install_crds  # noqa: F401
 
@@ -117,6 +118,8 @@ def test_create_at_the_all_namespaces_path_is_not_allowed(fake):  # noqa: F811
 
 
 def test_the_right_paths_work_and_list_across_namespaces(fake):  # noqa: F811
+    for ns in ("a", "b", "x"):
+        add_namespace(fake, ns)
     assert _call(fake, "POST", "/api/v1/namespaces/a/resourcequotas", _quota("a"))[0] == 201
     apply = json.dumps(_quota("b"))  # JSON is YAML
     req = urllib.request.Request(fake.url + "/api/v1/namespaces/b/resourcequotas/q?fieldManager=t",

@@ -16,7 +16,12 @@ from orchestrator.cli import kube_cmd
 from orchestrator.errors import UsageError
 from orchestrator.kube import jobs
 from orchestrator.kube.explain import Quota, explain, quota_from
-from tests.unit.kube_fixtures import FIXTURES, THREE_TEAMS, client, fake, kubeconfig  # noqa: F401
+from tests.unit.kube_fixtures import FIXTURES, THREE_TEAMS, client, fake, kubeconfig, team_namespaces  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def _namespaces(team_namespaces):  # noqa: F811 - jobs and models go into existing namespaces
+    return team_namespaces
 
 GPU = "nvidia.com/gpu"
 

@@ -29,48 +29,45 @@ def test_three_teams_quotas_queues_and_flavors_carry_the_blueprint_numbers(lab):
 
     queues = by_kind(objs, "ClusterQueue")
     assert sorted(queues) == ["nlp", "research", "vision"]
-    expected = {"vision": (8, 4), "nlp": (4, 2), "research": (0, 8)}
-    for name, (nominal, borrow) in expected.items():
+    # gpu_quota less the model servers' GPUs (vision: 2 x resnet50 on l4), all in the one training
+    # pool h100 (4 x p5.48xlarge: 32 GPUs, 768 vCPUs, 8192 GiB); CPU and memory follow that share.
+    expected = {"vision": (6, 4, 144, "1536Gi"), "nlp": (4, 2, 96, "1024Gi"), "research": (0, 8, 0, "0Gi")}
+    for name, (nominal, borrow, cpu, memory) in expected.items():
         spec = queues[name]["spec"]
         assert spec["cohortName"] == scheduling.COHORT and "cohort" not in spec
         assert spec["namespaceSelector"] == {"matchLabels": {conventions.TEAM_LABEL: name}}
         group = spec["resourceGroups"][0]
         assert group["coveredResources"] == ["cpu", "memory", GPU]
-        assert [f["name"] for f in group["flavors"]] == ["h100", "l4"]
+        assert [f["name"] for f in group["flavors"]] == ["h100"]
         for flavor in group["flavors"]:
-            assert [r["name"] for r in flavor["resources"]] == group["coveredResources"]
-            gpu = flavor["resources"][2]
-            assert (gpu["nominalQuota"], gpu["borrowingLimit"]) == (nominal, borrow)
+            assert flavor["resources"] == [
+                {"name": "cpu", "nominalQuota": cpu}, {"name": "memory", "nominalQuota": memory},
+                {"name": GPU, "nominalQuota": nominal, "borrowingLimit": borrow}]
         assert spec["preemption"] == {"reclaimWithinCohort": "Any", "borrowWithinCohort": {"policy": "Never"},
                                       "withinClusterQueue": "LowerPriority"}
 
     flavors = by_kind(objs, "ResourceFlavor")
-    assert sorted(flavors) == ["h100", "l4"]
+    assert sorted(flavors) == ["h100"]  # l4 is an inference pool: model servers, not queued jobs
     # Exactly the labels the node groups carry (docs/kubernetes.md): pool, its own labels, GPU type.
     assert flavors["h100"]["spec"]["nodeLabels"] == {
         "infra.dev/gpu-type": "h100", "infra.dev/pool": "h100", "nvidia.com/gpu.present": "true",
         "workload": "training",
     }
-    assert flavors["l4"]["spec"]["nodeLabels"] == {
-        "infra.dev/gpu-type": "l4", "infra.dev/pool": "l4", "nvidia.com/gpu.present": "true",
-        "workload": "inference",
-    }
     assert flavors["h100"]["spec"]["tolerations"] == [
         {"key": GPU, "operator": "Equal", "value": "present", "effect": "NoSchedule"}]
-    assert flavors["l4"]["spec"]["tolerations"][1] == {
-        "key": "capacity", "operator": "Equal", "value": "spot", "effect": "NoSchedule"}
 
     local = by_kind(objs, "LocalQueue")
     assert {k: q["spec"]["clusterQueue"] for k, q in local.items()} == {
         "vision/vision": "vision", "nlp-team/nlp": "nlp", "research/research": "research"}
 
 
-def test_nominal_quota_never_exceeds_pool_capacity(lab):  # noqa: F811
+def test_nominal_quota_is_split_over_training_pools_by_their_gpus(lab):  # noqa: F811
     bp, _ = lab
-    bp.teams[0].gpu_quota = 100  # h100 holds 4 x 8 = 32, l4 holds 12 x 1
+    bp.node_pools[2].purpose = "training"  # l4 trains too now: 12 GPUs beside h100's 32
+    bp.inference.models[0].gpu = 0
     cq = by_kind(render_objects(bp), "ClusterQueue")["vision"]
     gpus = {f["name"]: f["resources"][2]["nominalQuota"] for f in cq["spec"]["resourceGroups"][0]["flavors"]}
-    assert gpus == {"h100": 32, "l4": 12}
+    assert gpus == {"h100": 6, "l4": 2}  # 8 x 32/44 = 5.8 -> 6, 8 x 12/44 = 2.2 -> 2
 
 
 def test_no_borrowing_limit_means_no_borrowing(lab):  # noqa: F811
@@ -99,13 +96,16 @@ def test_render_is_deterministic_and_kustomization_lists_every_file(lab, tmp_pat
     assert first == second
     kust = yaml.safe_load(first["kustomization.yaml"])
     assert kust["kind"] == "Kustomization"
-    assert kust["resources"] == sorted(p for p in first if p != "kustomization.yaml")
+    # the Kueue install first, then every other file in name order
+    assert kust["resources"] == ["install/kueue.yaml"] + sorted(
+        p for p in first if p not in ("kustomization.yaml", "install/kueue.yaml"))
     assert "teams/vision.yaml" in first and "inference/resnet50.yaml" in first
     result = write_tree(tmp_path, first)
     assert sorted(result.written) == sorted(first)
     assert write_tree(tmp_path, second).written == []
-    total = sum(len(list(yaml.safe_load_all(text))) for p, text in first.items() if p != "kustomization.yaml")
-    assert total == len(render_objects(bp))
+    total = sum(len(list(yaml.safe_load_all(text))) for p, text in first.items()
+                if p not in ("kustomization.yaml", "install/kueue.yaml"))
+    assert total == len(render_objects(bp))  # render_objects leaves the vendored install out
 
 
 def test_every_object_carries_both_ownership_labels(lab):  # noqa: F811
@@ -131,7 +131,7 @@ def test_namespace_labels_for_selectors_and_pod_security(lab):  # noqa: F811
     ns = by_kind(render_objects(bp), "Namespace")["nlp-team"]["metadata"]["labels"]
     assert ns[conventions.TEAM_LABEL] == "nlp"
     assert ns["pod-security.kubernetes.io/enforce"] == "baseline"
-    assert ns["pod-security.kubernetes.io/enforce-version"] == "v1.30"
+    assert ns["pod-security.kubernetes.io/enforce-version"] == "v1.35"  # the fixture's kubernetes.version
 
 
 def test_limit_range_defaults_and_gpu_default_equals_request(lab):  # noqa: F811
@@ -256,7 +256,9 @@ def test_seldon_models_and_gpu_server(lab):  # noqa: F811
     assert server["spec"]["serverConfig"] == "triton"
     assert pod["containers"][0]["resources"]["limits"][GPU] == "1"
     assert {"key": GPU, "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
-    assert not by_kind(objs, "Deployment")
+    assert pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"] == [
+        {"matchExpressions": [{"key": "infra.dev/pool", "operator": "In", "values": ["l4"]}]}]  # inference pool only
+    assert not [k for k in by_kind(objs, "Deployment") if not k.startswith("kube-system/")]  # no model Deployments
 
 
 def test_seldon_needs_a_folder_holding_model_onnx(lab):  # noqa: F811
@@ -280,12 +282,12 @@ def test_bare_metal_pools_hold_the_hosts_that_name_them(tmp_path):
         "hosts:\n  - {name: cp-01, address: 10.1.0.10, roles: [control_plane]}\n"
         "  - {name: gpu-01, address: 10.1.0.11, roles: [worker], pool: dgx}\n"
         "  - {name: gpu-02, address: 10.1.0.12, roles: [worker], pool: dgx}\n"
-        "teams:\n  - {name: vision, gpu_quota: 20, borrowing_limit: 4}\n"
+        "teams:\n  - {name: vision, gpu_quota: 16, borrowing_limit: 4}\n"
     )
-    bp = load(path).model
+    bp = load(path).model  # 2 hosts x 8 GPUs: 16 is all the pool holds (17 is refused: test_kube_capacity)
     objs = render_objects(bp)
     cq = by_kind(objs, "ClusterQueue")["vision"]["spec"]["resourceGroups"][0]["flavors"][0]
     assert cq["name"] == "dgx" and cq["resources"][2] == {"name": GPU, "nominalQuota": 16, "borrowingLimit": 4}
     assert by_kind(objs, "ResourceFlavor")["dgx"]["spec"]["nodeLabels"] == {
         "infra.dev/gpu-type": "h100", "infra.dev/pool": "dgx", "nvidia.com/gpu.present": "true"}
-    assert by_kind(objs, "ResourceQuota")["vision/team-quota"]["spec"]["hard"][f"requests.{GPU}"] == "24"
+    assert by_kind(objs, "ResourceQuota")["vision/team-quota"]["spec"]["hard"][f"requests.{GPU}"] == "20"

@@ -13,7 +13,12 @@ from orchestrator.errors import KubernetesError, UsageError
 from orchestrator.kube.apply import Options, apply_all
 from orchestrator.render.kubernetes import render_objects
 from tests.kube_fake.server import FakeKube
-from tests.unit.kube_fixtures import THREE_TEAMS, client, fake, install_crds, kubeconfig, lab  # noqa: F401
+from tests.unit.kube_fixtures import THREE_TEAMS, client, fake, install_crds, kubeconfig, lab, team_namespaces  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def _namespaces(team_namespaces):  # noqa: F811 - jobs and models go into existing namespaces
+    return team_namespaces
 
 
 @pytest.fixture()

@@ -78,4 +78,6 @@ def test_one_label_convention_for_terraform_ansible_and_kueue(tmp_path):
             "workload": "training"}
     assert node_groups["h100"] == h100 and node_groups["system"] == {"infra.dev/pool": "system"}
     flavors = _flavor_labels(aws)
-    assert flavors["h100"] == h100 and flavors["l4"] == node_groups["l4"]
+    assert flavors == {"h100": h100}  # l4 is an inference pool: no flavor (docs/kubernetes.md)
+    assert node_groups["l4"] == {"infra.dev/gpu-type": "l4", "infra.dev/pool": "l4", "nvidia.com/gpu.present": "true",
+                                 "workload": "inference"}

@@ -13,7 +13,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...blueprint.labels import GPU_PRESENT_LABEL
+from ...blueprint import capacity
+from ...blueprint.labels import GPU_PRESENT_LABEL, POOL_LABEL
 from ...blueprint.models import Blueprint, Model
 from ...conventions import (
     COMPONENT_LABEL,
@@ -27,7 +28,7 @@ from ...conventions import (
     TEAM_LABEL,
 )
 from ...errors import UsageError
-from .scheduling import gpu_tolerations
+from .scheduling import gpu_tolerations, merge_tolerations, pool_tolerations
 from .templates import objects_from_template
 
 # Triton serves ONNX models with ONNX Runtime and speaks the KServe v2 protocol = OIP v2.
@@ -48,15 +49,24 @@ _SECURE = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a team's inference pods run: its namespace, and tolerations for GPU pools."""
+    """Where a team's inference pods run: its namespace, the inference pools it may use (none
+    known: any GPU node) and tolerations for their taints."""
 
     namespace: str
     gpu_tolerations: list[dict[str, Any]] = field(default_factory=lambda: [dict(GPU_TOLERATION)])
+    pools: tuple[str, ...] = ()
 
 
 def placement(bp: Blueprint, team_name: str) -> Placement:
+    """Model servers are pinned to the team's inference pools (never to training nodes)."""
     team = next(t for t in bp.teams if t.name == team_name)
-    return Placement(team.effective_namespace, gpu_tolerations(bp))
+    pools = capacity.team_pools(bp, team, capacity.INFERENCE)
+    if not pools:  # no GPU model is allowed then (validation); CPU models need no placement
+        return Placement(team.effective_namespace, gpu_tolerations(bp))
+    tolerations = [dict(GPU_TOLERATION)]
+    for pool in pools:
+        tolerations = merge_tolerations(tolerations, pool_tolerations(pool))
+    return Placement(team.effective_namespace, tolerations, tuple(p.name for p in pools))
 
 
 def model_labels(model: Model) -> dict[str, str]:
@@ -72,7 +82,10 @@ def model_labels(model: Model) -> dict[str, str]:
 def _gpu_scheduling(gpu: int, where: Placement) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     if gpu <= 0:
         return {}, []
-    term = {"matchExpressions": [{"key": GPU_PRESENT_LABEL, "operator": "In", "values": ["true"]}]}
+    if where.pools:
+        term = {"matchExpressions": [{"key": POOL_LABEL, "operator": "In", "values": list(where.pools)}]}
+    else:
+        term = {"matchExpressions": [{"key": GPU_PRESENT_LABEL, "operator": "In", "values": ["true"]}]}
     affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
     return affinity, list(where.gpu_tolerations)
 

@@ -1,72 +1,31 @@
-"""GPU scheduling (pure): pool capacity, Kueue flavors and queues, GPU tolerations.
+"""GPU scheduling (pure): Kueue flavors and queues, GPU tolerations.
 
-**Capacity.** Quotas derive from what each pool can hold at most, so no ClusterQueue promises
-more than exists (``nominalQuota`` <= real capacity). Cloud pools hold ``max`` nodes; a
-bare-metal pool holds the hosts that name it. vCPUs and memory come from the provider's
-instance-type catalog, or conservative defaults where it does not know the machine.
+**Capacity** is the blueprint's capacity model (``blueprint/capacity.py``, docs/kubernetes.md):
+pools hold max (cloud) or their hosts (bare metal) x GPUs per node; a team's ``gpu_quota``
+less its model servers' GPUs is its nominal quota, split over its training pools in proportion
+to their GPUs, with CPU and memory following the same share; ``infra validate`` refuses
+guarantees a pool cannot hold.
 
-**Kueue.** A ResourceFlavor per GPU pool (the pool's node labels, exactly; tolerations for its
-taints), a ClusterQueue per team in one cohort, a LocalQueue per team namespace. A team's
-``gpu_quota`` is its guaranteed (nominal) quota in each GPU flavor, capped at that pool's
-capacity; ``borrowing_limit`` is how many more GPUs it may borrow from idle teams (none given =
-no borrowing: Kueue would read a missing limit as "unlimited"). The namespace's ResourceQuota
-caps the team's total at ``gpu_quota + borrowing_limit`` across flavors. CPU and memory are
-covered too (every workload requests them, and an uncovered resource makes a workload
-inadmissible), each up to the pool's capacity: GPUs are the resource being shared.
+**Kueue.** A ResourceFlavor per *training* GPU pool (the pool's node labels, exactly;
+tolerations for its taints), a ClusterQueue per team in one cohort listing the flavors of the
+pools the team may use, a LocalQueue per team namespace. ``borrowing_limit`` is how many more
+GPUs it may borrow from idle teams (none given = no borrowing: Kueue reads a missing limit as
+"unlimited"). The namespace's ResourceQuota caps the team at ``gpu_quota + borrowing_limit``
+(nominal + serving + borrowing).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from ...blueprint import catalog
+from ...blueprint import capacity
+from ...blueprint.capacity import DEFAULT_NODE_MEMORY_GIB, DEFAULT_NODE_VCPUS, PoolCapacity, capacities
 from ...blueprint.labels import pool_labels
 from ...blueprint.models import Blueprint, NodePool, Taint, Team
 from ...conventions import GPU_RESOURCE, GPU_TOLERATION, KUEUE_API, TEAM_LABEL
 from .templates import objects_from_template
 
 COHORT = "infra-gpu"  # every team's ClusterQueue: idle quota is lent within it
-# Used where the catalog does not know a machine (bare metal, unlisted instance types).
-DEFAULT_NODE_VCPUS = 64
-DEFAULT_NODE_MEMORY_GIB = 256
-
-
-@dataclass(frozen=True)
-class PoolCapacity:
-    name: str
-    nodes: int
-    gpus_per_node: int
-    vcpus_per_node: int
-    memory_gib_per_node: int
-
-    @property
-    def gpus(self) -> int:
-        return self.nodes * self.gpus_per_node
-
-    @property
-    def vcpus(self) -> int:
-        return self.nodes * self.vcpus_per_node
-
-    @property
-    def memory_gib(self) -> int:
-        return self.nodes * self.memory_gib_per_node
-
-
-def pool_capacity(bp: Blueprint, pool: NodePool) -> PoolCapacity:
-    nodes = (pool.max or 0) if bp.is_cloud else sum(1 for h in bp.hosts if h.pool == pool.name)
-    gpus = pool.gpu.count if pool.gpu else 0
-    if not bp.is_cloud:
-        host_gpus = [h.gpu.count for h in bp.hosts if h.pool == pool.name and h.gpu]
-        gpus = max(host_gpus + [gpus])
-    known = catalog.lookup(bp.provider, pool.instance_type)
-    vcpus = known.vcpus if known else DEFAULT_NODE_VCPUS
-    memory = int(known.memory_gib) if known else DEFAULT_NODE_MEMORY_GIB
-    return PoolCapacity(pool.name, nodes, gpus, vcpus, memory)
-
-
-def capacities(bp: Blueprint) -> dict[str, PoolCapacity]:
-    return {p.name: pool_capacity(bp, p) for p in bp.node_pools}
 
 
 def cluster_totals(bp: Blueprint) -> PoolCapacity:
@@ -109,7 +68,7 @@ def pool_tolerations(pool: NodePool) -> list[dict[str, str]]:
 
 def resource_flavors(bp: Blueprint) -> list[dict[str, Any]]:
     """A flavor per GPU pool, selecting exactly the labels its nodes carry (``pool_labels``)."""
-    pools = bp.gpu_pools()
+    pools = capacity.gpu_pools(bp, capacity.TRAINING)
     if not pools:  # nothing to tell apart: one flavor that matches any node
         ctx = {"api_version": KUEUE_API, "name": DEFAULT_FLAVOR, "node_labels": {}, "tolerations": []}
         return objects_from_template("resource-flavor.yaml.j2", ctx)
@@ -125,26 +84,35 @@ def resource_flavors(bp: Blueprint) -> list[dict[str, Any]]:
     return objs
 
 
-def _flavor_quota(name: str, cap: PoolCapacity, team: Team) -> dict[str, Any]:
-    gpu = {"name": GPU_RESOURCE, "nominalQuota": min(team.gpu_quota, cap.gpus_per_node * cap.nodes)}
-    gpu["borrowingLimit"] = team.borrowing_limit or 0
+def _flavor_quota(name: str, cap: PoolCapacity, gpus: int, borrow: int) -> dict[str, Any]:
+    """The team's share of one pool: ``gpus`` nominal GPUs and the same share of CPU and memory;
+    it may borrow ``borrow`` more GPUs there."""
+    whole = cap.gpus
     return {
         "name": name,
         "resources": [  # same order as COVERED_RESOURCES
-            {"name": "cpu", "nominalQuota": cap.vcpus},
-            {"name": "memory", "nominalQuota": f"{cap.memory_gib}Gi"},
-            gpu,
+            {"name": "cpu", "nominalQuota": capacity.share(cap.vcpus, gpus, whole)},
+            {"name": "memory", "nominalQuota": f"{capacity.share(cap.memory_gib, gpus, whole)}Gi"},
+            {"name": GPU_RESOURCE, "nominalQuota": gpus, "borrowingLimit": borrow},
         ],
     }
 
 
 def cluster_queue(bp: Blueprint, team: Team) -> list[dict[str, Any]]:
-    pools = bp.gpu_pools()
-    if pools:
+    if capacity.gpu_pools(bp, capacity.TRAINING):
         caps = capacities(bp)
-        flavors = [_flavor_quota(p.name, caps[p.name], team) for p in pools]
-    else:
-        flavors = [_flavor_quota(DEFAULT_FLAVOR, cluster_totals(bp), team)]
+        borrow = capacity.borrowing_split(bp, team)
+        flavors = [_flavor_quota(pool, caps[pool], gpus, borrow[pool])
+                   for pool, gpus in capacity.nominal_split(bp, team).items()]
+        if not flavors:  # a team that may use no training pool: listed, with nothing to use
+            flavors = [_flavor_quota(p.name, caps[p.name], 0, 0) for p in capacity.gpu_pools(bp, capacity.TRAINING)]
+    else:  # no training pool: one flavor, no GPUs to guarantee; CPU and memory of the cluster
+        totals = cluster_totals(bp)
+        flavors = [{"name": DEFAULT_FLAVOR, "resources": [
+            {"name": "cpu", "nominalQuota": totals.vcpus},
+            {"name": "memory", "nominalQuota": f"{totals.memory_gib}Gi"},
+            {"name": GPU_RESOURCE, "nominalQuota": 0, "borrowingLimit": 0},
+        ]}]
     ctx = {
         "api_version": KUEUE_API,
         "name": team.name,

@@ -24,6 +24,10 @@ GATEWAY_NAMESPACE_LABEL = "infra.dev/ingress-gateway"
 DEFAULT_CPU_REQUEST, DEFAULT_CPU_LIMIT = "250m", "1"
 DEFAULT_MEMORY_REQUEST, DEFAULT_MEMORY_LIMIT = "512Mi", "2Gi"
 MAX_PODS_PER_TEAM = 1000
+# A kubeadm cluster's pod and service networks (hosts in the blueprint): the same values as
+# ansible/roles/kubernetes_node/defaults/main.yml (a test checks).
+KUBEADM_POD_SUBNET = "10.244.0.0/16"
+KUBEADM_SERVICE_SUBNET = "10.96.0.0/12"
 
 READ = ["get", "list", "watch"]
 # What a team member may do in the team's namespace: run and inspect batch jobs, read their
@@ -41,6 +45,22 @@ TEAM_RULES: list[dict[str, Any]] = [
 def team_gpu_limit(team: Team) -> int:
     """GPUs the namespace may request at once: guaranteed plus borrowable."""
     return team.gpu_quota + (team.borrowing_limit or 0)
+
+
+def cluster_networks(bp: Blueprint) -> list[str]:
+    """What "inside the cluster" means for the egress policy: the environment's network and, with
+    hosts (kubeadm), the pod and service networks and every host address given as an IP."""
+    import ipaddress
+
+    nets = [bp.network.cidr]
+    if bp.hosts:
+        nets += [KUBEADM_POD_SUBNET, KUBEADM_SERVICE_SUBNET]
+        for host in bp.hosts:
+            try:
+                nets.append(f"{ipaddress.IPv4Address(host.address)}/32")
+            except ValueError:  # a host name (or IPv6): not expressible in this IPv4 ipBlock
+                continue
+    return list(dict.fromkeys(nets))
 
 
 def namespace(bp: Blueprint, team: Team) -> list[dict[str, Any]]:
@@ -80,7 +100,7 @@ def team_objects(bp: Blueprint, team: Team) -> list[dict[str, Any]]:
         "role_binding": TEAM_ROLE_BINDING,
         "rules": TEAM_RULES,
         "groups": list(team.groups),
-        "cluster_cidrs": [bp.network.cidr],
+        "cluster_cidrs": cluster_networks(bp),
         "inference_selector": {COMPONENT_LABEL: "inference"},
         "gateway_selector": {GATEWAY_NAMESPACE_LABEL: "true"},
         "http_port": OIP_HTTP_PORT,

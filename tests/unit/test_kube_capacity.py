@@ -1,0 +1,167 @@
+"""The capacity model holds (docs/kubernetes.md, "Capacity"): checked on the *rendered* objects
+of every example and golden blueprint, against capacities counted here from the blueprint's
+own numbers (max nodes or hosts x gpu.count), and `infra validate` refuses an over-promise.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.blueprint import catalog
+from orchestrator.blueprint.loader import load
+from orchestrator.render.kubernetes import render_objects
+
+REPO = Path(__file__).resolve().parents[2]
+INFRA = Path(sys.executable).with_name("infra")
+GPU = "nvidia.com/gpu"
+BLUEPRINTS = sorted(
+    [*REPO.glob("examples/*.yaml"), *REPO.glob("tests/golden/inputs/*.yaml"),
+     REPO / "tests/fixtures/kube/three-teams.yaml"]
+)
+
+
+def _gib(text: str) -> int:
+    assert text.endswith("Gi"), text
+    return int(text[:-2])
+
+
+def _pool_capacity(bp, pool) -> tuple[int, int, int]:
+    """(GPUs, vCPUs, GiB) a pool holds, counted from the blueprint: max nodes or its hosts."""
+    nodes = pool.max if pool.max is not None else sum(1 for h in bp.hosts if h.pool == pool.name)
+    known = catalog.lookup(bp.provider, pool.instance_type)
+    vcpus, memory = (known.vcpus, int(known.memory_gib)) if known else (64, 256)
+    return nodes * pool.gpu.count, nodes * vcpus, nodes * memory
+
+
+def _serving_gpus(objs: list[dict], namespace: str) -> int:
+    total = 0
+    for obj in objs:
+        if obj["kind"] not in ("Deployment", "Server") or obj["metadata"].get("namespace") != namespace:
+            continue
+        spec = obj["spec"]
+        pod = spec["template"]["spec"] if "template" in spec else spec.get("podSpec", {})
+        per_pod = sum(int(c.get("resources", {}).get("requests", {}).get(GPU, 0)) for c in pod.get("containers", []))
+        total += spec.get("replicas", 1) * per_pod
+    return total
+
+
+@pytest.mark.parametrize("path", BLUEPRINTS, ids=lambda p: p.stem)
+def test_every_blueprint_keeps_its_promises(path: Path) -> None:
+    bp = load(path).model
+    assert not bp.overcommit
+    objs = render_objects(bp)
+    queues = [o for o in objs if o["kind"] == "ClusterQueue"]
+    flavors = {o["metadata"]["name"] for o in objs if o["kind"] == "ResourceFlavor"}
+    # Per flavor: the teams' nominal GPUs, CPU and memory fit what the pool holds.
+    for name in flavors - {"default"}:
+        pool = bp.pool(name)
+        assert pool is not None and pool.gpu is not None and pool.purpose != "inference"
+        gpus, vcpus, memory = _pool_capacity(bp, pool)
+        shares = [r for q in queues for f in q["spec"]["resourceGroups"][0]["flavors"] if f["name"] == name
+                  for r in f["resources"]]
+        assert sum(r["nominalQuota"] for r in shares if r["name"] == GPU) <= gpus, name
+        assert sum(r["nominalQuota"] for r in shares if r["name"] == "cpu") <= vcpus, name
+        assert sum(_gib(r["nominalQuota"]) for r in shares if r["name"] == "memory") <= memory, name
+    # Per team: the namespace's quota admits what Kueue admits plus what its model servers hold.
+    for team in bp.teams:
+        queue = next(q for q in queues if q["metadata"]["name"] == team.name)
+        gpu = [r for f in queue["spec"]["resourceGroups"][0]["flavors"] for r in f["resources"] if r["name"] == GPU]
+        admitted = sum(r["nominalQuota"] + r["borrowingLimit"] for r in gpu)
+        quota = next(o for o in objs if o["kind"] == "ResourceQuota"
+                     and o["metadata"]["namespace"] == team.effective_namespace)
+        serving = _serving_gpus(objs, team.effective_namespace)
+        assert int(quota["spec"]["hard"][f"requests.{GPU}"]) >= admitted + serving, team.name
+
+
+def test_the_examples_quotas_in_numbers() -> None:
+    objs = render_objects(load(REPO / "examples/aws-gpu.yaml").model)
+    nominal = {
+        q["metadata"]["name"]: {f["name"]: f["resources"][2]["nominalQuota"]
+                                for f in q["spec"]["resourceGroups"][0]["flavors"]}
+        for q in objs if q["kind"] == "ClusterQueue"
+    }
+    # h100: 8 x 8 = 64 GPUs; vision's 2 resnet50 replicas (1 GPU each, on l4) come out of its 32.
+    assert nominal == {"vision": {"h100": 30}, "nlp": {"h100": 24}, "research": {"h100": 8}}
+    quotas = {o["metadata"]["namespace"]: o["spec"]["hard"][f"requests.{GPU}"]
+              for o in objs if o["kind"] == "ResourceQuota"}
+    assert quotas == {"vision": "48", "nlp": "32", "research": "8"}
+    resnet = next(o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "resnet50")
+    terms = resnet["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms == [{"matchExpressions": [{"key": "infra.dev/pool", "operator": "In", "values": ["l4"]}]}]
+
+
+OVER = """blueprint: 1
+name: lab
+provider: baremetal
+node_pools:
+  - name: dgx
+    gpu: {type: h100, count: 8}
+hosts:
+  - {name: cp-01, address: 10.1.0.10, roles: [control_plane]}
+  - {name: gpu-01, address: 10.1.0.11, roles: [worker], pool: dgx}
+  - {name: gpu-02, address: 10.1.0.12, roles: [worker], pool: dgx}
+teams:
+  - {name: vision, gpu_quota: 12}
+  - {name: nlp, gpu_quota: 6}
+"""
+
+
+def _validate(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "bp.yaml").write_text(text)
+    return subprocess.run([str(INFRA), "validate", "bp.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=60)
+
+
+def test_validate_rejects_guarantees_a_pool_cannot_hold(tmp_path: Path) -> None:
+    proc = _validate(tmp_path, OVER)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines() == [
+        "bp.yaml:13:28 teams[1].gpu_quota: node pool 'dgx' holds 16 GPUs (2 node(s) x 8) but teams "
+        "vision (12), nlp (6) are guaranteed 18 there: lower gpu_quota, raise the pool's max, or set "
+        "overcommit: true",
+        "1 problem found",
+    ]
+
+
+def test_overcommit_true_turns_the_error_into_a_warning(tmp_path: Path) -> None:
+    proc = _validate(tmp_path, OVER + "overcommit: true\n")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "ok: lab\n"
+    assert proc.stderr.startswith("warning: bp.yaml:13:28 teams[1].gpu_quota: node pool 'dgx' holds 16 GPUs")
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    ("inference:\n  models:\n    - {name: m, uri: s3://b/m.onnx, gpu: 1, team: vision}\n",
+     "bp.yaml:16:42 inference.models[0].gpu: model 'm' needs GPUs but team 'vision' has no GPU node pool "
+     "with purpose: inference (model servers run only there)"),
+    ("", None),
+])
+def test_gpu_models_need_an_inference_pool(tmp_path: Path, extra: str, expected: str | None) -> None:
+    text = OVER.replace("gpu_quota: 12", "gpu_quota: 10") + extra
+    proc = _validate(tmp_path, text)
+    if expected is None:
+        assert proc.returncode == 0, proc.stderr
+    else:
+        assert proc.returncode == 2 and proc.stderr.splitlines()[0] == expected
+
+
+def test_serving_gpus_come_out_of_gpu_quota(tmp_path: Path) -> None:
+    text = (OVER.replace("    gpu: {type: h100, count: 8}\n", "    gpu: {type: h100, count: 8}\n"
+                         "  - {name: infer, gpu: {type: l4, count: 1}, purpose: inference}\n")
+            .replace("roles: [worker], pool: dgx}\nteams:", "roles: [worker], pool: dgx}\n"
+                     "  - {name: gpu-03, address: 10.1.0.13, roles: [worker], pool: infer}\nteams:")
+            .replace("gpu_quota: 6", "gpu_quota: 0"))
+    text += "inference:\n  models:\n    - {name: m, uri: s3://b/m.onnx, gpu: 1, team: nlp}\n"
+    proc = _validate(tmp_path, text)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "bp.yaml:15:28 teams[1].gpu_quota: team 'nlp' has model servers holding 1 GPUs but gpu_quota 0: "
+        "serving GPUs come out of gpu_quota",
+        "1 problem found",
+    ]
