@@ -12,6 +12,7 @@ than it is needed: removed when it holds no changes and once ``apply`` has used 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -38,6 +39,10 @@ __all__ = [
 ]
 
 CLI_CONFIG_NAME = "infra-cli.tfrc"
+# Beside the state (the environment's folder): the provider mirror the last init used.
+REMEMBERED_MIRROR = "tf-mirror"
+# In the data dir: the hash of init's inputs (init runs again only when it changes).
+INIT_STAMP = "infra-init.sha256"
 
 
 def find_binary(binary: str | None = None, env: dict[str, str] | None = None) -> str:
@@ -55,6 +60,16 @@ def find_binary(binary: str | None = None, env: dict[str, str] | None = None) ->
         if found:
             return found
     raise TerraformError("neither terraform nor tofu was found on PATH", INSTALL_HINT)
+
+
+_INIT_REQUIRED = ("terraform init", "Backend initialization required", "Module not installed",
+                  "Inconsistent dependency lock file", "Required plugins are not installed")
+
+
+def _needs_init(run) -> bool:
+    """Terraform says initialisation is required (the data dir was lost or is stale)."""
+    text = " ".join([run.stderr, *(f"{getattr(d, 'summary', '')} {getattr(d, 'detail', '')}" for d in run.diagnostics)])
+    return any(marker in text for marker in _INIT_REQUIRED)
 
 
 def _hcl_string(value: str) -> str:
@@ -90,6 +105,7 @@ class Terraform(ProcessRunner):
         self._binary_arg = binary
         self._binary: str | None = None
         self._version: dict[str, Any] | None = None
+        self._init_args: dict[str, str] | None = None
         self.last_pid: int | None = None
 
     # --- environment ----------------------------------------------------------------------------
@@ -115,7 +131,7 @@ class Terraform(ProcessRunner):
         env["CHECKPOINT_DISABLE"] = "1"
         if self.data_dir is not None:
             env["TF_DATA_DIR"] = str(self.data_dir)
-        mirror = env.get("INFRA_TF_PLUGIN_MIRROR")
+        mirror = env.get("INFRA_TF_PLUGIN_MIRROR") or self.remembered_mirror()
         if mirror:
             env["TF_CLI_CONFIG_FILE"] = str(self._write_cli_config(Path(mirror)))
         else:
@@ -124,6 +140,34 @@ class Terraform(ProcessRunner):
             if configured is not None and not exists:
                 del env["TF_CLI_CONFIG_FILE"]  # a missing file only earns a warning on every call
         return env
+
+    def _remembered_path(self) -> Path | None:
+        base = self.config_dir or self.data_dir
+        return base / REMEMBERED_MIRROR if base is not None else None
+
+    def remembered_mirror(self) -> str | None:
+        """The provider mirror the last successful init used (beside the state), if it still exists."""
+        path = self._remembered_path()
+        if path is None or not path.is_file():
+            return None
+        value = path.read_text().strip()
+        return value if value and Path(value).is_dir() else None
+
+    def _init_inputs(self, backend_config: dict[str, str], mirror: str | None, cli_config: str | None = None) -> str:
+        """A hash of what init depends on: every .tf file (providers, backend, module sources),
+        the backend settings, the mirror, the CLI configuration and the lock file."""
+        digest = hashlib.sha256()
+        skip = {".terraform"} | ({self.data_dir.name} if self.data_dir is not None else set())
+        for path in sorted(self.workdir.rglob("*")):
+            rel = path.relative_to(self.workdir)
+            if rel.parts[0] in skip or not path.is_file():
+                continue
+            if path.name.endswith((".tf", ".tf.json")) or path.name == ".terraform.lock.hcl":
+                digest.update(f"{rel.as_posix()}\0".encode() + path.read_bytes() + b"\0")
+        config = Path(self.workdir, cli_config).expanduser() if cli_config else None
+        config_text = config.read_text(errors="replace") if config is not None and config.is_file() else None
+        digest.update(json.dumps([sorted(backend_config.items()), mirror, self.binary, config_text]).encode())
+        return digest.hexdigest()
 
     def _write_cli_config(self, mirror: Path) -> Path:
         mirror = mirror.expanduser().resolve()
@@ -171,7 +215,24 @@ class Terraform(ProcessRunner):
         except (ValueError, IndexError):
             return False
 
-    def init(self, backend_config: dict[str, str] | None = None, upgrade: bool = False) -> None:
+    def init(self, backend_config: dict[str, str] | None = None, upgrade: bool = False, force: bool = False) -> bool:
+        """``terraform init`` when its inputs changed (or ``force``/``upgrade``); False when skipped."""
+        env = self.child_env()
+        mirror = env.get("INFRA_TF_PLUGIN_MIRROR") or self.remembered_mirror()
+        inputs = self._init_inputs(backend_config or {}, mirror, env.get("TF_CLI_CONFIG_FILE"))
+        stamp = (self.data_dir or self.workdir / ".terraform") / INIT_STAMP
+        self._init_args = dict(backend_config or {})
+        if not (force or upgrade) and stamp.is_file() and stamp.read_text() == inputs:
+            self.progress.info(f"{self._name} init skipped: its inputs are unchanged")
+            return False
+        self._init(backend_config, upgrade)
+        write_private(stamp, inputs)
+        remembered = self._remembered_path()
+        if mirror and remembered is not None:
+            write_private(remembered, str(Path(mirror).expanduser().resolve()) + "\n")
+        return True
+
+    def _init(self, backend_config: dict[str, str] | None, upgrade: bool) -> None:
         as_json = self._init_supports_json()
         args = ["init", "-input=false", "-json" if as_json else "-no-color"]
         args += [f"-backend-config={k}={v}" for k, v in (backend_config or {}).items()]
@@ -183,7 +244,18 @@ class Terraform(ProcessRunner):
                 self.progress.info(str(msg["@message"]))
 
         run = self._run(args, log_name="init", json_stream=as_json, on_message=on_message)
-        self._raise_on_failure(run, "init")
+        try:
+            self._raise_on_failure(run, "init")
+        except TerraformError as exc:
+            text = " ".join([exc.message, run.stderr, *(f"{getattr(d, 'summary', '')} {getattr(d, 'detail', '')}"
+                                                         for d in run.diagnostics)])
+            if "Failed to query available provider packages" in text or "could not connect" in text:
+                raise TerraformError(
+                    f"{self._name} init could not reach the provider registry: {exc.message}",
+                    "set INFRA_TF_PLUGIN_MIRROR to a local provider mirror (scripts/find-tf-mirror finds one) "
+                    "or allow access to the registry",
+                ) from exc
+            raise
         lock_file = self.workdir / ".terraform.lock.hcl"  # terraform writes it 0644 whatever the umask:
         if lock_file.is_file():  # committable beside build/, owner-only in a private sandbox copy
             os.chmod(lock_file, 0o644 if self.workdir.stat().st_mode & 0o044 else 0o600)
@@ -200,6 +272,10 @@ class Terraform(ProcessRunner):
             args.append(f"-var-file={Path(var_file).resolve()}")
         collector = PlanCollector()
         run = self._run(args, log_name="plan-destroy" if destroy else "plan", on_message=collector.feed)
+        if run.returncode not in (0, 2) and self._init_args is not None and _needs_init(run):
+            self.init(self._init_args, force=True)  # the init skipped as unchanged was not enough
+            collector = PlanCollector()
+            run = self._run(args, log_name="plan-destroy" if destroy else "plan", on_message=collector.feed)
         if run.returncode not in (0, 2):
             self._raise_on_failure(run, "plan")
         result = collector.result(run.returncode == 2, run.diagnostics)

@@ -609,3 +609,68 @@ def test_importing_engine_does_not_import_rich() -> None:
         env={**os.environ, "PYTHONPATH": str(root)},
     )
     assert done.stdout.strip() == "False"
+
+
+# --- init only when its inputs changed; the mirror remembered beside the state (issue 10) ------
+
+
+@needs_terraform
+def test_second_init_is_skipped_until_an_input_changes(tmp_path: Path) -> None:
+    workdir = _module(tmp_path, "basic")
+    logs = tmp_path / "logs"
+    tf, out, _ = _engine(workdir, log_dir=logs)
+    assert tf.init() is True
+    (logs / "init.jsonl").unlink()
+    again, out2, _ = _engine(workdir, log_dir=logs)
+    assert again.init() is False
+    assert not (logs / "init.jsonl").exists()  # no terraform init ran: the engine's log says so
+    assert "terraform init skipped: its inputs are unchanged" in out2.getvalue()
+    assert again.plan(tmp_path / "p.tfplan").add == 3
+    (workdir / "extra.tf").write_text('resource "terraform_data" "z" {}\n')
+    third, _, _ = _engine(workdir, log_dir=logs)
+    assert third.init() is True
+    assert (logs / "init.jsonl").is_file()
+
+
+@needs_terraform
+def test_plan_inits_again_when_terraform_says_so(tmp_path: Path) -> None:
+    workdir = _module(tmp_path, "basic")
+    tf, _, _ = _engine(workdir)
+    tf.init()
+    stamp = workdir / ".tfdata" / "infra-init.sha256"
+    assert stamp.is_file()
+    (workdir / "module.tf").write_text('module "m" {\n  source = "./m"\n}\n')
+    (workdir / "m").mkdir()
+    (workdir / "m" / "main.tf").write_text('resource "terraform_data" "m" {}\n')
+    stamp.write_text(tf._init_inputs({}, None, os.environ["TF_CLI_CONFIG_FILE"]))  # as if init had seen the module
+    assert tf.init() is False
+    assert tf.plan(tmp_path / "p.tfplan").add == 4  # "Module not installed" -> init -> plan
+
+
+def test_mirror_is_remembered_beside_the_state_and_reused(tmp_path: Path, monkeypatch) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    record = tmp_path / "record.json"
+    monkeypatch.setenv("FAKE_TF_RECORD", str(record))
+    env_dir = tmp_path / "env"
+    tf = Terraform(tmp_path, data_dir=env_dir / "tf-data", config_dir=env_dir, binary=str(_fake_binary(tmp_path)))
+    assert tf.remembered_mirror() is None
+    (env_dir).mkdir()
+    (env_dir / "tf-mirror").write_text(f"{mirror}\n")
+    tf.version()
+    seen = json.loads(record.read_text())
+    assert seen["env"]["TF_CLI_CONFIG_FILE"] == str(env_dir / "infra-cli.tfrc")
+    assert f'path    = "{mirror}"' in (env_dir / "infra-cli.tfrc").read_text()
+
+
+@needs_terraform
+def test_unreachable_registry_names_the_mirror_variable(tmp_path: Path) -> None:
+    workdir = tmp_path / "unreachable"
+    workdir.mkdir()  # .invalid never resolves (RFC 2606): terraform cannot reach the registry
+    (workdir / "main.tf").write_text('terraform {\n  required_providers {\n'
+                                     '    null = { source = "registry.example.invalid/test/null" }\n  }\n}\n')
+    tf, _, _ = _engine(workdir)
+    with pytest.raises(TerraformError) as err:
+        tf.init()
+    assert err.value.message.startswith("terraform init could not reach the provider registry: ")
+    assert "INFRA_TF_PLUGIN_MIRROR" in err.value.hint

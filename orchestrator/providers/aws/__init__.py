@@ -16,6 +16,9 @@ from ..base import Provider
 
 # EKS API taint effects differ from Kubernetes' spelling.
 _TAINT_EFFECT = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
+_CAPACITY_TYPE = {"on_demand": "ON_DEMAND", "spot": "SPOT", "capacity_block": "CAPACITY_BLOCK"}
+# Instance families with EFA: their training pools get a cluster placement group.
+_EFA_FAMILIES = ("p4d", "p4de", "p5", "p5e", "p5en", "p6")
 _GPU_DISK_GB = 200
 _CPU_DISK_GB = 50
 # Services the sandbox emulates (templates/terraform/aws/sandbox/); every one the module touches
@@ -24,11 +27,16 @@ _SANDBOX_SERVICES = ("autoscaling", "ec2", "eks", "iam", "kms", "logs", "s3", "s
 
 
 def _node_pool(pool: NodePool) -> dict[str, Any]:
+    types = pool.all_instance_types
+    efa = all(t.split(".")[0] in _EFA_FAMILIES for t in types)
     return {
         "name": pool.name,
-        "instance_types": [pool.instance_type],
+        "instance_types": types,
         "ami_type": "AL2023_x86_64_NVIDIA" if pool.gpu else "AL2023_x86_64_STANDARD",
-        "capacity_type": "SPOT" if pool.spot else "ON_DEMAND",
+        "capacity_type": _CAPACITY_TYPE[pool.effective_capacity_type],
+        "capacity_reservation_id": pool.capacity_reservation_id,
+        "gpu_count": pool.gpu.count if pool.gpu else 0,
+        "placement_group": bool(pool.gpu and efa and pool.purpose in (None, "training")),
         "min_size": pool.min,
         "desired_size": pool.effective_desired,
         "max_size": pool.max,
@@ -40,13 +48,22 @@ def _node_pool(pool: NodePool) -> dict[str, Any]:
     }
 
 
+def _access_members(bp: Blueprint) -> list[dict[str, Any]]:
+    """One access entry per team member: the Kubernetes groups of every team that lists it."""
+    groups: dict[str, set[str]] = {}
+    for team in bp.teams:
+        for arn in team.members:
+            groups.setdefault(arn, set()).update(team.groups)
+    return [{"principal_arn": arn, "kubernetes_groups": sorted(g)} for arn, g in sorted(groups.items())]
+
+
 class AwsProvider(Provider):
     name: ClassVar[str] = "aws"
     terraform_module: ClassVar[str | None] = "aws_gpu_cluster"
     sandbox: ClassVar[bool] = True
 
     def terraform_variables(self, bp: Blueprint) -> dict[str, Any]:
-        subnets = subnet_plan(bp.network.cidr, bp.network.zones)
+        subnets = subnet_plan(bp.network.cidr, bp.network.zone_count)
         return {
             "region": bp.region,
             "name": bp.name,
@@ -57,6 +74,10 @@ class AwsProvider(Provider):
             "vpc_cidr": bp.network.cidr,
             "private_subnets": subnets["private"],
             "public_subnets": subnets["public"],
+            "zones": bp.network.zone_names,
+            "creator_admin": bp.access.effective_creator_admin,
+            "cluster_admins": list(bp.access.admins),
+            "access_members": _access_members(bp),
             "node_pools": [_node_pool(p) for p in bp.node_pools],
         }
 
@@ -75,5 +96,6 @@ class AwsProvider(Provider):
             ("endpoint", outputs.get("cluster_endpoint")),
             ("vpc", outputs.get("vpc_id")),
             ("node pools", ", ".join(sorted(outputs.get("node_pools") or {}))),
+            ("left out (sandbox)", ", ".join(outputs.get("left_out") or [])),
         ]
         return [(k, str(v)) for k, v in rows if v]

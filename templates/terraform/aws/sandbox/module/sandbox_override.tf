@@ -19,3 +19,10 @@ resource "aws_launch_template" "pool" {
     ignore_changes = [tag_specifications]
   }
 }
+
+# The emulator implements no EKS add-ons, access entries, Pod Identity associations or placement
+# groups, and creates no Auto Scaling group for a node group: leave those out of the sandbox
+# apply (the up summary lists them; see docs/sandbox.md).
+variable "emulated" {
+  default = true
+}
