@@ -1,0 +1,9 @@
+variable "region" {
+  type        = string
+  description = "Google Cloud region of the environment (e.g. us-central1)."
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region must be a Google Cloud region such as us-central1."
+  }
+}

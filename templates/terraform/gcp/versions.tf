@@ -1,0 +1,11 @@
+terraform {
+  required_version = ">= 1.10.0"
+
+  required_providers {
+    # 6.x; the offline schema check (tests/unit/test_provider_schemas.py) ran against 6.50.0.
+    google = {
+      source  = "hashicorp/google"
+      version = ">= 6.20, < 7.0"
+    }
+  }
+}

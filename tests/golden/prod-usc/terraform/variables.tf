@@ -1,0 +1,127 @@
+variable "name" {
+  type        = string
+  description = "Environment name: names the network, the subnet and the GKE cluster."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,38}$", var.name))
+    error_message = "name must be 2-39 lowercase letters, digits and '-', starting with a letter."
+  }
+}
+
+variable "labels" {
+  type        = map(string)
+  description = "Labels applied to the cluster and its nodes (GCP label spelling: lowercase keys and values)."
+  default     = {}
+}
+
+variable "kubernetes_version" {
+  type        = string
+  description = "Minimum Kubernetes minor version of the control plane (the release channel upgrades it)."
+
+  validation {
+    condition     = can(regex("^1\\.[0-9]{2}$", var.kubernetes_version))
+    error_message = "kubernetes_version must be a minor version such as 1.31."
+  }
+}
+
+variable "release_channel" {
+  type        = string
+  description = "GKE release channel: RAPID, REGULAR or STABLE."
+  default     = "REGULAR"
+
+  validation {
+    condition     = contains(["RAPID", "REGULAR", "STABLE"], var.release_channel)
+    error_message = "release_channel must be RAPID, REGULAR or STABLE."
+  }
+}
+
+variable "public_endpoint" {
+  type        = bool
+  description = "false: the control plane has only a private endpoint; true: a public one too, limited to authorized_networks."
+  default     = false
+}
+
+variable "authorized_networks" {
+  type        = list(string)
+  description = "CIDRs allowed to reach the control plane (master authorized networks)."
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.authorized_networks : can(cidrhost(c, 0)) && c != "0.0.0.0/0"])
+    error_message = "authorized_networks must be CIDR blocks, and not 0.0.0.0/0."
+  }
+}
+
+variable "subnet_cidr" {
+  type        = string
+  description = "Primary range of the node subnet (RFC 1918)."
+}
+
+variable "pods_cidr" {
+  type        = string
+  description = "Secondary range of the subnet for pods (VPC-native)."
+}
+
+variable "services_cidr" {
+  type        = string
+  description = "Secondary range of the subnet for Services."
+}
+
+variable "master_cidr" {
+  type        = string
+  description = "/28 of the control plane's private endpoint."
+
+  validation {
+    condition     = can(cidrhost(var.master_cidr, 0)) && endswith(var.master_cidr, "/28")
+    error_message = "master_cidr must be a /28 CIDR block."
+  }
+}
+
+variable "zones" {
+  type        = list(string)
+  description = "Zones the node pools use (empty: GKE picks the region's zones)."
+  default     = []
+}
+
+variable "security_group" {
+  type        = string
+  description = "Google Groups for RBAC: gke-security-groups@<domain>, the group that contains the teams' groups (empty: off)."
+  default     = ""
+}
+
+variable "deletion_protection" {
+  type        = bool
+  description = "Whether Terraform refuses to destroy the cluster."
+  default     = true
+}
+
+variable "node_pools" {
+  type = list(object({
+    name             = string
+    machine_type     = string
+    accelerator_type = string
+    gpu_count        = number
+    min_count        = number
+    max_count        = number
+    initial_count    = number
+    spot             = bool
+    disk_size_gb     = number
+    labels           = map(string)
+    taints = list(object({
+      key    = string
+      value  = string
+      effect = string
+    }))
+  }))
+  description = "One node pool per blueprint pool: machine type, GPUs (accelerator type, count; GKE installs the driver), autoscaling from min (0 allowed) to max, spot, labels and taints (GKE spelling: NO_SCHEDULE, NO_EXECUTE, PREFER_NO_SCHEDULE)."
+
+  validation {
+    condition     = alltrue([for p in var.node_pools : can(regex("^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$", p.name)) && p.min_count >= 0 && p.min_count <= p.max_count])
+    error_message = "node_pools[].name must be a lowercase name of at most 40 characters; 0 <= min_count <= max_count."
+  }
+
+  validation {
+    condition     = alltrue([for p in var.node_pools : alltrue([for t in p.taints : contains(["NO_SCHEDULE", "NO_EXECUTE", "PREFER_NO_SCHEDULE"], t.effect)])])
+    error_message = "node_pools[].taints[].effect must be NO_SCHEDULE, NO_EXECUTE or PREFER_NO_SCHEDULE."
+  }
+}
