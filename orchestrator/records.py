@@ -105,6 +105,9 @@ class RunRecord:
     user: str | None = None  # default: who runs this process (a `lost` record names the killed run's)
     host: str | None = None
     pid: int | None = None
+    #: ``up``: the merged blueprint it applied (secret references, never values), for ``infra rollback``
+    merged: dict[str, Any] | None = None
+    rollback_of: str | None = None  # ``infra rollback``: the id of the run whose blueprint was re-applied
 
     def stage(self, name: str, status: str, seconds: float, detail: str | None = None) -> None:
         entry = {"name": name, "status": status, "seconds": round(seconds, 3)}
@@ -113,6 +116,14 @@ class RunRecord:
         self.stages.append(entry)
 
     def to_dict(self, finished: float) -> dict[str, Any]:
+        data = self._body(finished)
+        if self.merged is not None:
+            data["blueprint"]["merged"] = self.merged
+        if self.rollback_of is not None:
+            data["rollback_of"] = self.rollback_of
+        return data
+
+    def _body(self, finished: float) -> dict[str, Any]:
         return {
             "id": self.id,
             "env": self.env,
@@ -146,7 +157,7 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "blueprint": (dict,), "versions": (dict,), "plan": (dict, _NONE), "stages": (list,),
     "outcome": (str,), "error": (str, _NONE), "prev_sha256": (str, _NONE), "sha256": (str,),
 }
-_OPTIONAL: dict[str, tuple[type, ...]] = {"pid": (int, _NONE), "hmac": (str,)}
+_OPTIONAL: dict[str, tuple[type, ...]] = {"pid": (int, _NONE), "hmac": (str,), "rollback_of": (str,)}
 _JSON_NAMES = {str: "a string", int: "a number", float: "a number", bool: "true/false", dict: "an object",
                list: "an array", _NONE: "null"}
 

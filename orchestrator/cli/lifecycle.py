@@ -1,5 +1,6 @@
 """``infra plan``, ``infra up``, ``infra down``, ``infra status``: parse, call ``stages.commands``
-(or ``status``), print."""
+(or ``status``), print. A rollout file (or, for ``plan``, several files or a folder) goes to
+``rollout_cmd.run_many``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from pathlib import Path
 
 import typer
 
-from . import common
+from . import common, rollout_cmd
+
+
+def _many(files: list[Path]) -> bool:
+    """Several files, a folder or a rollout file: run them as a rollout."""
+    from ..blueprint.rollout import is_rollout
+
+    return len(files) != 1 or files[0].is_dir() or is_rollout(files[0])
 
 
 def register(app: typer.Typer) -> None:
@@ -17,13 +25,19 @@ def register(app: typer.Typer) -> None:
     app.command("status")(status)
 
 
-def plan(file: Path = common.FILE_ARG, sandbox: bool = common.SANDBOX_OPT) -> None:
+def plan(files: list[Path] = rollout_cmd.FILES_ARG, sandbox: bool = common.SANDBOX_OPT,
+         fmt: str = rollout_cmd.FORMAT_OPT) -> None:
     """Render, then show what `up` would change (summary per resource type). Applies nothing.
 
-    On bare metal (no cloud resources) it lists the hosts `up` would configure.
+    On bare metal (no cloud resources) it lists the hosts `up` would configure. Several files, a
+    folder or a rollout file plan every environment (in parallel, in the rollout's order);
+    `--format markdown` prints a pull-request comment, `--format json` a document.
     """
     from ..stages import commands
 
+    if _many(files) or rollout_cmd.check_format(fmt) != "text":
+        rollout_cmd.run_many(files, "plan", sandbox=sandbox, fmt=fmt)
+    file = files[0]
     ctx = commands.plan(file, common.confirmer(False, "apply"), sandbox=sandbox)
     if ctx.state.plan is not None:
         common.print_plan_table(ctx.state.plan)
@@ -49,6 +63,8 @@ def up(
     from ..stages import commands
     from ..stages.context import KubeTarget
 
+    if _many([file]):
+        rollout_cmd.run_many([file], "up", sandbox=sandbox, auto_approve=auto_approve)
     ctx = commands.up(file, common.confirmer(auto_approve, "apply"), sandbox=sandbox,
                       kube=KubeTarget(kubeconfig=kubeconfig, context=context))
     common.print_stage_summary(ctx, "up")
@@ -62,6 +78,8 @@ def down(
     """Destroy every resource of the environment (asks first unless --auto-approve)."""
     from ..stages import commands
 
+    if _many([file]):
+        rollout_cmd.run_many([file], "down", sandbox=sandbox, auto_approve=auto_approve)
     ctx = commands.down(file, common.confirmer(auto_approve, "destroy"), sandbox=sandbox)
     common.print_stage_summary(ctx, "down")
 

@@ -16,7 +16,7 @@ import typer
 
 from .. import __version__
 from ..secrets import redact
-from . import configure_cmd, kube_cmd, lifecycle, records_cmd, render_cmd, sandbox_cmd
+from . import configure_cmd, init_cmd, kube_cmd, lifecycle, records_cmd, render_cmd, rollout_cmd, sandbox_cmd
 
 app = typer.Typer(
     name="infra",
@@ -52,6 +52,8 @@ lifecycle.register(app)
 records_cmd.register(app)
 kube_cmd.register(app)
 configure_cmd.register(app)
+rollout_cmd.register(app)
+init_cmd.register(app)
 app.add_typer(sandbox_cmd.app, name="sandbox")
 
 

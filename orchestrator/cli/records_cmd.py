@@ -14,6 +14,24 @@ _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{1,38}$")  # the blueprint's `name` rule
 
 def register(app: typer.Typer) -> None:
     app.command("history")(history)
+    app.command("rollback")(rollback)
+
+
+def rollback(
+    env: str = typer.Argument(..., help="Environment name.", show_default=False),
+    run_id: str = typer.Argument(..., help="Id of the run to go back to (`infra history ENV`).", show_default=False),
+    sandbox: bool = common.SANDBOX_OPT,
+    auto_approve: bool = common.AUTO_APPROVE_OPT,
+) -> None:
+    """Re-apply the blueprint an earlier successful `up` applied: plan, confirm, apply, recorded
+    as a rollback of RUN_ID."""
+    from ..errors import UsageError
+    from ..stages import commands
+
+    if not _ENV_NAME.fullmatch(env):
+        raise UsageError(f"infra rollback: {env!r} is not an environment name ([a-z][a-z0-9-]{{1,38}})")
+    ctx = commands.rollback(env, run_id, common.confirmer(auto_approve, "apply"), sandbox=sandbox)
+    common.print_stage_summary(ctx, f"rollback (to {run_id})")
 
 
 def history(
@@ -91,17 +109,21 @@ def _table(name: str, shown) -> None:
     from rich.table import Table
 
     table = Table(title=f"runs of {name}")
-    for col in ("seq", "finished (UTC)", "id", "command", "user", "sandbox", "plan", "outcome", "seconds"):
+    from ..stages.commands import restorable
+
+    for col in ("seq", "finished (UTC)", "id", "command", "user", "sandbox", "plan", "outcome", "seconds",
+                "rollback"):
         table.add_column(col)
     for e in shown:
         if not e.ok:
-            table.add_row(str(e.seq if e.seq is not None else "?"), "", e.path.name, "", "", "", "", "corrupt", "")
+            table.add_row(str(e.seq if e.seq is not None else "?"), "", e.path.name, "", "", "", "", "corrupt", "", "")
             continue
         r = e.data
         plan = r["plan"] or {}
         summary = f"+{plan.get('add', 0)} ~{plan.get('change', 0)} -{plan.get('destroy', 0)}" if plan else ""
         table.add_row(
             str(r["seq"]), r["finished_at"], r["id"], r["command"], r["user"], "yes" if r["sandbox"] else "",
-            summary, r["outcome"], f"{r['duration_s']:.1f}",
+            summary, r["outcome"] + (f" (rollback of {r['rollback_of']})" if r.get("rollback_of") else ""),
+            f"{r['duration_s']:.1f}", "can restore" if restorable(r) is not None else "",
         )
     common.console().print(table)

@@ -14,6 +14,7 @@ from .pipeline import pipeline, run
 
 if TYPE_CHECKING:
     from ..blueprint.loader import LoadedBlueprint
+    from ..progress import Progress
     from ..providers.base import Provider
     from ..workspace import Workspace
 
@@ -49,6 +50,7 @@ def build_context(
     start_sandbox: bool = True,
     kube: KubeTarget | None = None,
     root: Path | None = None,
+    progress: Progress | None = None,
 ) -> Context:
     """Load, check, resolve secrets and (for ``--sandbox``) start the emulator: a ready Context."""
     from ..progress import Progress
@@ -57,7 +59,7 @@ def build_context(
 
     loaded, provider, ws = open_environment(file, sandbox, root)
     secrets = resolve(loaded)  # before anything runs: an unresolvable reference changes nothing
-    progress = Progress()
+    progress = progress if progress is not None else Progress()
     overrides = None
     if sandbox and start_sandbox:
         session = Sandbox.start(ws.state_dir)
@@ -80,21 +82,82 @@ def _approved(plan: object) -> bool:
     return True  # configure and handoff apply no Terraform plan: nothing to confirm
 
 
-def plan(file: Path, confirm: Confirm, *, sandbox: bool = False) -> Context:
+def plan(file: Path, confirm: Confirm, *, sandbox: bool = False, root: Path | None = None,
+         progress: Progress | None = None) -> Context:
     """Render, then plan (bare metal: list the hosts); applies nothing."""
-    return run(build_context(file, "plan", confirm, sandbox=sandbox), "plan")
+    return run(build_context(file, "plan", confirm, sandbox=sandbox, root=root, progress=progress), "plan")
 
 
-def up(file: Path, confirm: Confirm, *, sandbox: bool = False, kube: KubeTarget | None = None) -> Context:
+def up(file: Path, confirm: Confirm, *, sandbox: bool = False, kube: KubeTarget | None = None,
+       root: Path | None = None, progress: Progress | None = None) -> Context:
     """Render, plan, confirm, apply, read outputs, configure the hosts, hand off to Kubernetes."""
-    return run(build_context(file, "up", confirm, sandbox=sandbox, kube=kube), "up")
+    return run(build_context(file, "up", confirm, sandbox=sandbox, kube=kube, root=root, progress=progress), "up")
 
 
-def down(file: Path, confirm: Confirm, *, sandbox: bool = False) -> Context:
+def down(file: Path, confirm: Confirm, *, sandbox: bool = False, root: Path | None = None,
+         progress: Progress | None = None) -> Context:
     """Plan the destruction of everything and apply it after confirmation."""
-    ctx = build_context(file, "down", confirm, sandbox=sandbox)
+    ctx = build_context(file, "down", confirm, sandbox=sandbox, root=root, progress=progress)
     stages = pipeline("down", ctx.provider)  # bare metal: a usage error before anything is locked or recorded
     return run(ctx, "down", stages)
+
+
+def drift(file: Path, *, sandbox: bool = False, root: Path | None = None,
+          progress: Progress | None = None) -> Context:
+    """Render, then a refresh-only plan: does the cloud still match the last apply? Changes nothing."""
+    ctx = build_context(file, "drift", _approved, sandbox=sandbox, root=root, progress=progress)
+    return run(ctx, "drift", stages_for(ctx, "drift"))
+
+
+def stages_for(ctx: Context, command: str) -> list:
+    """The stages of ``plan``, ``up``, ``down`` or ``drift`` (a rollout runs each environment so)."""
+    if command != "drift":
+        return pipeline(command, ctx.provider)
+    from ..errors import UsageError
+    from .render import RenderStage
+    from .terraform import DriftStage
+
+    if ctx.provider.terraform_module is None:
+        raise UsageError(f"infra drift: provider {ctx.provider.name} has no Terraform state to compare",
+                         hint="use `infra configure FILE --check` (Ansible check mode) on bare metal")
+    return [RenderStage(), DriftStage()]
+
+
+def rollback(env: str, run_id: str, confirm: Confirm, *, sandbox: bool = False,
+             root: Path | None = None) -> Context:
+    """Re-apply the merged blueprint that run ``run_id`` of ``env`` applied, through the normal
+    plan / confirm / apply path; the new record says it is a rollback of ``run_id``."""
+    import json
+
+    from .. import records
+    from ..errors import UsageError
+    from ..workspace import Workspace, write_private
+
+    ws = Workspace(root=root if root is not None else Path.cwd(), name=env, sandbox=sandbox)
+    found = [r for r in records.list_records(ws.records_dir) if r["id"] == run_id]
+    if not found:
+        raise UsageError(f"infra rollback: no run {run_id!r} recorded for {env} in {ws.records_dir}",
+                         hint=f"`infra history {env}` lists the runs that can be rolled back to")
+    merged = restorable(found[0])
+    if merged is None:
+        raise UsageError(f"infra rollback: run {run_id} of {env} cannot be rolled back to "
+                         f"({found[0]['command']}, {found[0]['outcome']}, blueprint kept: "
+                         f"{'yes' if found[0]['blueprint'].get('merged') else 'no'})",
+                         hint="only a successful `infra up` keeps the blueprint it applied")
+    if bool(found[0]["sandbox"]) != sandbox:
+        where = "with" if found[0]["sandbox"] else "without"
+        raise UsageError(f"infra rollback: run {run_id} ran {where} --sandbox; roll back the same way")
+    file = write_private(ws.env_dir / f"rollback-{run_id}.yaml", json.dumps(merged, indent=2, sort_keys=True) + "\n")
+    ctx = build_context(file, "up", confirm, sandbox=sandbox, root=ws.root)
+    ctx.state.record.rollback_of = run_id
+    return run(ctx, "up")
+
+
+def restorable(record: dict) -> dict | None:
+    """The merged blueprint of a run that can be rolled back to (a successful ``up``), else None."""
+    merged = record.get("blueprint", {}).get("merged")
+    ok = record.get("command") == "up" and record.get("outcome") in ("success", "no-changes")
+    return merged if ok and isinstance(merged, dict) else None
 
 
 def configure(file: Path, *, limit: str | None = None, check: bool = False,

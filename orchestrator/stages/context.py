@@ -125,6 +125,7 @@ def new_record(loaded: LoadedBlueprint, command: str, sandbox: bool) -> RunRecor
         blueprint_sha256=loaded.sha256,
         sandbox=sandbox,
         git=records.git_info(loaded.path),
+        merged=loaded.data if command == "up" else None,  # references only: values are resolved apart
     )
 
 

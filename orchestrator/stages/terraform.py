@@ -78,3 +78,27 @@ class OutputsStage:
         ctx.state.outputs = dict(outputs)
         write_private(ctx.ws.outputs_file, json.dumps(ctx.state.outputs, indent=2, sort_keys=True) + "\n")
         return f"{len(outputs)} outputs"
+
+
+class DriftStage:
+    """``infra drift``: init + a plan of the blueprint as it is; saves nothing, applies nothing.
+
+    Drift is what ``up`` would change now: a plan refreshes every object first, so a change made
+    outside Terraform (a tag, a size) shows as a planned update. A refresh-only plan is not used:
+    it also reports, after every apply, attributes that other resources manage (the routes of a
+    route table, the rules of a security group), so it would never be clean.
+    """
+
+    name = "drift"
+
+    def run(self, ctx: Context) -> str:
+        tf = _init(ctx)
+        plan = tf.plan(ctx.ws.plan_file)
+        ctx.ws.plan_file.unlink(missing_ok=True)
+        drifted = sorted({f"{addr} ({action})" for addr, action in plan.changes})
+        ctx.state.plan = plan
+        ctx.state.record.plan = {"has_changes": plan.has_changes, "add": plan.add, "change": plan.change,
+                                 "destroy": plan.destroy, "by_type": plan.by_type, "drift": drifted}
+        if not plan.has_changes:
+            return "no drift"
+        return f"drift: {', '.join(drifted) if drifted else 'outputs differ'}"

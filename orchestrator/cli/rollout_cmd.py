@@ -1,0 +1,147 @@
+"""Rollouts on the command line: ``plan|up|down ROLLOUT`` (called from lifecycle), ``infra drift``
+and ``infra graph``. Parse, call ``orchestrator.rollout``, print: one live line per environment,
+then the final table (environment, provider, result, duration, changes)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import typer
+
+from . import common
+
+FORMAT_OPT = typer.Option("text", "--format", "-f", help="Output: text, markdown (a PR comment) or json.")
+FILES_ARG = typer.Argument(..., help="Blueprint files, folders of blueprints, or one rollout file.",
+                           show_default=False, metavar="FILE...")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("drift")(drift)
+    app.command("graph")(graph)
+
+
+def check_format(fmt: str) -> str:
+    from ..errors import UsageError
+
+    if fmt not in ("text", "markdown", "json"):
+        raise UsageError(f"--format must be text, markdown or json, not {fmt!r}")
+    return fmt
+
+
+class _Live:
+    """One line per environment: a live table on a terminal, else a line per start/finish."""
+
+    def __init__(self, names: list[str], stream) -> None:
+        self.lines = {n: "waiting" for n in names}
+        self.lock = threading.Lock()
+        self.stream = stream
+        self.live = None
+        if getattr(stream, "isatty", lambda: False)():
+            from rich.console import Console
+            from rich.live import Live
+
+            self.live = Live(self._table(), console=Console(file=stream), refresh_per_second=4, transient=True)
+
+    def _table(self):
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 2))
+        for name, line in self.lines.items():
+            table.add_row(name, line[:100])
+        return table
+
+    def __call__(self, name: str, text: str, milestone: bool) -> None:
+        from ..secrets import redact
+
+        with self.lock:
+            self.lines[name] = redact(text)
+            if self.live is not None:
+                self.live.update(self._table())
+            elif milestone:
+                self.stream.write(redact(f"[{name}] {text}") + "\n")
+                self.stream.flush()
+
+    def __enter__(self):
+        if self.live is not None:
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+
+def run_many(files: list[Path], command: str, *, sandbox: bool = False, auto_approve: bool = False,
+             fmt: str = "text") -> None:
+    """``infra COMMAND`` over a rollout file, several files or folders; exits like the worst one."""
+    from ..blueprint.rollout import expand
+    from ..rollout import report, runner
+
+    rollout = expand(list(files))
+    stream = sys.stdout if fmt == "text" else sys.stderr
+    cancel = threading.Event()
+    with _Live([e.name for e in rollout.environments], stream) as live:
+        results, record = runner.run_rollout(rollout, command, sandbox=sandbox, auto_approve=auto_approve,
+                                              status=live, cancel=cancel)
+    if fmt == "markdown":
+        sys.stdout.write(report.markdown(rollout, command, results))
+    elif fmt == "json":
+        common.print_json({**report.as_json(rollout, command, results), "record": str(record)})
+    else:
+        _table(rollout.name, command, report.rows(results))
+        typer.echo(f"logs: {runner.log_dir(Path.cwd(), rollout)}/<environment>.log  record: {record}")
+    raise typer.Exit(exit_code(results, command, cancel.is_set()))
+
+
+def exit_code(results, command: str, interrupted: bool) -> int:
+    if interrupted or any(r.result in ("cancelled", "interrupted") for r in results):
+        return 130
+    failed = [r for r in results if r.result == "failed"]
+    if failed:
+        return failed[0].code or 1
+    if any(r.result in ("skipped", "not-started") for r in results):
+        return 1
+    if command == "drift" and any(r.extra.get("drift") for r in results):
+        return 2
+    return 0
+
+
+def _table(name: str, command: str, rows) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"infra {command} {name}")
+    for col in ("environment", "provider", "result", "duration", "changes"):
+        table.add_column(col, justify="right" if col == "duration" else "left")
+    for row in rows:
+        table.add_row(*row)
+    common.console().print(table)
+
+
+def drift(
+    files: list[Path] = FILES_ARG,
+    sandbox: bool = common.SANDBOX_OPT,
+    fmt: str = FORMAT_OPT,
+) -> None:
+    """Refresh-only plan per environment: did anything change outside infra? Changes nothing.
+
+    Exit 0: no drift; 2: drift found (like terraform's -detailed-exitcode); other codes as for plan.
+    """
+    run_many(files, "drift", sandbox=sandbox, fmt=check_format(fmt))
+
+
+def graph(
+    file: Path = typer.Argument(..., help="Rollout file.", show_default=False),
+    fmt: str = typer.Option("text", "--format", "-f", help="text or mermaid."),
+    reverse: bool = typer.Option(False, "--reverse", help="The order `infra down` uses."),
+) -> None:
+    """Show a rollout's order: waves of environments that may run together."""
+    from ..blueprint.rollout import expand
+    from ..errors import UsageError
+    from ..rollout import graph as g
+
+    if fmt not in ("text", "mermaid"):
+        raise UsageError(f"--format must be text or mermaid, not {fmt!r}")
+    rollout = expand([file])
+    typer.echo(g.mermaid(rollout) if fmt == "mermaid" else g.text(rollout, reverse))

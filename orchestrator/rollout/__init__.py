@@ -1,0 +1,1 @@
+"""Rollouts: several environments run in dependency order, independent ones in parallel."""

@@ -1,0 +1,67 @@
+"""What a rollout's results look like for people and machines: the final table's rows, a
+Markdown summary fit for a pull-request comment, and JSON. Pure: strings and dicts only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..blueprint.rollout import Rollout
+from .scheduler import EnvResult
+
+_MARK = {"success": "✅", "no-changes": "✅", "failed": "❌", "skipped": "⏭️", "cancelled": "⏹️",
+         "interrupted": "⏹️", "not-started": "⏸️"}
+
+
+def changes_text(r: EnvResult) -> str:
+    c = r.changes or {}
+    if "drift" in c:
+        return f"drift: {len(c['drift'])}" if c.get("has_changes") else "no drift"
+    if not c:
+        return "-"
+    if not c.get("has_changes"):
+        return "no changes"
+    return f"+{c.get('add', 0)} ~{c.get('change', 0)} -{c.get('destroy', 0)}"
+
+
+def rows(results: list[EnvResult]) -> list[tuple[str, str, str, str, str]]:
+    """(environment, provider, result, duration, changes) per environment."""
+    out = []
+    for r in results:
+        d = r.duration
+        out.append((r.name, r.provider, r.result, "-" if d is None else f"{d:.1f}s", changes_text(r)))
+    return out
+
+
+def markdown(rollout: Rollout, command: str, results: list[EnvResult]) -> str:
+    """``infra plan --format markdown``: per environment, the changes by resource type."""
+    lines = [f"### infra {command}: {rollout.name} ({len(results)} environment"
+             f"{'s' if len(results) != 1 else ''})", "",
+             "| environment | provider | result | changes |", "|---|---|---|---|"]
+    for name, provider, result, _, changes in rows(results):
+        lines.append(f"| `{name}` | {provider} | {_MARK.get(result, '')} {result} | {changes} |")
+    for r in results:
+        lines += ["", f"<details><summary><code>{r.name}</code>: {changes_text(r)}</summary>", ""]
+        if r.error:
+            lines += [f"> {_cell(r.error)}", ""]
+        if r.extra.get("render"):
+            lines += [f"render: {_cell(r.extra['render'])}", ""]
+        by_type = (r.changes or {}).get("by_type") or {}
+        if by_type:
+            lines += ["| resource type | add | change | destroy |", "|---|--:|--:|--:|"]
+            for rtype, counts in sorted(by_type.items()):
+                lines.append(f"| `{rtype}` | " + " | ".join(str(counts.get(k, 0) or "") for k in
+                                                          ("add", "change", "destroy")) + " |")
+            lines.append("")
+        for item in (r.changes or {}).get("drift") or []:
+            lines.append(f"- drifted: `{item}`")
+        lines.append("</details>")
+    return "\n".join(lines) + "\n"
+
+
+def as_json(rollout: Rollout, command: str, results: list[EnvResult]) -> dict[str, Any]:
+    return {"rollout": rollout.name, "command": command,
+            "environments": [r.as_json() for r in results]}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

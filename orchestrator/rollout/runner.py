@@ -1,0 +1,160 @@
+"""The real per-environment run of a rollout, and the rollout's own record.
+
+Each environment runs through ``stages.commands`` exactly as ``infra plan|up|down FILE`` would:
+its own lock, its own run record. Its progress goes to ``.infra/logs/<rollout>/<env>.log``
+(owner-only, redacted like every progress line); the last line it printed is the environment's
+live status. The rollout record (``.infra/rollouts/<rollout>/<UTC>-<id>.json``) lists every
+environment's result and the id of its run record.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from ..blueprint.rollout import Rollout, RolloutEnv
+from ..errors import ConfirmationRequired, InfraError
+from .scheduler import EnvResult, RunOne, Status, schedule
+
+COMMANDS = ("plan", "up", "down", "drift")
+
+
+class _LineTee:
+    """A text stream that appends to the log and reports each finished line."""
+
+    def __init__(self, log: Any, on_line: Any) -> None:
+        self.log, self.on_line, self._buf = log, on_line, ""
+
+    def write(self, text: str) -> int:
+        self.log.write(text)
+        self.log.flush()
+        self._buf += text
+        *lines, self._buf = self._buf.split("\n")
+        for line in lines:
+            if line.strip():
+                self.on_line(line.strip())
+        return len(text)
+
+    def flush(self) -> None:
+        self.log.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+def log_dir(root: Path, rollout: Rollout) -> Path:
+    return root / ".infra" / "logs" / rollout.name
+
+
+def _confirm(auto_approve: bool, action: str):
+    def confirm(plan: object) -> bool:
+        if auto_approve:
+            return True
+        raise ConfirmationRequired(
+            f"refusing to {action} an environment of a rollout without --auto-approve",
+            hint="review `infra plan ROLLOUT` first, then run with --auto-approve",
+        )
+    return confirm
+
+
+def env_runner(command: str, *, root: Path, logs: Path, sandbox: bool = False,
+               auto_approve: bool = False) -> RunOne:
+    """The function ``schedule`` calls for each environment: one ``infra COMMAND FILE``."""
+    from ..progress import Progress
+    from ..stages import commands
+    from ..workspace import private_dir
+
+    private_dir(logs)
+
+    def run_one(env: RolloutEnv, status: Any) -> EnvResult:
+        import os
+
+        path = logs / f"{env.name}.log"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as log:
+            tee = _LineTee(log, status)
+            progress = Progress(stream=tee, err_stream=tee, interactive=False)
+            result = EnvResult(env.name, env.provider)
+            ctx = None
+            try:
+                action = "destroy" if command == "down" else "apply"
+                ctx = commands.build_context(env.path, command, _confirm(auto_approve, action), sandbox=sandbox,
+                                             root=root, progress=progress)
+                commands.run(ctx, command, commands.stages_for(ctx, command))
+            except InfraError as exc:
+                from ..secrets import redact
+
+                result.result = "interrupted" if exc.exit_code == 130 else "failed"
+                result.error, result.code = redact(exc.message), exc.exit_code
+                result.record_id = ctx.state.record.id if ctx is not None else None
+                tee.write(f"error: {result.error}\n")
+                return result
+            rec = ctx.state.record
+            result.result, result.record_id = rec.outcome, rec.id
+            if ctx.state.plan is not None:
+                result.changes = dict(rec.plan or {})
+            if rec.stages and rec.stages[0]["name"] == "render":
+                result.extra["render"] = rec.stages[0].get("detail", "")
+            if command == "drift":
+                result.extra["drift"] = bool(ctx.state.plan is not None and ctx.state.plan.has_changes)
+            return result
+
+    return run_one
+
+
+def run_rollout(rollout: Rollout, command: str, *, root: Path | None = None, sandbox: bool = False,
+                auto_approve: bool = False, status: Status | None = None,
+                cancel: threading.Event | None = None) -> tuple[list[EnvResult], Path]:
+    """Run ``command`` over the rollout; returns the results and the rollout record's path."""
+    root = root if root is not None else Path.cwd()
+    if sandbox:  # one emulator for all: started here, before the threads race to start it
+        from ..providers.registry import get as get_provider
+        from ..sandbox import Sandbox
+
+        if any(get_provider(e.provider).sandbox for e in rollout.environments):
+            Sandbox.start(root / ".infra")
+    started = time.time()
+    runner = env_runner(command, root=root, logs=log_dir(root, rollout), sandbox=sandbox,
+                        auto_approve=auto_approve)
+    results = schedule(rollout, runner, reverse=command == "down", cancel=cancel, status=status)
+    return results, write_record(root, rollout, command, sandbox, started, results)
+
+
+def write_record(root: Path, rollout: Rollout, command: str, sandbox: bool, started: float,
+                 results: list[EnvResult]) -> Path:
+    from ..secrets import redact
+    from ..workspace import private_dir, write_private
+
+    finished = time.time()
+    body = {
+        "id": uuid.uuid4().hex[:8],
+        "rollout": rollout.name,
+        "file": str(rollout.path) if rollout.path else None,
+        "command": command,
+        "sandbox": sandbox,
+        "started_at": _iso(started),
+        "finished_at": _iso(finished),
+        "duration_s": round(finished - started, 3),
+        "outcome": overall(results),
+        "environments": [r.as_json() for r in results],
+    }
+    folder = private_dir(root / ".infra" / "rollouts" / rollout.name)
+    path = folder / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(finished))}-{body['id']}.json"
+    write_private(path, redact(json.dumps(body, indent=2, sort_keys=True)) + "\n")
+    return path
+
+
+def overall(results: list[EnvResult]) -> str:
+    if all(r.result in ("success", "no-changes") for r in results):
+        return "success"
+    if any(r.result in ("cancelled", "interrupted") for r in results):
+        return "interrupted"
+    return "failed"
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
