@@ -7,8 +7,15 @@ STAMP  := $(VENV)/.installed-stamp
 # in which case terraform downloads providers as usual.
 export INFRA_TF_PLUGIN_MIRROR ?= $(shell scripts/find-tf-mirror)
 PYTEST_ARGS ?=
+# checkov (terraform scan) lives in its own virtualenv, outside the app's dependencies.
+INFRA_TOOLS_CACHE ?= $(or $(INFRA_TEST_CACHE),/var/cache/infra-tests)
+CHECKOV_VENV ?= $(INFRA_TOOLS_CACHE)/checkov-venv
+export INFRA_CHECKOV ?= $(CHECKOV_VENV)/bin/checkov
+# ansible-lint (--profile production over ansible/) in its own virtualenv too.
+ANSIBLE_LINT_VENV ?= $(INFRA_TOOLS_CACHE)/ansible-lint-venv
+export INFRA_ANSIBLE_LINT ?= $(ANSIBLE_LINT_VENV)/bin/ansible-lint
 
-.PHONY: setup demo test golden lint bench clean
+.PHONY: setup demo test golden lint bench clean checkov ansible-lint provider-schemas
 
 setup: $(STAMP)
 
@@ -30,7 +37,32 @@ lint: setup
 	$(BIN)/ruff check .
 	terraform fmt -check -recursive terraform templates
 
-test: setup lint
+$(CHECKOV_VENV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov>=3.2,<4'
+
+checkov: $(CHECKOV_VENV)/bin/checkov
+
+$(ANSIBLE_LINT_VENV)/bin/ansible-lint:
+	$(PYTHON) -m venv $(ANSIBLE_LINT_VENV)
+	$(ANSIBLE_LINT_VENV)/bin/python -m pip install --quiet 'ansible-lint>=25.1,<27'
+
+ansible-lint: $(ANSIBLE_LINT_VENV)/bin/ansible-lint
+
+# The azurerm and google provider schemas (from the prebuilt cdktf packages' jsii assemblies,
+# ~95 MB of wheels) and python-hcl2, for tests/unit/test_provider_schemas.py; outside the app.
+SCHEMA_DIR ?= $(INFRA_TOOLS_CACHE)/schemas
+HCL2_VENV  ?= $(INFRA_TOOLS_CACHE)/hcl2-venv
+$(HCL2_VENV)/bin/python:
+	$(PYTHON) -m venv $(HCL2_VENV)
+	$(HCL2_VENV)/bin/python -m pip install --quiet 'python-hcl2>=7,<8'
+	mkdir -p $(SCHEMA_DIR)
+	$(HCL2_VENV)/bin/python -m pip download --quiet --no-deps -d $(SCHEMA_DIR) \
+		'cdktf-cdktf-provider-azurerm==14.23.1' 'cdktf-cdktf-provider-google==16.12.1'
+
+provider-schemas: $(HCL2_VENV)/bin/python
+
+test: setup lint checkov ansible-lint provider-schemas
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The only way to rewrite tests/golden/ (after an intended change): review `git diff tests/golden/`.

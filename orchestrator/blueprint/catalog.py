@@ -45,7 +45,12 @@ def _data(provider: str) -> dict[str, Any]:
     kind = raw.get("kind")
     if kind not in KINDS:
         raise ValueError(f"{path}: kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    return {"kind": kind, "machines": raw.get("machines") or {}}
+    return {"kind": kind, "machines": raw.get("machines") or {}, "settings": raw.get("settings") or {}}
+
+
+def setting(provider: str, name: str, default: Any = None) -> Any:
+    """A provider fact under ``settings:`` (e.g. ``spot_min_instance_types``, ``autoscaler``)."""
+    return _data(provider)["settings"].get(name, default)
 
 
 def kind(provider: str) -> Kind:

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from orchestrator.blueprint import catalog
+from orchestrator.blueprint import catalog, eks_versions
 
 MIG_GPU_TYPES = ("a100", "h100", "h200")
 MODEL_URI_SCHEMES = ("s3://", "gs://", "az://", "https://", "file://")
@@ -105,6 +105,18 @@ def _bucket(value: str) -> str:
     return value
 
 
+_PRINCIPAL = re.compile(r"arn:aws(-[a-z]+)*:(iam::\d{12}:(role|user)(/[\w+=,.@-]+)*/[\w+=,.@-]{1,128}"
+                        r"|sts::\d{12}:assumed-role/[\w+=,.@-]{1,64}/[\w+=,.@-]{1,64})")
+
+
+def _principal(value: str) -> str:
+    """A cloud principal: an IAM role or user ARN (arn:aws:iam::123456789012:role/name)."""
+    _printable(value, 2048)
+    if not _PRINCIPAL.fullmatch(value):
+        raise ValueError("must be an IAM role or user ARN such as arn:aws:iam::123456789012:role/ml-admins")
+    return value
+
+
 LabelKey = Annotated[str, AfterValidator(_label_key)]
 LabelValue = Annotated[str, AfterValidator(_label_value)]
 TagKey = Annotated[str, Field(min_length=1), _text(128)]
@@ -116,7 +128,8 @@ class _Model(BaseModel):
 
 
 class Kubernetes(_Model):
-    version: str = Field(default="1.30", pattern=r"^1\.(2[6-9]|3[0-9])$")
+    # Default: the newest version of data/versions/eks.yaml (in EKS standard support when recorded).
+    version: str = Field(default_factory=eks_versions.default_version, pattern=r"^1\.(2[6-9]|3[0-9])$")
     public_endpoint: bool = False
     authorized_networks: list[Annotated[str, _text(64)]] = Field(default_factory=list)
 
@@ -131,9 +144,40 @@ class Kubernetes(_Model):
         return value
 
 
+_ZONE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9][a-z]?(-[a-z0-9]+)?[a-z]")
+
+
 class Network(_Model):
     cidr: Annotated[str, _text(64)] = "10.0.0.0/16"
-    zones: int = Field(default=2, ge=1, le=6)
+    # A count (the first N zones the cloud lists) or zone names (pinned, in subnet order).
+    zones: int | list[str] = 3
+
+    @field_validator("zones", mode="before")
+    @classmethod
+    def _zones(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("must be a number of zones (2 to 6) or a list of zone names")
+        if isinstance(value, int):
+            if not 2 <= value <= 6:
+                raise ValueError(f"must be >= 2 and <= 6 (EKS needs two zones), not {value}")
+        elif isinstance(value, list):
+            if not 2 <= len(value) <= 6:
+                raise ValueError(f"must name 2 to 6 zones, not {len(value)}")
+            for i, zone in enumerate(value):
+                if not isinstance(zone, str) or not _ZONE.fullmatch(zone):
+                    raise ValueError(f"[{i}] must be a zone name such as us-east-1a")
+            if len(set(value)) != len(value):
+                raise ValueError("names a zone twice")
+        return value
+
+    @property
+    def zone_count(self) -> int:
+        return self.zones if isinstance(self.zones, int) else len(self.zones)
+
+    @property
+    def zone_names(self) -> list[str]:
+        """The pinned zone names, or [] when only a count is given."""
+        return [] if isinstance(self.zones, int) else list(self.zones)
 
     @field_validator("cidr")
     @classmethod
@@ -174,11 +218,17 @@ class NodePool(_Model):
     min: int | None = Field(default=None, ge=0, le=1000)
     desired: int | None = Field(default=None, ge=0, le=1000)
     max: int | None = Field(default=None, ge=0, le=1000)
+    # Several types (same GPU type and count, see semantics) let a spot pool ride out a shortage.
+    instance_types: list[Annotated[str, AfterValidator(_machine_type)]] | None = None
     gpu: Gpu | None = None
-    spot: bool | None = None
+    spot: bool | None = None  # alias of capacity_type: spot
+    capacity_type: Literal["on_demand", "spot", "capacity_block"] | None = None
+    capacity_reservation_id: str | None = Field(default=None, pattern=r"^cr-[0-9a-f]{8,17}$")
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
     taints: list[Taint] | None = None
     mig: Mig | None = None
+    # What the pool is for (docs/kubernetes.md, "Capacity"): default system without GPUs, else training.
+    purpose: Literal["training", "inference", "system"] | None = None
 
     @property
     def effective_taints(self) -> list[Taint]:
@@ -186,6 +236,20 @@ class NodePool(_Model):
         if self.taints is not None:
             return list(self.taints)
         return [GPU_TAINT] if self.gpu else []
+
+    @property
+    def all_instance_types(self) -> list[str]:
+        """instance_types, or the single instance_type (blueprint v1), or []."""
+        if self.instance_types:
+            return list(self.instance_types)
+        return [self.instance_type] if self.instance_type else []
+
+    @property
+    def effective_capacity_type(self) -> str:
+        """capacity_type; ``spot: true`` is its alias; otherwise on_demand."""
+        if self.capacity_type:
+            return self.capacity_type
+        return "spot" if self.spot else "on_demand"
 
     @property
     def effective_desired(self) -> int | None:
@@ -208,10 +272,24 @@ class Team(_Model):
     gpu_quota: int = Field(default=0, ge=0, le=100000)
     borrowing_limit: int | None = Field(default=None, ge=0, le=100000)
     groups: list[Annotated[str, Field(min_length=1), _text(512)]] = Field(default_factory=list)
+    # Cloud principals (on AWS: IAM role or user ARNs) mapped to the team's Kubernetes groups.
+    members: list[Annotated[str, AfterValidator(_principal)]] = Field(default_factory=list)
+    pools: list[K8sName] | None = None  # GPU pools the team may use; default all of the right purpose
 
     @property
     def effective_namespace(self) -> str:
         return self.namespace or self.name
+
+
+class Access(_Model):
+    """Who may log in to the cluster besides team members (docs/blueprint.md, "access")."""
+    admins: list[Annotated[str, AfterValidator(_principal)]] = Field(default_factory=list)
+    # Whether the identity that creates the cluster stays admin; default: only when no admins are given.
+    creator_admin: bool | None = None
+
+    @property
+    def effective_creator_admin(self) -> bool:
+        return self.creator_admin if self.creator_admin is not None else not self.admins
 
 
 class Model(_Model):
@@ -220,6 +298,8 @@ class Model(_Model):
     replicas: int = Field(default=1, ge=1, le=1000)
     gpu: int = Field(default=0, ge=0, le=16)
     team: K8sName
+    # Optional: the model file's SHA-256 (hex); the configure stage checks the fetched file against it.
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
     @field_validator("uri")
     @classmethod
@@ -277,7 +357,9 @@ class Blueprint(_Model):
     teams: list[Team] = Field(default_factory=list)
     inference: Inference | None = None
     state: State = Field(default_factory=State)
+    access: Access = Field(default_factory=Access)
     secrets: dict[SecretName, SecretRef] = Field(default_factory=dict)
+    overcommit: bool = False  # teams' guarantees may exceed pool capacity (a warning, not an error)
 
     @field_validator("provider", mode="before")
     @classmethod

@@ -7,17 +7,19 @@ loader then points at the enclosing mapping. Messages never quote secret values.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from orchestrator.blueprint import catalog, network
+from orchestrator.blueprint import capacity, catalog, eks_versions, network
 from orchestrator.blueprint.models import MIG_GPU_TYPES, Blueprint, Gpu, NodePool
 from orchestrator.blueprint.yamlpos import format_path
 
 Path_ = tuple[Any, ...]
 Issue = tuple[Path_, str]
 OPEN_NETWORKS = ("0.0.0.0/0", "::/0")
-HOSTS_FORBIDDEN = ("instance_type", "min", "desired", "max", "spot")  # on pools of a hosts provider
+HOSTS_FORBIDDEN = ("instance_type", "instance_types", "min", "desired", "max", "spot", "capacity_type",
+                   "capacity_reservation_id")  # on pools of a hosts provider
 STATE_FIELDS = ("bucket", "storage_account", "container")
 STATE_REQUIRED = {
     "local": (),
@@ -30,7 +32,7 @@ STATE_REQUIRED = {
 def check(bp: Blueprint) -> list[tuple[tuple, str]]:
     """Every semantic violation in ``bp``, in a stable order."""
     rules = (_placement, _pools, _unique_names, _references, _mig, _gpu_catalog, _hosts,
-             _endpoint, _capacity, _state)
+             _endpoint, _capacity, capacity.issues, _state, _purchase, _members, _version)
     return [issue for rule in rules for issue in rule(bp)]
 
 
@@ -72,6 +74,11 @@ def _cloud_pool(pool: NodePool, at: Path_, provider: str) -> Iterator[Issue]:
     """instance_type, min and max required; 0 <= min <= desired <= max."""
     missing = False
     for name in ("instance_type", "min", "max"):
+        if name == "instance_type" and pool.instance_types:
+            if pool.instance_type is not None:
+                missing = True
+                yield (*at, "instance_type"), "give instance_type or instance_types, not both"
+            continue
         if getattr(pool, name) is None:
             missing = True
             yield (*at, name), f"required field is missing (node pools on {provider} need it)"
@@ -139,23 +146,27 @@ def _mig(bp: Blueprint) -> Iterator[Issue]:
 
 
 def _gpu_catalog(bp: Blueprint) -> Iterator[Issue]:
-    """The pool's gpu block must match what the catalog says the instance type carries."""
+    """The pool's gpu block must match what the catalog says each instance type carries."""
     for i, pool in enumerate(bp.node_pools):
-        known = catalog.lookup(bp.provider, pool.instance_type) if bp.is_cloud else None
-        if known is None:
-            continue
-        at = ("node_pools", i)
-        if pool.gpu is None:
-            if known.gpu_type:
-                yield (*at, "instance_type"), (
-                    f"{known.name} has {known.describe()} GPUs: add gpu: "
-                    f"{{type: {known.gpu_type}, count: {known.gpu_count}}}"
-                )
-        elif not known.gpu_type:
-            yield (*at, "gpu"), f"{known.name} has no GPUs: remove gpu or choose a GPU instance type"
-        elif (pool.gpu.type, pool.gpu.count) != (known.gpu_type, known.gpu_count):
-            field = "type" if pool.gpu.type != known.gpu_type else "count"
-            yield (*at, "gpu", field), f"{known.name} has {known.describe()}, not {_gpu(pool.gpu)}"
+        for j, name in enumerate(pool.all_instance_types if bp.is_cloud else []):
+            known = catalog.lookup(bp.provider, name)
+            if known is None:
+                continue
+            at = ("node_pools", i)
+            type_at = (*at, "instance_type") if pool.instance_type else (*at, "instance_types", j)
+            if pool.gpu is None:
+                if known.gpu_type:
+                    yield type_at, (
+                        f"{known.name} has {known.describe()} GPUs: add gpu: "
+                        f"{{type: {known.gpu_type}, count: {known.gpu_count}}}"
+                    )
+            elif not known.gpu_type:
+                where = (*at, "gpu") if pool.instance_type else type_at
+                yield where, f"{known.name} has no GPUs: remove gpu or choose a GPU instance type"
+            elif (pool.gpu.type, pool.gpu.count) != (known.gpu_type, known.gpu_count):
+                field = "type" if pool.gpu.type != known.gpu_type else "count"
+                where = (*at, "gpu", field) if pool.instance_type else type_at
+                yield where, f"{known.name} has {known.describe()}, not {_gpu(pool.gpu)}"
 
 
 def _hosts(bp: Blueprint) -> Iterator[Issue]:
@@ -187,14 +198,14 @@ def _capacity(bp: Blueprint) -> Iterator[Issue]:
     """Every cloud node's addresses must fit the private subnets."""
     if not bp.is_cloud:
         return
-    fit = network.node_capacity(bp.network.cidr, bp.network.zones)
+    fit = network.node_capacity(bp.network.cidr, bp.network.zone_count)
     total = 0
     for i, pool in enumerate(bp.node_pools):
         total += pool.max or 0
         if total > fit:
             yield ("node_pools", i, "max"), (
                 f"node pools ask for up to {total} nodes but the private subnets of {bp.network.cidr} "
-                f"across {bp.network.zones} zone(s) fit {fit} ({network.ADDRESSES_PER_NODE} addresses "
+                f"across {bp.network.zone_count} zone(s) fit {fit} ({network.ADDRESSES_PER_NODE} addresses "
                 "per node): lower max or use a larger network.cidr"
             )
             return
@@ -210,3 +221,47 @@ def _state(bp: Blueprint) -> Iterator[Issue]:
         elif name not in required and value is not None:
             uses = f" (it uses {' and '.join(required)})" if required else ""
             yield ("state", name), f"not allowed with backend {state.backend}{uses}"
+
+
+def _purchase(bp: Blueprint) -> Iterator[Issue]:
+    """How pools buy capacity (docs/blueprint.md, "capacity_type"): spot needs two instance
+    types, inference pools are never spot, a capacity block names its reservation."""
+    for i, pool in enumerate(bp.node_pools if bp.is_cloud else []):
+        at = ("node_pools", i)
+        kind = pool.effective_capacity_type
+        if pool.spot is not None and pool.capacity_type is not None and pool.spot != (kind == "spot"):
+            yield (*at, "spot"), f"disagrees with capacity_type {kind}: remove spot"
+        if kind == "spot" and pool.purpose == "inference":
+            yield (*at, "capacity_type" if pool.capacity_type else "spot"), (
+                "inference pools serve traffic and must not be reclaimed: use on_demand or capacity_block")
+        elif kind == "spot" and len(pool.all_instance_types) < (least := catalog.setting(
+                bp.provider, "spot_min_instance_types", 1)):
+            yield (*at, "instance_type" if pool.instance_type else "instance_types"), (
+                f"a spot pool needs at least {least} instance_types (one capacity shortage would starve it)")
+        if kind == "capacity_block" and not pool.capacity_reservation_id:
+            yield (*at, "capacity_type"), "capacity_block requires capacity_reservation_id (cr-...)"
+        if kind != "capacity_block" and pool.capacity_reservation_id:
+            yield (*at, "capacity_reservation_id"), "only allowed with capacity_type: capacity_block"
+
+
+def _members(bp: Blueprint) -> Iterator[Issue]:
+    """A team's members are mapped to its Kubernetes groups: members without groups reach nothing."""
+    for i, team in enumerate(bp.teams):
+        if team.members and not team.groups:
+            yield ("teams", i, "members"), "needs groups: members are mapped to the team's Kubernetes groups"
+
+
+def _version(bp: Blueprint) -> Iterator[Issue]:
+    """A Kubernetes version the provider no longer runs (past the end of extended support on EKS)."""
+    for level, message in eks_versions.version_issues(bp.provider, bp.kubernetes.version, dt.date.today()):
+        if level == "error":
+            yield ("kubernetes", "version"), message
+
+
+def warnings(bp: Blueprint) -> list[Issue]:
+    """What validation reports without failing: a version in extended support (it costs more), and
+    guarantees beyond capacity when the blueprint says ``overcommit: true``."""
+    found = [(("kubernetes", "version"), message)
+             for level, message in eks_versions.version_issues(bp.provider, bp.kubernetes.version, dt.date.today())
+             if level == "warning"]
+    return found + list(capacity.warnings(bp))

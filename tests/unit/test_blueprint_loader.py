@@ -106,12 +106,12 @@ def test_yaml_anchors_and_merge_keys(tmp_path):
         "    min: 0\n"
         "    max: 2\n"
         "  - <<: *gpu\n"
-        "    name: l4-spot\n"
-        "    spot: true\n"
+        "    name: l4-big\n"
+        "    max: 4\n"
     )
     pools = load(write(tmp_path / "bp.yaml", text)).model.node_pools
-    assert [(p.name, p.instance_type, p.spot) for p in pools] == [
-        ("system", "m6i.large", None), ("l4", "g6.xlarge", None), ("l4-spot", "g6.xlarge", True),
+    assert [(p.name, p.instance_type, p.max) for p in pools] == [
+        ("system", "m6i.large", 2), ("l4", "g6.xlarge", 2), ("l4-big", "g6.xlarge", 4),
     ]
 
 
@@ -125,7 +125,7 @@ def test_extends_deep_merges_maps_and_replaces_lists():
     assert loaded.files == [prod.resolve(), base.resolve()]
     assert loaded.data["tags"] == {"cost-center": "ml", "owner": "ml-infra"}
     assert loaded.data["kubernetes"] == {
-        "version": "1.30", "public_endpoint": True, "authorized_networks": ["203.0.113.0/24"],
+        "version": "1.35", "public_endpoint": True, "authorized_networks": ["203.0.113.0/24"],
     }
     assert [p["name"] for p in loaded.data["node_pools"]] == ["h100"]
     bp = loaded.model
@@ -164,7 +164,7 @@ def test_model_error_in_base_and_child_are_both_located(tmp_path):
     ]
     assert problems[1].message == (
         "unknown field 'surprise' (allowed: blueprint, name, provider, region, tags, kubernetes, network, "
-        "node_pools, hosts, teams, inference, state, secrets, extends)"
+        "node_pools, hosts, teams, inference, state, access, secrets, overcommit, extends)"
     )
 
 
@@ -210,7 +210,7 @@ def test_extends_must_be_a_path(tmp_path):
 
 
 def test_duplicate_key_in_nested_mapping(tmp_path):
-    path = write(tmp_path / "bp.yaml", VALID + 'kubernetes:\n  version: "1.29"\n  version: "1.30"\n')
+    path = write(tmp_path / "bp.yaml", VALID + 'kubernetes:\n  version: "1.34"\n  version: "1.35"\n')
     problems = problems_of(path)
     assert [(p.line, p.column, p.path, p.message) for p in problems] == [
         (12, 3, "kubernetes.version", "duplicate key 'version' (first given on line 11)"),

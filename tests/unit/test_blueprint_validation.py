@@ -93,7 +93,7 @@ CASES = [
          "name", 1, 1, "required field is missing"),
     case("cidr-public", AWS + "network:\n  cidr: 8.8.0.0/16\n" + POOL,
          "network.cidr", 6, 9, "not a private (RFC 1918) range"),
-    case("zones-range", AWS + "network: {zones: 7}\n" + POOL, "network.zones", 5, 18, "must be <= 6"),
+    case("zones-range", AWS + "network: {zones: 7}\n" + POOL, "network.zones", 5, 18, "must be >= 2 and <= 6"),
     case("k8s-version-unquoted", AWS + "kubernetes:\n  version: 1.30\n" + POOL,
          "kubernetes.version", 6, 12, "must be a string (put it in quotes)"),
     case("authorized-network-not-cidr",
@@ -239,12 +239,19 @@ CASES = [
     case("authorized-everyone", AWS + POOL + "kubernetes:\n  authorized_networks: [0.0.0.0/0]\n",
          "kubernetes.authorized_networks[0]", 11, 25,
          "0.0.0.0/0 opens the API endpoint to the whole internet"),
-    case("capacity", AWS + "network: {zones: 1}\n" + y("""
+    case("capacity", AWS + "network: {zones: 2}\n" + y("""
         node_pools:
-          - {name: a, instance_type: m6i.large, min: 0, max: 100}
-          - {name: b, instance_type: m6i.large, min: 0, max: 50}
-        """), "node_pools[1].max", 8, 54, "ask for up to 150 nodes but the private subnets of 10.0.0.0/16 "
-         "across 1 zone(s) fit 127"),
+          - {name: a, instance_type: m6i.large, min: 0, max: 200}
+          - {name: b, instance_type: m6i.large, min: 0, max: 100}
+        """), "node_pools[1].max", 8, 54, "ask for up to 300 nodes but the private subnets of 10.0.0.0/16 "
+         "across 2 zone(s) fit 255"),
+    case("zones-one", AWS + "network: {zones: 1}\n" + POOL, "network.zones", 5, 18, "EKS needs two zones"),
+    case("spot-one-type", AWS + y("""
+        node_pools:
+          - {name: a, instance_type: m6i.large, min: 0, max: 2, spot: true}
+        """), "node_pools[0].instance_type", 6, 30, "a spot pool needs at least 2 instance_types"),
+    case("member-arn", AWS + POOL + "teams:\n  - {name: t, groups: [g], members: [arn:aws:iam::12:role/x]}\n",
+         "teams[0].members[0]", 11, 38, "must be an IAM role or user ARN"),
     case("s3-bucket-missing", AWS + POOL + "state: {backend: s3}\n",
          "state.bucket", 10, 1, "required for backend s3"),
     case("azurerm-bucket",

@@ -128,16 +128,6 @@ def test_bad_output_format_is_bad_input(tmp_path: Path) -> None:
 # --- render ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("fixture", "provider"), [("azure.yaml", "azure")])
-def test_render_unsupported_provider(fixture: str, provider: str, tmp_path: Path) -> None:
-    assert infra("validate", str(FIXTURES / fixture), cwd=tmp_path).returncode == 0  # valid blueprint
-    proc = infra("render", str(FIXTURES / fixture), "--out", str(tmp_path / "out"), cwd=tmp_path)
-    line = _assert_one_line_error(proc)
-    assert line.startswith(f"error: provider '{provider}' cannot be rendered or applied yet")
-    assert not (tmp_path / "out").exists()
-    assert not (tmp_path / "build").exists()
-
-
 def test_render_default_out_is_build(tmp_path: Path) -> None:
     proc = infra("render", str(EXAMPLES / "sandbox.yaml"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -35,6 +35,10 @@ RULES: dict[str, tuple[tuple[str, ...], str]] = {
          "orchestrator.cli", "orchestrator.ops"),
         "kube is the API client: it reads rendered files, never the renderer or a provider",
     ),
+    "orchestrator.rollout": (
+        ("orchestrator.cli",),
+        "a rollout runs environments through the stages; printing is the CLI's",
+    ),
     "orchestrator.providers": (
         ("orchestrator.engines", "orchestrator.stages", "orchestrator.cli", "orchestrator.render",
          "orchestrator.kube"),

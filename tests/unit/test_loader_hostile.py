@@ -259,8 +259,17 @@ def test_non_utf8_after_multibyte_characters(tmp_path):
     assert one_problem(path) == f"{path}:2:12: not UTF-8 text (byte 0xc3)"
 
 
-def test_directory_is_refused_in_our_format(tmp_path):
-    assert usage_error(tmp_path) == f"error: cannot read blueprint {tmp_path}: not a regular file (a directory)"
+def test_directory_without_blueprints_is_refused_in_our_format(tmp_path):
+    """A folder is a set of blueprints to `infra validate` (docs/rollouts.md); an empty one is bad input."""
+    assert usage_error(tmp_path) == f"error: {tmp_path}: no blueprint files (*.yaml) in this folder"
+
+
+def test_directory_named_as_an_extends_target_is_refused(tmp_path):
+    (tmp_path / "base").mkdir()
+    write(tmp_path / "bp.yaml", "extends: base\n" + VALID)
+    code, out, err = validate(tmp_path / "bp.yaml")
+    assert (code, out) == (2, ""), err
+    assert "not a regular file (a directory)" in err and err.startswith(f"{tmp_path / 'bp.yaml'}:1:"), err
 
 
 def test_path_through_a_file_is_refused(tmp_path):

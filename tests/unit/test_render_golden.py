@@ -22,6 +22,7 @@ S3 backend without lock, explicit taints of every effect) and ``examples/onprem-
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -53,8 +54,11 @@ CASES = {
     "prod-us": EXAMPLES / "aws-gpu.yaml",
     "edge-eu": INPUTS / "edge-eu.yaml",
     "onprem": EXAMPLES / "onprem-gpu.yaml",
+    "prod-weu": EXAMPLES / "azure-gpu.yaml",
+    "prod-usc": EXAMPLES / "gcp-gpu.yaml",
 }
-AWS_CASES = sorted(name for name in CASES if name != "onprem")  # the cases that render Terraform
+# the cases that render AWS Terraform
+AWS_CASES = sorted(name for name in CASES if name not in ("onprem", "prod-weu", "prod-usc"))
 SECRET_VALUE = "s3cr3t-value"
 
 
@@ -78,6 +82,31 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+# Vendored releases are rendered verbatim (1.7 MB for Kueue): the golden keeps their digest in
+# ``<file>.sha256`` instead of a copy; the comparison maps both sides to ``sha256:<hex>``.
+VENDORED = ("kubernetes/install/kueue.yaml",)
+
+
+def _digested(files: dict[str, bytes]) -> dict[str, bytes]:
+    """``files`` with each vendored file replaced by its digest, under its own name."""
+    out = dict(files)
+    for rel in VENDORED:
+        if rel in out:
+            out[rel] = b"sha256:" + hashlib.sha256(out[rel]).hexdigest().encode() + b"\n"
+        if rel + ".sha256" in out:
+            out[rel] = out.pop(rel + ".sha256")
+    return out
+
+
+def _on_disk(files: dict[str, bytes]) -> dict[str, bytes]:
+    """What ``make golden`` writes: vendored files as ``<file>.sha256``."""
+    out = _digested(files)
+    for rel in VENDORED:
+        if rel in out:
+            out[rel + ".sha256"] = out.pop(rel)
+    return out
+
+
 def _update_golden(name: str, files: dict[str, bytes]) -> None:
     target = GOLDEN / name
     for rel, data in files.items():
@@ -93,13 +122,14 @@ def _golden(name: str) -> dict[str, bytes]:
     if UPDATE:
         if os.environ.get("CI"):
             pytest.fail(REFUSE_IN_CI)
-        _update_golden(name, _flat(_model(CASES[name])))
-    tree = _tree(GOLDEN / name)
+        _update_golden(name, _on_disk(_flat(_model(CASES[name]))))
+    tree = _digested(_tree(GOLDEN / name))
     assert tree, f"no golden files in tests/golden/{name}: run `make golden` (see module docstring)"
     return tree
 
 
 def _assert_same(actual: dict[str, bytes], expected: dict[str, bytes], name: str) -> None:
+    actual = _digested(actual)
     assert sorted(actual) == sorted(expected), f"file set of {name} differs from tests/golden/{name}"
     differing = [rel for rel in sorted(expected) if actual[rel] != expected[rel]]
     assert differing == [], (
@@ -158,11 +188,13 @@ def test_golden_covers_the_expected_layout() -> None:
     modules = {rel for rel in _golden("demo") if rel.startswith("terraform/modules/")}
     assert modules == {
         f"terraform/modules/aws_gpu_cluster/{f}"
-        for f in ("iam.tf", "main.tf", "network.tf", "outputs.tf", "variables.tf", "versions.tf")
+        for f in ("access.tf", "addons.tf", "autoscaler.tf", "iam.tf", "main.tf", "network.tf", "outputs.tf",
+                  "variables.tf", "versions.tf")
     }
     kube = {rel.removeprefix("kubernetes/") for rel in _golden("demo") if rel.startswith("kubernetes/")}
     assert kube == {
-        "kustomization.yaml", "cluster/device-plugin.yaml", "cluster/priorityclasses.yaml",
+        "kustomization.yaml", "cluster/cluster-autoscaler.yaml", "cluster/device-plugin.yaml",
+        "cluster/priorityclasses.yaml", "cluster/admission-policies.yaml", "install/kueue.yaml",
         "kueue/cluster-queues.yaml", "kueue/resource-flavors.yaml", "teams/nlp.yaml", "teams/vision.yaml",
     }
 
@@ -329,7 +361,7 @@ def test_demo_node_pools() -> None:
     assert pools["l4"]["taints"] == gpu_taint
     assert pools["system"]["taints"] == []
     assert {n: p["capacity_type"] for n, p in pools.items()} == {
-        "system": "ON_DEMAND", "a100": "ON_DEMAND", "l4": "SPOT",
+        "system": "ON_DEMAND", "a100": "ON_DEMAND", "l4": "ON_DEMAND",
     }
     assert pools["a100"]["labels"] == {
         "infra.dev/gpu-type": "a100",
@@ -382,7 +414,7 @@ def test_endpoint_and_tags() -> None:
     edge, demo = _tfvars("edge-eu"), _tfvars("demo")
     assert (edge["public_endpoint"], edge["authorized_networks"]) == (True, ["203.0.113.0/24", "198.51.100.16/28"])
     assert (demo["public_endpoint"], demo["authorized_networks"]) == (False, [])
-    assert (edge["region"], edge["name"], edge["kubernetes_version"]) == ("eu-west-1", "edge-eu", "1.31")
+    assert (edge["region"], edge["name"], edge["kubernetes_version"]) == ("eu-west-1", "edge-eu", "1.34")
     assert edge["tags"] == {
         "environment": "edge", "infra.dev/environment": "edge-eu", "managed-by": "infra", "team": "platform",
     }

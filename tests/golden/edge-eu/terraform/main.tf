@@ -4,7 +4,10 @@
 module "cluster" {
   source = "./modules/aws_gpu_cluster"
 
+  access_members      = var.access_members
   authorized_networks = var.authorized_networks
+  cluster_admins      = var.cluster_admins
+  creator_admin       = var.creator_admin
   kubernetes_version  = var.kubernetes_version
   name                = var.name
   node_pools          = var.node_pools
@@ -13,4 +16,5 @@ module "cluster" {
   public_subnets      = var.public_subnets
   tags                = var.tags
   vpc_cidr            = var.vpc_cidr
+  zones               = var.zones
 }

@@ -47,3 +47,13 @@ output "kms_key_arn" {
   description = "KMS key that encrypts Kubernetes Secrets."
   value       = module.cluster.kms_key_arn
 }
+
+output "autoscaler_role_arn" {
+  description = "IAM role the cluster autoscaler assumes through Pod Identity."
+  value       = module.cluster.autoscaler_role_arn
+}
+
+output "left_out" {
+  description = "Resource kinds planned but left out of a sandbox apply (the emulator lacks them); empty against AWS."
+  value       = module.cluster.left_out
+}

@@ -1,5 +1,6 @@
 terraform {
-  required_version = ">= 1.5.0"
+  # 1.10: the S3 backend's use_lockfile (state locking without DynamoDB).
+  required_version = ">= 1.10.0"
 
   required_providers {
     aws = {

@@ -71,10 +71,27 @@ resource "aws_iam_role_policy_attachment" "node" {
   policy_arn = each.value
 }
 
+# The account administers the key; the cluster role's use of it is granted by its own policy.
+data "aws_iam_policy_document" "secrets_key" {
+  #checkov:skip=CKV_AWS_111:A key policy's resource "*" is this key only; the account root administers it (AWS default key policy)
+  #checkov:skip=CKV_AWS_356:A key policy's resource "*" is this key only
+  #checkov:skip=CKV_AWS_109:The account root must keep kms:PutKeyPolicy or the key becomes unmanageable
+  statement {
+    sid       = "AccountAdministers"
+    actions   = ["kms:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+}
+
 resource "aws_kms_key" "secrets" {
   description             = "Encrypts Kubernetes Secrets of EKS cluster ${var.name}"
   enable_key_rotation     = true
   deletion_window_in_days = 7
+  policy                  = data.aws_iam_policy_document.secrets_key.json
   tags                    = var.tags
 }
 
@@ -89,4 +106,46 @@ resource "aws_iam_openid_connect_provider" "cluster" {
   url            = aws_eks_cluster.this.identity[0].oidc[0].issuer
   client_id_list = ["sts.amazonaws.com"]
   tags           = var.tags
+}
+
+# KMS key for the CloudWatch log groups (control plane and flow logs): the key policy lets the
+# account administer it and CloudWatch Logs of this region use it for this account's groups only.
+data "aws_region" "current" {}
+
+data "aws_iam_policy_document" "logs_key" {
+  #checkov:skip=CKV_AWS_111:A key policy's resource "*" is this key only; the account root administers it (AWS default key policy)
+  #checkov:skip=CKV_AWS_356:A key policy's resource "*" is this key only
+  #checkov:skip=CKV_AWS_109:The account root must keep kms:PutKeyPolicy or the key becomes unmanageable
+  statement {
+    sid       = "AccountAdministers"
+    actions   = ["kms:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+
+  statement {
+    sid       = "CloudWatchLogsUse"
+    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${data.aws_region.current.name}.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:*"]
+    }
+  }
+}
+
+resource "aws_kms_key" "logs" {
+  description             = "Encrypts the CloudWatch log groups of ${var.name}"
+  enable_key_rotation     = true
+  deletion_window_in_days = 7
+  policy                  = data.aws_iam_policy_document.logs_key.json
+  tags                    = var.tags
 }

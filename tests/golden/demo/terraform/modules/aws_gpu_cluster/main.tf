@@ -4,10 +4,12 @@ resource "aws_cloudwatch_log_group" "cluster" {
   # EKS writes to this fixed name; creating it first lets us own its retention.
   name              = "/aws/eks/${var.name}/cluster"
   retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.logs.arn
   tags              = var.tags
 }
 
 resource "aws_eks_cluster" "this" {
+  #checkov:skip=CKV_AWS_39:The public endpoint is on only when the blueprint asks, limited to authorized_networks (0.0.0.0/0 is rejected)
   name                      = var.name
   version                   = var.kubernetes_version
   role_arn                  = aws_iam_role.cluster.arn
@@ -30,7 +32,7 @@ resource "aws_eks_cluster" "this" {
 
   access_config {
     authentication_mode                         = "API"
-    bootstrap_cluster_creator_admin_permissions = true
+    bootstrap_cluster_creator_admin_permissions = var.creator_admin
   }
 
   tags = var.tags
@@ -51,6 +53,17 @@ resource "aws_eks_cluster" "this" {
 
 locals {
   pools = { for p in var.node_pools : p.name => p }
+  # Training pools on EFA-capable types get a cluster placement group (low-latency NCCL).
+  # The emulator implements no placement groups: var.emulated leaves them out of a sandbox apply.
+  placed_pools = { for name, p in local.pools : name => p if p.placement_group && !var.emulated }
+}
+
+resource "aws_placement_group" "pool" {
+  for_each = local.placed_pools
+
+  name     = "${var.name}-${each.key}"
+  strategy = "cluster"
+  tags     = var.tags
 }
 
 resource "aws_launch_template" "pool" {
@@ -77,6 +90,31 @@ resource "aws_launch_template" "pool" {
     }
   }
 
+  dynamic "placement" {
+    for_each = contains(keys(local.placed_pools), each.key) ? [1] : []
+    content {
+      group_name = aws_placement_group.pool[each.key].name
+    }
+  }
+
+  # Capacity Blocks for ML: the node group's capacity_type is CAPACITY_BLOCK and the launch
+  # template targets the reservation.
+  dynamic "instance_market_options" {
+    for_each = each.value.capacity_reservation_id != null ? [1] : []
+    content {
+      market_type = "capacity-block"
+    }
+  }
+
+  dynamic "capacity_reservation_specification" {
+    for_each = each.value.capacity_reservation_id != null ? [1] : []
+    content {
+      capacity_reservation_target {
+        capacity_reservation_id = each.value.capacity_reservation_id
+      }
+    }
+  }
+
   tag_specifications {
     resource_type = "instance"
     tags          = merge(var.tags, { Name = "${var.name}-${each.key}" })
@@ -88,15 +126,15 @@ resource "aws_launch_template" "pool" {
 resource "aws_eks_node_group" "pool" {
   for_each = local.pools
 
-  cluster_name    = aws_eks_cluster.this.name
-  node_group_name = each.key
-  node_role_arn   = aws_iam_role.node.arn
-  subnet_ids      = aws_subnet.private[*].id
-  version         = aws_eks_cluster.this.version
-  instance_types  = each.value.instance_types
-  ami_type        = each.value.ami_type
-  capacity_type   = each.value.capacity_type
-  labels          = each.value.labels
+  cluster_name           = aws_eks_cluster.this.name
+  node_group_name_prefix = "${each.key}-"
+  node_role_arn          = aws_iam_role.node.arn
+  subnet_ids             = aws_subnet.private[*].id
+  version                = aws_eks_cluster.this.version
+  instance_types         = each.value.instance_types
+  ami_type               = each.value.ami_type
+  capacity_type          = each.value.capacity_type
+  labels                 = each.value.labels
 
   scaling_config {
     min_size     = each.value.min_size
@@ -122,13 +160,16 @@ resource "aws_eks_node_group" "pool" {
     }
   }
 
-  tags = merge(var.tags, { Name = "${var.name}-${each.key}" })
+  tags = merge(var.tags, local.autoscaler_pool_tags[each.key], { Name = "${var.name}-${each.key}" })
 
   lifecycle {
     # The cluster autoscaler owns desired_size once the pool exists.
     ignore_changes = [scaling_config[0].desired_size]
+    # A changed instance type replaces the pool: the new one exists before the old one drains.
+    create_before_destroy = true
   }
 
-  # Without these, destroy detaches the node policies first and instances/ENIs leak.
-  depends_on = [aws_iam_role_policy_attachment.node]
+  # Without these, destroy detaches the node policies first and instances/ENIs leak; nodes
+  # join once the networking add-ons exist.
+  depends_on = [aws_iam_role_policy_attachment.node, aws_eks_addon.before_nodes]
 }

@@ -2,11 +2,13 @@
 # zone so that losing a zone does not cut the other zones' egress (image pulls, EKS API).
 
 data "aws_availability_zones" "available" {
+  #checkov:skip=CKV_AWS_394:Only the first N names are used; network.zones: [names] pins them (docs/blueprint.md)
   state = "available"
 }
 
 locals {
-  azs          = slice(data.aws_availability_zones.available.names, 0, length(var.private_subnets))
+  # Explicit zone names are pinned; otherwise the first N available (which may shift over time).
+  azs          = length(var.zones) > 0 ? var.zones : slice(data.aws_availability_zones.available.names, 0, length(var.private_subnets))
   cluster_tag  = "kubernetes.io/cluster/${var.name}"
   zone_indexes = range(length(var.private_subnets))
 }
@@ -17,6 +19,68 @@ resource "aws_vpc" "this" {
   enable_dns_hostnames = true
 
   tags = merge(var.tags, { Name = var.name })
+}
+
+# The VPC's default security group is closed (no rules): nothing may fall back on it.
+resource "aws_default_security_group" "this" {
+  vpc_id = aws_vpc.this.id
+  tags   = merge(var.tags, { Name = "${var.name}-default-closed" })
+}
+
+# VPC flow logs (all traffic) into an encrypted log group.
+resource "aws_cloudwatch_log_group" "flow_logs" {
+  count = var.flow_logs ? 1 : 0
+
+  name              = "/aws/vpc/${var.name}/flow-logs"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.logs.arn
+  tags              = var.tags
+}
+
+data "aws_iam_policy_document" "flow_logs_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["vpc-flow-logs.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "flow_logs" {
+  count = var.flow_logs ? 1 : 0
+
+  name_prefix        = "${var.name}-flow-logs-"
+  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "flow_logs" {
+  count = var.flow_logs ? 1 : 0
+
+  statement {
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = ["${aws_cloudwatch_log_group.flow_logs[0].arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "flow_logs" {
+  count = var.flow_logs ? 1 : 0
+
+  name   = "flow-logs"
+  role   = aws_iam_role.flow_logs[0].id
+  policy = data.aws_iam_policy_document.flow_logs[0].json
+}
+
+resource "aws_flow_log" "this" {
+  count = var.flow_logs ? 1 : 0
+
+  vpc_id               = aws_vpc.this.id
+  traffic_type         = "ALL"
+  log_destination_type = "cloud-watch-logs"
+  log_destination      = aws_cloudwatch_log_group.flow_logs[0].arn
+  iam_role_arn         = aws_iam_role.flow_logs[0].arn
+  tags                 = var.tags
 }
 
 resource "aws_subnet" "private" {
@@ -155,16 +219,29 @@ resource "aws_security_group_rule" "cluster_from_nodes" {
   description              = "Nodes to the Kubernetes API"
 }
 
+# The EKS recommended node rules (terraform-aws-eks node_security_group_enable_recommended_rules):
+# the control plane calls kubelets and every admission webhook the handoff installs.
+locals {
+  control_plane_to_node_ports = {
+    "443"   = "Control plane to webhooks and extension API servers on 443"
+    "4443"  = "Control plane to metrics-server"
+    "6443"  = "Control plane to webhooks listening on 6443 (e.g. prometheus-adapter)"
+    "8443"  = "Control plane to webhooks listening on 8443 (e.g. Karpenter, ingress controllers)"
+    "9443"  = "Control plane to webhooks listening on 9443 (Kueue, AWS load balancer controller)"
+    "10250" = "Control plane to kubelets (logs, exec, metrics)"
+  }
+}
+
 resource "aws_security_group_rule" "node_from_cluster" {
-  for_each = toset(["443", "10250"])
+  for_each = local.control_plane_to_node_ports
 
   type                     = "ingress"
   security_group_id        = aws_security_group.node.id
   source_security_group_id = aws_security_group.cluster.id
   protocol                 = "tcp"
-  from_port                = tonumber(each.value)
-  to_port                  = tonumber(each.value)
-  description              = "Control plane to nodes (${each.value})"
+  from_port                = tonumber(each.key)
+  to_port                  = tonumber(each.key)
+  description              = each.value
 }
 
 resource "aws_security_group_rule" "node_to_node" {
@@ -178,6 +255,7 @@ resource "aws_security_group_rule" "node_to_node" {
 }
 
 resource "aws_security_group_rule" "node_egress" {
+  #checkov:skip=CKV_AWS_382:Nodes pull images and call AWS APIs on many ports through the NAT gateways (EKS default)
   type              = "egress"
   security_group_id = aws_security_group.node.id
   cidr_blocks       = ["0.0.0.0/0"]
@@ -188,6 +266,7 @@ resource "aws_security_group_rule" "node_egress" {
 }
 
 resource "aws_security_group_rule" "cluster_egress" {
+  #checkov:skip=CKV_AWS_382:The control plane reaches kubelets and webhooks on many ports (EKS default)
   type              = "egress"
   security_group_id = aws_security_group.cluster.id
   cidr_blocks       = ["0.0.0.0/0"]

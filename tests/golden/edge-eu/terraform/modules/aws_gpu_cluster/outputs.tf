@@ -54,3 +54,16 @@ output "kms_key_arn" {
   description = "KMS key that encrypts Kubernetes Secrets."
   value       = aws_kms_key.secrets.arn
 }
+
+output "autoscaler_role_arn" {
+  description = "IAM role the cluster autoscaler assumes through Pod Identity."
+  value       = aws_iam_role.autoscaler.arn
+}
+
+output "left_out" {
+  description = "Resource kinds planned but left out because var.emulated is set (sandbox only); empty against AWS."
+  value = var.emulated ? [
+    "aws_eks_addon", "aws_eks_access_entry", "aws_eks_access_policy_association", "aws_eks_pod_identity_association",
+    "aws_autoscaling_group_tag", "aws_placement_group",
+  ] : []
+}

@@ -56,8 +56,8 @@ variable "private_subnets" {
   description = "One private subnet CIDR per availability zone (nodes and cluster ENIs live here)."
 
   validation {
-    condition     = length(var.private_subnets) >= 1 && length(var.private_subnets) <= 6
-    error_message = "Between 1 and 6 private subnets are supported."
+    condition     = length(var.private_subnets) >= 2 && length(var.private_subnets) <= 6
+    error_message = "Between 2 and 6 private subnets are supported (EKS needs two zones)."
   }
 }
 
@@ -66,10 +66,59 @@ variable "public_subnets" {
   description = "One public subnet CIDR per availability zone (NAT gateways and internet-facing load balancers)."
 }
 
+variable "zones" {
+  type        = list(string)
+  description = "Availability zone names, one per subnet pair, pinned. Empty: the first N available zones of the region."
+  default     = []
+
+  validation {
+    condition     = length(var.zones) == 0 || length(var.zones) == length(var.private_subnets)
+    error_message = "zones must be empty or name one zone per private subnet."
+  }
+}
+
 variable "log_retention_days" {
   type        = number
-  description = "Retention of the control-plane log group, in days."
-  default     = 90
+  description = "Retention of the control-plane and flow-log groups, in days."
+  default     = 365
+}
+
+variable "flow_logs" {
+  type        = bool
+  description = "VPC flow logs (all traffic) into an encrypted CloudWatch log group."
+  default     = true
+}
+
+variable "creator_admin" {
+  type        = bool
+  description = "Whether the identity that creates the cluster stays cluster admin (bootstrap_cluster_creator_admin_permissions; changing it replaces the cluster)."
+  default     = true
+}
+
+variable "cluster_admins" {
+  type        = list(string)
+  description = "IAM principal ARNs given an access entry with AmazonEKSClusterAdminPolicy."
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.cluster_admins : can(regex("^arn:aws[a-z-]*:(iam|sts)::[0-9]{12}:", a))])
+    error_message = "cluster_admins must be IAM principal ARNs."
+  }
+}
+
+variable "access_members" {
+  type = list(object({
+    principal_arn     = string
+    kubernetes_groups = list(string)
+  }))
+  description = "Team members: IAM principal ARNs and the Kubernetes groups (their teams' groups) their access entry carries. No access policy: the team RoleBindings grant what they may do."
+  default     = []
+}
+
+variable "emulated" {
+  type        = bool
+  description = "Sandbox only (set by infra --sandbox): leave out what the emulator does not implement (EKS add-ons, access entries, Pod Identity associations). Never true against real AWS."
+  default     = false
 }
 
 variable "cluster_log_types" {
@@ -93,12 +142,15 @@ variable "node_pools" {
     desired_size   = number
     max_size       = number
     disk_size_gb   = number
+    gpu_count      = number
     labels         = map(string)
     taints = list(object({
       key    = string
       value  = string
       effect = string
     }))
+    placement_group         = bool
+    capacity_reservation_id = optional(string)
   }))
   description = "One EKS managed node group per entry. Computed from the blueprint's node_pools by infra."
 
@@ -118,8 +170,18 @@ variable "node_pools" {
   }
 
   validation {
-    condition     = alltrue([for p in var.node_pools : contains(["ON_DEMAND", "SPOT"], p.capacity_type)])
-    error_message = "capacity_type must be ON_DEMAND or SPOT."
+    condition     = alltrue([for p in var.node_pools : contains(["ON_DEMAND", "SPOT", "CAPACITY_BLOCK"], p.capacity_type)])
+    error_message = "capacity_type must be ON_DEMAND, SPOT or CAPACITY_BLOCK."
+  }
+
+  validation {
+    condition     = alltrue([for p in var.node_pools : p.capacity_type != "SPOT" || length(p.instance_types) >= 2])
+    error_message = "A SPOT pool needs at least two instance types (one capacity shortage would starve it)."
+  }
+
+  validation {
+    condition     = alltrue([for p in var.node_pools : (p.capacity_type == "CAPACITY_BLOCK") == (p.capacity_reservation_id != null)])
+    error_message = "capacity_reservation_id is required with, and only with, capacity_type CAPACITY_BLOCK."
   }
 }
 
