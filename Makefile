@@ -6,7 +6,10 @@ STAMP  := $(VENV)/.installed-stamp
 # An offline provider mirror if the machine has one (see docs/sandbox.md); empty otherwise,
 # in which case terraform downloads providers as usual.
 export INFRA_TF_PLUGIN_MIRROR ?= $(shell scripts/find-tf-mirror)
-PYTEST_ARGS ?=
+# Two workers, one test file per worker at a time (--dist loadfile): module fixtures (the SSH
+# test hosts, a sandbox rollout) are built once, and the slow integration modules overlap.
+PYTEST_JOBS ?= 2
+PYTEST_ARGS ?= -n $(PYTEST_JOBS) --dist loadfile --durations=15
 # checkov (terraform scan) lives in its own virtualenv, outside the app's dependencies.
 INFRA_TOOLS_CACHE ?= $(or $(INFRA_TEST_CACHE),/var/cache/infra-tests)
 CHECKOV_VENV ?= $(INFRA_TOOLS_CACHE)/checkov-venv
