@@ -68,6 +68,7 @@ KIND_ORDER: list[tuple[str, str]] = [
     ("apps/v1", "DaemonSet"),
     ("apps/v1", "Deployment"),
     ("v1", "Service"),
+    (SELDON_API, "SeldonRuntime"),
     (SELDON_API, "Server"),
     (SELDON_API, "Model"),
 ]

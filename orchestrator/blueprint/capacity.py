@@ -11,6 +11,8 @@ Written down in docs/kubernetes.md ("Capacity"). In short:
   (replicas x gpu) come out of it first; the rest is its Kueue nominal quota, split over the
   training pools it may use (``teams[].pools``, default all) in proportion to their GPUs.
   ``borrowing_limit`` is on top. CPU and memory follow the team's share of each pool's GPUs.
+* ``lending_limit`` (at most the nominal quota) is how much of it idle teams may borrow; the
+  rest stays the team's own. It is split over the pools in proportion to the nominal split.
 * Per training pool, the teams' nominal quotas must fit what the pool holds; the model
   servers must fit the inference pools. Otherwise ``infra validate`` fails, unless the
   blueprint says ``overcommit: true`` (then it warns).
@@ -112,22 +114,40 @@ def borrowing_split(bp: Blueprint, team: Team) -> dict[str, int]:
     return split(bp, team, team.borrowing_limit or 0)
 
 
+def lending_split(bp: Blueprint, team: Team) -> dict[str, int] | None:
+    """``lending_limit`` per training pool, or None when not given (Kueue then lends all of the
+    nominal quota). Split in proportion to the team's nominal GPUs per pool (largest remainder,
+    ties to the earlier pool), so the parts add up to ``lending_limit`` and none exceeds that
+    pool's nominal quota (Kueue's webhook refuses lendingLimit > nominalQuota): a pool whose
+    exact share has a fraction gets at most one more, and its exact share is below its nominal."""
+    if team.lending_limit is None:
+        return None
+    nominal = nominal_split(bp, team)
+    want = min(team.lending_limit, sum(nominal.values()))  # more is a validation error
+    return dict(zip(nominal, _largest_remainder(want, list(nominal.values())), strict=True))
+
+
 def split(bp: Blueprint, team: Team, want: int) -> dict[str, int]:
     """``want`` GPUs over the training pools ``team`` may use, proportional to the pools' GPUs
     (largest remainder, ties to the earlier pool)."""
     caps = capacities(bp)
     pools = team_pools(bp, team, TRAINING)
-    total = sum(caps[p.name].gpus for p in pools)
-    if not pools:
-        return {}
+    shares = _largest_remainder(want, [caps[p.name].gpus for p in pools])
+    return {p.name: n for p, n in zip(pools, shares, strict=True)}
+
+
+def _largest_remainder(want: int, weights: list[int]) -> list[int]:
+    """``want`` in whole parts proportional to ``weights`` (largest remainder, ties to the
+    earlier); all 0 when the weights are."""
+    total = sum(weights)
     if total == 0:
-        return {p.name: 0 for p in pools}
-    exact = [want * caps[p.name].gpus / total for p in pools]
-    result = [int(x) for x in exact]
-    order = sorted(range(len(pools)), key=lambda i: (-(exact[i] - result[i]), i))
+        return [0 for _ in weights]
+    result = [want * w // total for w in weights]
+    remainder = [want * w % total for w in weights]  # in integers: no rounding
+    order = sorted(range(len(weights)), key=lambda i: (-remainder[i], i))
     for i in order[: want - sum(result)]:
         result[i] += 1
-    return {p.name: n for p, n in zip(pools, result, strict=True)}
+    return result
 
 
 def share(amount: int, part: int, whole: int) -> int:
@@ -182,6 +202,12 @@ def _references(bp: Blueprint) -> Iterator[Issue]:
             yield ("teams", i, "gpu_quota"), (
                 f"team '{team.name}' is guaranteed {training_quota(bp, team)} GPUs for jobs but may use no "
                 "GPU node pool with purpose: training"
+            )
+        if team.lending_limit is not None and team.lending_limit > training_quota(bp, team):
+            yield ("teams", i, "lending_limit"), (
+                f"team '{team.name}' can lend at most its nominal quota, {training_quota(bp, team)} GPUs "
+                f"(gpu_quota {team.gpu_quota} less {serving_gpus(bp, team)} for its model servers), "
+                f"not {team.lending_limit}"
             )
         held = serving_gpus(bp, team)
         if held > team.gpu_quota:

@@ -3,7 +3,14 @@
 * **Install**: the vendored components (``install/``, Kueue) first, CRDs ``Established`` and
   Kueue's webhook serving before anything else (``kube.install``).
 * **Order**: Namespaces and PriorityClasses first, then namespaced tenancy objects, then Kueue
-  objects (after their CRDs are ``Established``), then workloads (``conventions.KIND_ORDER``).
+  objects (after their CRDs are ``Established``), then the cluster's workloads (the NVIDIA
+  device plugin, the cluster autoscaler) (``conventions.KIND_ORDER``); model servers last,
+  behind two gates (``_gates``): the DaemonSets (the device plugin) rolled out, then each
+  SeldonRuntime ``Ready``, before any Seldon Server or Model. The gates run with ``--no-wait``
+  too; ``--timeout`` bounds each.
+* **Seldon**: with any ``mlops.seldon.io`` object, Seldon Core v2's CRDs (models, servers,
+  seldonruntimes) must be installed and ``Established`` before anything is applied; infra does
+  not install Seldon Core v2.
 * **Apply**: server-side apply, field manager ``infra``, ``force=True`` by default: these
   objects are owned by the blueprint, so a field someone changed by hand is taken back (the
   GitOps reading). With ``force=False`` a conflict fails and names the other manager.
@@ -20,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..conventions import ENV_LABEL, KIND_ORDER, MANAGED_BY, MANAGED_BY_LABEL, sort_for_apply
+from ..conventions import COMPONENT_LABEL, ENV_LABEL, KIND_ORDER, MANAGED_BY, MANAGED_BY_LABEL, sort_for_apply
 from ..errors import KubernetesError
 from ..progress import NullProgress, Progress
 from . import rest
@@ -56,24 +63,41 @@ class Options:
     clock: Callable[[], float] = time.monotonic
 
 
-def check_crds(client: Client, objs: list[dict[str, Any]], opts: Options) -> None:
-    """Every custom kind must have its CRD installed, serving our version, and Established."""
+SELDON_GROUP = "mlops.seldon.io"
+SELDON_CRDS = tuple(f"{plural}.{SELDON_GROUP}" for plural in ("models", "seldonruntimes", "servers"))
+SELDON_HINT = ("install Seldon Core v2's operator first (cluster-wide: its CRDs, controller and SeldonConfig "
+               "'default'; infra does not install it, see docs/kubernetes.md), then rerun `infra handoff`")
+
+
+def _group(obj: dict[str, Any]) -> str:
+    api_version = obj.get("apiVersion") or ""
+    return api_version.split("/")[0] if "/" in api_version else ""
+
+
+def check_crds(client: Client, objs: list[dict[str, Any]], opts: Options, groups: frozenset[str] | None = None) -> None:
+    """Every custom kind (of ``groups``, default all) must have its CRD installed, serving our
+    version, and Established; with any Seldon object, all of Seldon Core v2's CRDs."""
     needed: dict[str, str] = {}
     for obj in objs:
         res = rest.for_object(obj)
         name = rest.crd_name(res)
-        if name:
+        if name and (groups is None or _group(obj) in groups):
             needed[name] = res.api_version.split("/")[1]
+            if _group(obj) == SELDON_GROUP:
+                needed.update({crd: needed.get(crd, needed[name]) for crd in SELDON_CRDS})
     crd_res = rest.resource("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+    missing = [n for n in SELDON_CRDS if n in needed and client.get(crd_res, n) is None]
+    if missing:  # one error naming all of them
+        raise KubernetesError(f"Seldon Core v2 is not installed: the cluster has no CRD {', '.join(missing)}",
+                              hint=SELDON_HINT)
     deadline = opts.clock() + opts.timeout
     for name, version in sorted(needed.items()):
         while True:
             crd = client.get(crd_res, name)
             if crd is None:
-                product = "Kueue" if name.endswith("kueue.x-k8s.io") else "Seldon Core v2"
                 raise KubernetesError(
-                    f"{product} is not installed: the cluster has no CRD {name}",
-                    hint=f"install {product} first (docs/kubernetes.md), then rerun `infra handoff`",
+                    f"Kueue is not installed: the cluster has no CRD {name}",
+                    hint="install Kueue first (docs/kubernetes.md), then rerun `infra handoff`",
                 )
             served = [v["name"] for v in crd.get("spec", {}).get("versions", []) if v.get("served")]
             if version not in served:
@@ -89,11 +113,20 @@ def check_crds(client: Client, objs: list[dict[str, Any]], opts: Options) -> Non
             opts.sleep(POLL_SECONDS)
 
 
+def is_serving(obj: dict[str, Any]) -> bool:
+    """A model server, or Seldon's runtime for them: applied after the gates."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return _group(obj) == SELDON_GROUP or labels.get(COMPONENT_LABEL) == "inference"
+
+
 def apply_objects(client: Client, objs: list[dict[str, Any]], opts: Options, progress: Progress,
                   result: ApplyResult) -> None:
-    ordered = sort_for_apply(objs)
+    ordered = sorted(sort_for_apply(objs), key=is_serving)  # stable: the cluster's objects, then model servers
+    applied: list[dict[str, Any]] = []
     progress.start_task(len(ordered), "kubernetes apply")
     for obj in ordered:
+        _gates(client, obj, applied, opts, progress)
+        applied.append(obj)
         name = describe(obj)
         progress.current(name)
         _, created = client.apply(obj, force=opts.force)
@@ -131,6 +164,48 @@ def prune(client: Client, objs: list[dict[str, Any]], env: str, progress: Progre
             progress.info(f"  pruned {name}")
 
 
+def _gates(client: Client, obj: dict[str, Any], applied: list[dict[str, Any]], opts: Options,
+           progress: Progress) -> None:
+    """Before the first model server: the DaemonSets applied so far (the NVIDIA device plugin)
+    rolled out; before the first Seldon Server or Model: every SeldonRuntime applied Ready."""
+    if not is_serving(obj):
+        return
+    if not any(is_serving(o) for o in applied):
+        daemonsets = [o for o in applied if o.get("kind") == "DaemonSet"]
+        wait_gate(client, daemonsets, opts, progress, "rolled out", lambda o: (
+            f"see `kubectl -n {o['metadata'].get('namespace')} get daemonset,pods`: model servers are applied only "
+            "once the NVIDIA device plugin runs on every GPU node; rerun with a larger --timeout"))
+    if obj.get("kind") != "SeldonRuntime" and not any(is_serving(o) and o.get("kind") != "SeldonRuntime"
+                                                      for o in applied):
+        runtimes = [o for o in applied if o.get("kind") == "SeldonRuntime"]
+        wait_gate(client, runtimes, opts, progress, "Ready", lambda o: (
+            f"see `kubectl -n {o['metadata'].get('namespace')} get seldonruntime,pods`: Seldon Core v2's operator "
+            "starts the runtime (scheduler, envoy, gateways) from its SeldonConfig; rerun with a larger --timeout"))
+
+
+def wait_gate(client: Client, objs: list[dict[str, Any]], opts: Options, progress: Progress, state: str,
+              hint: Callable[[dict[str, Any]], str]) -> None:
+    """Poll until every one of ``objs`` is ready (``readiness``); past ``opts.timeout``, name the first that is not."""
+    pending, deadline = list(objs), opts.clock() + opts.timeout
+    while pending:
+        still: list[tuple[dict[str, Any], str]] = []
+        for obj in pending:
+            live = client.get(rest.for_object(obj), obj["metadata"]["name"], obj["metadata"].get("namespace"))
+            ok, detail = readiness(live) if live else (False, "not found")
+            if not ok:
+                still.append((obj, detail))
+        if not still:
+            return
+        if opts.clock() >= deadline:
+            first, detail = still[0]
+            more = f" (and {len(still) - 1} more)" if len(still) > 1 else ""
+            raise KubernetesError(f"{describe(first)} is not {state} after {opts.timeout:.0f}s: {detail}{more}; "
+                                  "no model server was applied after it", hint=hint(first))
+        pending = [o for o, _ in still]
+        progress.current(f"waiting: {describe(pending[0])} {state}")
+        opts.sleep(POLL_SECONDS)
+
+
 def _condition(obj: dict[str, Any], *types: str) -> dict[str, Any] | None:
     for c in (obj.get("status") or {}).get("conditions") or []:
         if c.get("type") in types:
@@ -156,7 +231,7 @@ def readiness(obj: dict[str, Any]) -> tuple[bool, str]:
         c = _condition(obj, "Active") or {}
         ok = c.get("status") == "True"
         return ok, "active" if ok else f"not active: {c.get('reason', 'no status yet')} {c.get('message', '')}".strip()
-    if kind in ("Model", "Server"):
+    if kind in ("Model", "Server", "SeldonRuntime"):
         c = _condition(obj, "Ready", "ModelReady") or {}
         ok = c.get("status") == "True"
         return ok, "ready" if ok else f"not ready: {c.get('reason') or c.get('message') or 'no status yet'}"
@@ -165,7 +240,8 @@ def readiness(obj: dict[str, Any]) -> tuple[bool, str]:
     return True, "applied"
 
 
-WAITED_KINDS = frozenset({"Deployment", "DaemonSet", "ClusterQueue", "LocalQueue", "Model", "Server"})
+WAITED_KINDS = frozenset({"Deployment", "DaemonSet", "ClusterQueue", "LocalQueue", "Model", "Server",
+                          "SeldonRuntime"})
 
 
 def wait_ready(client: Client, objs: list[dict[str, Any]], opts: Options, progress: Progress,
@@ -203,6 +279,7 @@ def apply_all(client: Client, objs: list[dict[str, Any]], env: str, opts: Option
     progress = progress or NullProgress()
     result = ApplyResult(server_version=client.server_version())
     try:
+        check_crds(client, objs, opts, frozenset({SELDON_GROUP}))  # before anything changes: infra cannot install it
         apply_install(client, install or [], opts, progress, result)
         check_crds(client, objs, opts)
         apply_objects(client, objs, opts, progress, result)

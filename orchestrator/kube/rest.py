@@ -81,6 +81,7 @@ _TABLE = [
     Resource("kueue.x-k8s.io/v1beta2", "Workload", "workloads", True),
     Resource("mlops.seldon.io/v1alpha1", "Model", "models", True),
     Resource("mlops.seldon.io/v1alpha1", "Server", "servers", True),
+    Resource("mlops.seldon.io/v1alpha1", "SeldonRuntime", "seldonruntimes", True),
 ]
 CUSTOM_GROUPS = frozenset({"kueue.x-k8s.io", "mlops.seldon.io"})
 _BY_KIND = {(r.api_version, r.kind): r for r in _TABLE}

@@ -47,13 +47,15 @@ def blueprint_objects(bp: Blueprint, names: list[str] | None = None) -> list[dic
         raise UsageError(f"no model named {', '.join(unknown)} in the blueprint (models: {', '.join(known) or 'none'})")
     wanted = set(names or known)
     objs = [o for key, group in sorted(rendered.items()) for o in group
-            if key in wanted or (o.get("kind") == "Server" and _team_has(bp, o, wanted))]
+            if key in wanted or (o.get("kind") in ("Server", "SeldonRuntime") and _team_has(bp, o, wanted))]
     return label(objs, common_labels(bp.name))
 
 
-def _team_has(bp: Blueprint, server: dict[str, Any], wanted: set[str]) -> bool:
-    team = server["metadata"]["labels"].get(TEAM_LABEL)
-    return any(m.team == team and m.name in wanted and m.gpu > 0 for m in bp.inference.models)  # type: ignore[union-attr]
+def _team_has(bp: Blueprint, obj: dict[str, Any], wanted: set[str]) -> bool:
+    """A team's Server (its GPU models) or SeldonRuntime (any of its models) goes with its wanted models."""
+    team, gpu = obj["metadata"]["labels"].get(TEAM_LABEL), obj.get("kind") == "Server"
+    return any(m.team == team and m.name in wanted and (m.gpu > 0 or not gpu)
+               for m in bp.inference.models)  # type: ignore[union-attr]
 
 
 def adhoc_objects(name: str, uri: str, team: str, namespace: str | None, gpu: int, replicas: int, runtime: str,
@@ -102,7 +104,7 @@ def deploy(opts: TargetOptions, names: list[str], adhoc: AdhocModel, *, wait: bo
         if bp is None:
             raise UsageError("say which models: --blueprint FILE [NAME...], or an ad-hoc --uri")
         objs = blueprint_objects(bp, names or None)
-    version = bp.kubernetes.version if bp else serving.DEFAULT_K8S_VERSION
+    version = bp.kubernetes.minor if bp else serving.DEFAULT_K8S_VERSION
     return serving.deploy(where.client(), objs, version, Options(wait=wait, timeout=timeout), progress)
 
 

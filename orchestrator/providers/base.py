@@ -15,6 +15,7 @@ from ..blueprint.models import Blueprint
 
 if TYPE_CHECKING:
     from ..inventory import InventoryHost
+    from .credentials import Credentials
 
 STATE_KEY = "infra/{name}/terraform.tfstate"
 
@@ -28,6 +29,8 @@ class Provider(ABC):
     sandbox: ClassVar[bool] = False
     #: False: blueprints for it validate, but render, plan and up refuse it (not built yet)
     renderable: ClassVar[bool] = True
+    #: what its Terraform provider needs to sign in, checked before ``terraform init``; None: not checked
+    credentials: ClassVar[Credentials | None] = None
 
     @abstractmethod
     def terraform_variables(self, bp: Blueprint) -> dict[str, Any]:
@@ -57,6 +60,13 @@ class Provider(ABC):
                 "key": key,
             }
         return "local", {}
+
+    def cluster_networks(self, bp: Blueprint) -> list[str]:
+        """The IPv4 networks inside the cluster: nodes, pods, Services (and the control plane where
+        it has a range of its own), the ones the Terraform variables give the cloud. The team
+        NetworkPolicy that lets pods reach HTTPS outside excepts them (render/kubernetes/tenancy.py).
+        Default: ``network.cidr`` only; a provider whose pods or Services use other ranges lists them."""
+        return [bp.network.cidr]
 
     def sandbox_endpoints(self, endpoint: str) -> dict[str, str]:
         """``--sandbox``: the API endpoint of each service the Terraform provider calls, all served by

@@ -80,7 +80,7 @@ def ready(obj: dict[str, Any]) -> None:
                          "numberAvailable": 2, "updatedNumberScheduled": 2, "currentNumberScheduled": 2}
     elif kind in ("ClusterQueue", "LocalQueue"):
         obj["status"] = {"conditions": [{"type": "Active", "status": "True", "reason": "Ready", "message": ""}]}
-    elif kind in ("Model", "Server"):
+    elif kind in ("Model", "Server", "SeldonRuntime"):
         obj["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
     elif kind == "Namespace":
         obj["status"] = {"phase": "Active"}

@@ -26,6 +26,11 @@ class Clock:
         return self.now
 
 
+# the device plugin's status while every GPU pool is at zero nodes: rolled out (nothing to wait for)
+SCALED_TO_ZERO = {"observedGeneration": 1, "desiredNumberScheduled": 0, "numberAvailable": 0,
+                  "updatedNumberScheduled": 0, "currentNumberScheduled": 0, "numberReady": 0}
+
+
 def opts(**kw) -> Options:
     clock = Clock()
     return Options(sleep=clock.sleep, clock=clock, **kw)
@@ -151,6 +156,7 @@ def test_old_kueue_without_v1beta2_is_explained(client, fake, lab):  # noqa: F81
 def test_wait_until_ready_then_time_out_when_not(client, fake, lab):  # noqa: F811
     bp, _ = lab
     fake.auto_ready = False
+    fake.on_create.append(lambda obj: obj["kind"] == "DaemonSet" and obj.update(status=SCALED_TO_ZERO))
     objs = render_objects(bp)
     o = opts(timeout=20)
     with pytest.raises(KubernetesError, match=r"\d+ objects not ready after 20s: ClusterQueue/vision: not active") as e:

@@ -66,11 +66,20 @@ def test_every_blueprint_keeps_its_promises(path: Path) -> None:
         assert sum(r["nominalQuota"] for r in shares if r["name"] == GPU) <= gpus, name
         assert sum(r["nominalQuota"] for r in shares if r["name"] == "cpu") <= vcpus, name
         assert sum(_gib(r["nominalQuota"]) for r in shares if r["name"] == "memory") <= memory, name
+        # Others borrow only what is lent: a team lends at most its nominal quota (Kueue's webhook
+        # refuses more), so what the teams lend on a pool never exceeds what they are guaranteed.
+        gpu_shares = [r for r in shares if r["name"] == GPU]
+        assert all(r.get("lendingLimit", r["nominalQuota"]) <= r["nominalQuota"] for r in gpu_shares), name
+        assert sum(r.get("lendingLimit", r["nominalQuota"]) for r in gpu_shares) <= gpus, name
     # Per team: the namespace's quota admits what Kueue admits plus what its model servers hold.
     for team in bp.teams:
         queue = next(q for q in queues if q["metadata"]["name"] == team.name)
         gpu = [r for f in queue["spec"]["resourceGroups"][0]["flavors"] for r in f["resources"] if r["name"] == GPU]
         admitted = sum(r["nominalQuota"] + r["borrowingLimit"] for r in gpu)
+        # lending_limit is the team's lendingLimit in all (absent: Kueue lends everything).
+        lent = [r["lendingLimit"] for r in gpu if "lendingLimit" in r]
+        assert (sum(lent) if lent else None) == team.lending_limit, team.name
+        assert not lent or len(lent) == len(gpu), team.name
         quota = next(o for o in objs if o["kind"] == "ResourceQuota"
                      and o["metadata"]["namespace"] == team.effective_namespace)
         serving = _serving_gpus(objs, team.effective_namespace)
@@ -165,3 +174,62 @@ def test_serving_gpus_come_out_of_gpu_quota(tmp_path: Path) -> None:
         "serving GPUs come out of gpu_quota",
         "1 problem found",
     ]
+
+
+def test_lending_limit_is_split_over_the_nominal_quota_per_pool() -> None:
+    """edge-eu: nominal 2 on l40s + 6 on h100; lending_limit 3 -> 0.75 + 2.25 -> 1 + 2 (largest
+    remainder); aws-gpu: research lends nothing, the other teams have no lendingLimit."""
+    def lending(path: str) -> dict:
+        objs = render_objects(load(REPO / path).model)
+        return {q["metadata"]["name"]: {f["name"]: f["resources"][2].get("lendingLimit")
+                                        for f in q["spec"]["resourceGroups"][0]["flavors"]}
+                for q in objs if q["kind"] == "ClusterQueue"}
+    assert lending("tests/golden/inputs/edge-eu.yaml") == {"edge": {"l40s": 1, "h100": 2}}
+    assert lending("examples/aws-gpu.yaml") == {"vision": {"h100": None}, "nlp": {"h100": None},
+                                                "research": {"h100": 0}}
+
+
+def test_lending_limit_never_exceeds_a_pools_nominal_quota(tmp_path: Path) -> None:
+    """Pools of 1, 3 and 3 GPUs; gpu_quota 4 is nominal 0 + 2 + 2 (0.57, 1.71, 1.71). Lending 3
+    split by the nominal quota is 0 + 1.5 + 1.5 -> 0 + 2 + 1; split by the pools' GPUs it would
+    be 1 + 1 + 1, a lendingLimit of 1 on a pool with nominalQuota 0, which Kueue refuses."""
+    text = """blueprint: 1
+name: lab
+provider: baremetal
+node_pools:
+  - {name: a, gpu: {type: h100, count: 1}}
+  - {name: b, gpu: {type: h100, count: 3}}
+  - {name: c, gpu: {type: h100, count: 3}}
+hosts:
+  - {name: cp-01, address: 10.1.0.10, roles: [control_plane]}
+  - {name: gpu-01, address: 10.1.0.11, roles: [worker], pool: a}
+  - {name: gpu-02, address: 10.1.0.12, roles: [worker], pool: b}
+  - {name: gpu-03, address: 10.1.0.13, roles: [worker], pool: c}
+teams:
+  - {name: vision, gpu_quota: 4, lending_limit: 3, groups: [v]}
+"""
+    (tmp_path / "bp.yaml").write_text(text)
+    queue = next(o for o in render_objects(load(tmp_path / "bp.yaml").model) if o["kind"] == "ClusterQueue")
+    gpu = [f["resources"][2] for f in queue["spec"]["resourceGroups"][0]["flavors"]]
+    assert [(r["nominalQuota"], r["lendingLimit"]) for r in gpu] == [(0, 0), (2, 2), (2, 1)]
+
+
+def test_validate_rejects_lending_more_than_the_nominal_quota(tmp_path: Path) -> None:
+    text = OVER.replace("gpu_quota: 12}", "gpu_quota: 10, lending_limit: 11}")
+    proc = _validate(tmp_path, text)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "bp.yaml:12:50 teams[0].lending_limit: team 'vision' can lend at most its nominal quota, 10 GPUs "
+        "(gpu_quota 10 less 0 for its model servers), not 11",
+        "1 problem found",
+    ]
+
+
+def test_validate_warns_about_a_team_without_groups(tmp_path: Path) -> None:
+    text = OVER.replace("gpu_quota: 12}", "gpu_quota: 10, groups: [vision-devs]}").replace(
+        "  - {name: nlp, gpu_quota: 6}\n", "  - name: nlp\n    gpu_quota: 6\n")
+    proc = _validate(tmp_path, text)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "ok: lab\n"
+    assert proc.stderr == ("warning: bp.yaml:13:5 teams[1]: no groups: nobody but cluster admins can submit "
+                           "jobs to team 'nlp' (no RoleBinding is rendered)\n")

@@ -173,7 +173,8 @@ def test_network_policies_deny_by_default(lab):  # noqa: F811
     dns = nps["vision/allow-dns"]["spec"]["egress"][0]
     assert {(p["protocol"], p["port"]) for p in dns["ports"]} == {("UDP", 53), ("TCP", 53)}
     https = nps["vision/allow-egress-https"]["spec"]["egress"][0]
-    assert https["to"][0]["ipBlock"] == {"cidr": "0.0.0.0/0", "except": ["10.30.0.0/16"]}
+    # The VPC (nodes and pods) and the EKS Service range (providers/aws service_cidr).
+    assert https["to"][0]["ipBlock"] == {"cidr": "0.0.0.0/0", "except": ["10.30.0.0/16", "172.20.0.0/16"]}
 
 
 def test_priority_classes_follow_the_rules():

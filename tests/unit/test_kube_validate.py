@@ -54,7 +54,7 @@ def test_three_teams_manifests_validate_strictly(lab, crd_schemas, runtime):  # 
     custom = _assert_valid(objs, bp.kubernetes.version, crd_schemas)
     kinds = {o["kind"] for o in custom}
     assert {"ResourceFlavor", "ClusterQueue", "LocalQueue"} <= kinds
-    assert ("Model" in kinds) == (runtime == "seldon")
+    assert ("Model" in kinds) == ("SeldonRuntime" in kinds) == (runtime == "seldon")
     core = {o["kind"] for o in objs} - kinds
     assert {"Namespace", "ResourceQuota", "LimitRange", "Role", "RoleBinding", "NetworkPolicy", "PriorityClass",
             "DaemonSet"} <= core
@@ -119,7 +119,7 @@ def test_seldon_model_without_storage_uri_is_invalid(crd_schemas):
 def test_shipped_schemas_match_the_crds(crd_schemas):
     """templates/kubernetes/schemas/ = the CRDs' schemas minus descriptions (regenerate if this fails)."""
     shipped = sorted((paths.templates() / "kubernetes" / "schemas").glob("*.json"))
-    assert len(shipped) == 5
+    assert len(shipped) == 6
     for path in shipped:
         data = json.loads(path.read_text())
         expected = validate.without_descriptions(crd_schemas[(data["apiVersion"], data["kind"])])
@@ -128,8 +128,8 @@ def test_shipped_schemas_match_the_crds(crd_schemas):
 
 
 def test_fixture_crds_are_the_ones_their_readme_sources():
-    # The five files the README's table gives a source and a commit for, and nothing else.
+    # The six files the README's table gives a source and a commit for, and nothing else.
     assert sorted(p.name for p in Path(CRDS).glob("*.yaml")) == [
         "kueue_clusterqueues.yaml", "kueue_localqueues.yaml", "kueue_resourceflavors.yaml",
-        "seldon_models.yaml", "seldon_servers.partial.yaml",
+        "seldon_models.yaml", "seldon_seldonruntimes.yaml", "seldon_servers.partial.yaml",
     ]

@@ -7,6 +7,7 @@ list them together with what the last configure run found on each.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,6 +16,11 @@ from ...inventory import InventoryHost, from_blueprint, hosts_file
 from ...workspace import read_json
 from ..base import Provider
 
+# A kubeadm cluster's pod and service networks: the same values as
+# ansible/roles/kubernetes_node/defaults/main.yml (a test checks).
+KUBEADM_POD_SUBNET = "10.244.0.0/16"
+KUBEADM_SERVICE_SUBNET = "10.96.0.0/12"
+
 
 class BaremetalProvider(Provider):
     name: ClassVar[str] = "baremetal"
@@ -22,6 +28,17 @@ class BaremetalProvider(Provider):
 
     def terraform_variables(self, bp: Blueprint) -> dict[str, Any]:
         return {}
+
+    def cluster_networks(self, bp: Blueprint) -> list[str]:
+        """``network.cidr``, kubeadm's pod and service networks, and every host address given as an
+        IP (a host name, or IPv6, cannot be written in an IPv4 ipBlock)."""
+        nets = [bp.network.cidr, KUBEADM_POD_SUBNET, KUBEADM_SERVICE_SUBNET]
+        for host in bp.hosts:
+            try:
+                nets.append(f"{ipaddress.IPv4Address(host.address)}/32")
+            except ValueError:
+                continue
+        return list(dict.fromkeys(nets))
 
     def inventory_hosts(self, bp: Blueprint, outputs: dict[str, Any]) -> list[InventoryHost]:
         return from_blueprint(bp)

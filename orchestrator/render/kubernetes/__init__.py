@@ -14,6 +14,7 @@ Layout::
     teams/<team>.yaml              Namespace, ResourceQuota, LimitRange, Role(Binding),
                                    NetworkPolicies, LocalQueue
     inference/<model>.yaml         Deployment + Service, or Seldon Model (+ Server)
+    inference/<team>-seldon-runtime.yaml   SeldonRuntime (runtime: seldon, teams hosting models)
 
 Builders: ``tenancy`` (namespaces, quotas, RBAC, network policies, priority classes),
 ``scheduling`` (capacity, Kueue flavors and queues), ``device_plugin``, ``inference``,

@@ -2,8 +2,9 @@
 
 ``runtime: onnx`` gives each model a Deployment + Service; ``runtime: seldon`` gives it a
 ``Model`` (``requirements: [onnx]``) and, for teams with GPU models, a Triton ``Server`` that
-carries the GPU requests and tolerations. Both work without a blueprint (ad-hoc deploys):
-:class:`Placement` says where pods go.
+carries the GPU requests and tolerations; each team namespace that hosts Seldon models gets a
+``SeldonRuntime`` (file ``inference/<team>-seldon-runtime.yaml``). Both work without a
+blueprint (ad-hoc deploys, which bring no runtime): :class:`Placement` says where pods go.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ METRICS_PORT = 8002
 SELDON_SERVER_CONFIG = "triton"
 SELDON_GPU_SERVER = "triton-gpu"
 SELDON_MODEL_MEMORY = "1Gi"
+SELDON_RUNTIME = "seldon"  # the name Seldon's own runtime chart gives it
+SELDON_CONFIG = "default"  # the SeldonConfig Seldon Core v2's operator installs
 
 SERVER_REQUESTS = {"cpu": "1", "memory": "2Gi"}
 SERVER_LIMITS = {"cpu": "4", "memory": "8Gi"}
@@ -65,7 +68,7 @@ def placement(bp: Blueprint, team_name: str) -> Placement:
         return Placement(team.effective_namespace, gpu_tolerations(bp))
     tolerations = [dict(GPU_TOLERATION)]
     for pool in pools:
-        tolerations = merge_tolerations(tolerations, pool_tolerations(pool))
+        tolerations = merge_tolerations(tolerations, pool_tolerations(pool, bp.provider))
     return Placement(team.effective_namespace, tolerations, tuple(p.name for p in pools))
 
 
@@ -218,6 +221,18 @@ def seldon_gpu_server(models: list[Model], where: Placement, labels: dict[str, s
     return objects_from_template("seldon-server.yaml.j2", ctx)
 
 
+def seldon_runtime(team: str, where: Placement, labels: dict[str, str]) -> list[dict[str, Any]]:
+    """The namespace's SeldonRuntime: Seldon Core v2's scheduler, envoy and gateways for its Models."""
+    ctx = {
+        "api_version": SELDON_API,
+        "name": SELDON_RUNTIME,
+        "namespace": where.namespace,
+        "labels": {COMPONENT_LABEL: "inference", TEAM_LABEL: team, **labels},
+        "seldon_config": SELDON_CONFIG,
+    }
+    return objects_from_template("seldon-runtime.yaml.j2", ctx)
+
+
 def model_objects(runtime: str, models: list[Model], where: Placement, labels: dict[str, str]) -> list[dict]:
     """All objects serving ``models`` (one team's, in ``where.namespace``) with ``runtime``."""
     objs: list[dict[str, Any]] = []
@@ -247,7 +262,9 @@ def blueprint_models(bp: Blueprint) -> dict[str, list[dict[str, Any]]]:
             result[m.name] = onnx_objects(m, where, {})
     if runtime == "seldon":
         for team, models in sorted(by_team.items()):
-            server = seldon_gpu_server(models, placement(bp, team), {})
+            where = placement(bp, team)
+            result[f"{team}-seldon-runtime"] = seldon_runtime(team, where, {})
+            server = seldon_gpu_server(models, where, {})
             if server:
                 result[f"{team}-{SELDON_GPU_SERVER}"] = server
     return result

@@ -10,8 +10,9 @@ guarantees a pool cannot hold.
 tolerations for its taints), a ClusterQueue per team in one cohort listing the flavors of the
 pools the team may use, a LocalQueue per team namespace. ``borrowing_limit`` is how many more
 GPUs it may borrow from idle teams (none given = no borrowing: Kueue reads a missing limit as
-"unlimited"). The namespace's ResourceQuota caps the team at ``gpu_quota + borrowing_limit``
-(nominal + serving + borrowing).
+"unlimited"). ``lending_limit``, when given, is the ``lendingLimit`` of its GPU quota: how much of
+its nominal quota idle teams may borrow (the rest is never lent). The namespace's ResourceQuota
+caps the team at ``gpu_quota + borrowing_limit`` (nominal + serving + borrowing).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from ...blueprint import capacity
 from ...blueprint.capacity import DEFAULT_NODE_MEMORY_GIB, DEFAULT_NODE_VCPUS, PoolCapacity, capacities
-from ...blueprint.labels import pool_labels
+from ...blueprint.labels import pool_labels, pool_taints
 from ...blueprint.models import Blueprint, NodePool, Taint, Team
 from ...conventions import GPU_RESOURCE, GPU_TOLERATION, KUEUE_API, TEAM_LABEL
 from .templates import objects_from_template
@@ -62,8 +63,10 @@ def toleration(taint: Taint) -> dict[str, str]:
     return {"key": taint.key, "operator": "Exists", "effect": taint.effect}
 
 
-def pool_tolerations(pool: NodePool) -> list[dict[str, str]]:
-    return [toleration(t) for t in pool.effective_taints]
+def pool_tolerations(pool: NodePool, provider: str) -> list[dict[str, str]]:
+    """Tolerations for every taint the pool's nodes carry on ``provider`` (``pool_taints``: the
+    blueprint's and the cloud's own, e.g. AKS's spot taint)."""
+    return [toleration(t) for t in pool_taints(pool, provider)]
 
 
 def resource_flavors(bp: Blueprint) -> list[dict[str, Any]]:
@@ -77,23 +80,32 @@ def resource_flavors(bp: Blueprint) -> list[dict[str, Any]]:
         ctx = {
             "api_version": KUEUE_API,
             "name": pool.name,
-            "node_labels": pool_labels(pool),
-            "tolerations": pool_tolerations(pool),
+            "node_labels": pool_labels(pool, bp.provider),
+            "tolerations": pool_tolerations(pool, bp.provider),
         }
         objs += objects_from_template("resource-flavor.yaml.j2", ctx)
     return objs
 
 
-def _flavor_quota(name: str, cap: PoolCapacity, gpus: int, borrow: int) -> dict[str, Any]:
+def _gpu_quota(gpus: int, borrow: int, lend: int | None) -> dict[str, Any]:
+    """The GPU resource of a flavor: ``lendingLimit`` only when the blueprint sets one (absent,
+    Kueue lends all of the nominal quota)."""
+    quota: dict[str, Any] = {"name": GPU_RESOURCE, "nominalQuota": gpus, "borrowingLimit": borrow}
+    if lend is not None:
+        quota["lendingLimit"] = lend
+    return quota
+
+
+def _flavor_quota(name: str, cap: PoolCapacity, gpus: int, borrow: int, lend: int | None) -> dict[str, Any]:
     """The team's share of one pool: ``gpus`` nominal GPUs and the same share of CPU and memory;
-    it may borrow ``borrow`` more GPUs there."""
+    it may borrow ``borrow`` more GPUs there and lend ``lend`` of its own (None: all)."""
     whole = cap.gpus
     return {
         "name": name,
         "resources": [  # same order as COVERED_RESOURCES
             {"name": "cpu", "nominalQuota": capacity.share(cap.vcpus, gpus, whole)},
             {"name": "memory", "nominalQuota": f"{capacity.share(cap.memory_gib, gpus, whole)}Gi"},
-            {"name": GPU_RESOURCE, "nominalQuota": gpus, "borrowingLimit": borrow},
+            _gpu_quota(gpus, borrow, lend),
         ],
     }
 
@@ -102,16 +114,19 @@ def cluster_queue(bp: Blueprint, team: Team) -> list[dict[str, Any]]:
     if capacity.gpu_pools(bp, capacity.TRAINING):
         caps = capacities(bp)
         borrow = capacity.borrowing_split(bp, team)
-        flavors = [_flavor_quota(pool, caps[pool], gpus, borrow[pool])
+        lend = capacity.lending_split(bp, team)
+        flavors = [_flavor_quota(pool, caps[pool], gpus, borrow[pool], None if lend is None else lend[pool])
                    for pool, gpus in capacity.nominal_split(bp, team).items()]
         if not flavors:  # a team that may use no training pool: listed, with nothing to use
-            flavors = [_flavor_quota(p.name, caps[p.name], 0, 0) for p in capacity.gpu_pools(bp, capacity.TRAINING)]
+            nothing = None if team.lending_limit is None else 0
+            flavors = [_flavor_quota(p.name, caps[p.name], 0, 0, nothing)
+                       for p in capacity.gpu_pools(bp, capacity.TRAINING)]
     else:  # no training pool: one flavor, no GPUs to guarantee; CPU and memory of the cluster
         totals = cluster_totals(bp)
         flavors = [{"name": DEFAULT_FLAVOR, "resources": [
             {"name": "cpu", "nominalQuota": totals.vcpus},
             {"name": "memory", "nominalQuota": f"{totals.memory_gib}Gi"},
-            {"name": GPU_RESOURCE, "nominalQuota": 0, "borrowingLimit": 0},
+            _gpu_quota(0, 0, None if team.lending_limit is None else 0),
         ]}]
     ctx = {
         "api_version": KUEUE_API,
@@ -148,5 +163,5 @@ def gpu_tolerations(bp: Blueprint) -> list[dict[str, Any]]:
     """What a pod needs to run on any GPU pool: the nvidia.com/gpu toleration and every pool's taints."""
     result = [dict(GPU_TOLERATION)]
     for pool in bp.gpu_pools():
-        result = merge_tolerations(result, pool_tolerations(pool))
+        result = merge_tolerations(result, pool_tolerations(pool, bp.provider))
     return result

@@ -8,6 +8,8 @@ from typing import Any
 
 from ...blueprint.models import Blueprint, Team
 from ...conventions import COMPONENT_LABEL, GPU_RESOURCE, OIP_HTTP_PORT, PRIORITY_CLASSES, TEAM_LABEL
+from ...providers.baremetal import KUBEADM_POD_SUBNET, KUBEADM_SERVICE_SUBNET  # noqa: F401 (tests read them here)
+from ...providers.registry import provider_class
 from . import scheduling
 from .inference import OIP_GRPC_PORT
 from .templates import objects_from_template
@@ -17,6 +19,9 @@ TEAM_ROLE_BINDING = "infra-team-members"
 POD_SECURITY_LEVEL = "baseline"
 # Namespaces allowed to reach inference Services (an ingress controller or API gateway).
 GATEWAY_NAMESPACE_LABEL = "infra.dev/ingress-gateway"
+# Where Seldon Core v2's operator runs (its install's default): it calls each namespace's
+# SeldonRuntime scheduler, so a team serving Seldon models admits ingress from there.
+SELDON_OPERATOR_NAMESPACE = "seldon-system"
 
 # Defaults a LimitRange gives containers that state no resources (quota'd namespaces reject
 # pods without requests). A GPU default must equal its request: extended resources do not
@@ -24,10 +29,6 @@ GATEWAY_NAMESPACE_LABEL = "infra.dev/ingress-gateway"
 DEFAULT_CPU_REQUEST, DEFAULT_CPU_LIMIT = "250m", "1"
 DEFAULT_MEMORY_REQUEST, DEFAULT_MEMORY_LIMIT = "512Mi", "2Gi"
 MAX_PODS_PER_TEAM = 1000
-# A kubeadm cluster's pod and service networks (hosts in the blueprint): the same values as
-# ansible/roles/kubernetes_node/defaults/main.yml (a test checks).
-KUBEADM_POD_SUBNET = "10.244.0.0/16"
-KUBEADM_SERVICE_SUBNET = "10.96.0.0/12"
 
 READ = ["get", "list", "watch"]
 # What a team member may do in the team's namespace: run and inspect batch jobs, read their
@@ -48,23 +49,14 @@ def team_gpu_limit(team: Team) -> int:
 
 
 def cluster_networks(bp: Blueprint) -> list[str]:
-    """What "inside the cluster" means for the egress policy: the environment's network and, with
-    hosts (kubeadm), the pod and service networks and every host address given as an IP."""
-    import ipaddress
-
-    nets = [bp.network.cidr]
-    if bp.hosts:
-        nets += [KUBEADM_POD_SUBNET, KUBEADM_SERVICE_SUBNET]
-        for host in bp.hosts:
-            try:
-                nets.append(f"{ipaddress.IPv4Address(host.address)}/32")
-            except ValueError:  # a host name (or IPv6): not expressible in this IPv4 ipBlock
-                continue
-    return list(dict.fromkeys(nets))
+    """What "inside the cluster" means for the egress policy: every network the provider gives the
+    cluster (nodes, pods, Services; ``Provider.cluster_networks``, the same ranges its Terraform
+    variables set), which HTTPS egress "to the outside" excepts."""
+    return provider_class(bp.provider)().cluster_networks(bp)
 
 
 def namespace(bp: Blueprint, team: Team) -> list[dict[str, Any]]:
-    version = f"v{bp.kubernetes.version}"
+    version = f"v{bp.kubernetes.minor}"
     models = bp.inference.models if bp.inference else []
     # A file:// model is read from the node (hostPath), which the baseline profile forbids.
     host_path = any(m.team == team.name and m.uri.startswith("file://") for m in models)
@@ -105,8 +97,14 @@ def team_objects(bp: Blueprint, team: Team) -> list[dict[str, Any]]:
         "gateway_selector": {GATEWAY_NAMESPACE_LABEL: "true"},
         "http_port": OIP_HTTP_PORT,
         "grpc_port": OIP_GRPC_PORT,
+        "seldon_operator_namespace": SELDON_OPERATOR_NAMESPACE if _serves_seldon(bp, team) else "",
     }
     return objects_from_template("team.yaml.j2", context)
+
+
+def _serves_seldon(bp: Blueprint, team: Team) -> bool:
+    return bool(bp.inference and bp.inference.runtime == "seldon"
+                and any(m.team == team.name for m in bp.inference.models))
 
 
 def priority_classes() -> list[dict[str, Any]]:
