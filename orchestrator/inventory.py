@@ -128,10 +128,13 @@ def group_vars(bp: Blueprint, hosts: list[InventoryHost]) -> dict[str, Any]:
     """Variables every host sees: the environment, the Kubernetes version, the models to serve."""
     control = [h.name for h in hosts if "control_plane" in h.roles]
     models = bp.inference.models if bp.inference and bp.inference.runtime == "onnx" else []
-    return {
+    # A pinned patch release (hosts only) reaches the kubernetes_node role as its
+    # kubernetes_node_patch_version (role default); a site variable of that name overrides it.
+    patch = {"infra_kubernetes_patch_version": bp.kubernetes.patch} if bp.kubernetes.patch else {}
+    return patch | {
         "infra_environment": bp.name,
         "infra_provider": bp.provider,
-        "kubernetes_version": bp.kubernetes.version,
+        "kubernetes_version": bp.kubernetes.minor,
         "kubernetes_init_host": control[0] if control else None,
         "infra_network_cidr": bp.network.cidr,
         "inference_onnx_models": [

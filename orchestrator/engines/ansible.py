@@ -59,6 +59,13 @@ RENAMED_SITE_VARS = {
     "nvidia_mig_manager_release_base": "nvidia_gpu_mig_manager_release_base",
     "nvidia_container_toolkit_repo": "container_runtime_nvidia_container_toolkit_repo",
 }
+# Site variables that now belong in the blueprint: they still override it for one release, with a warning.
+BLUEPRINT_SITE_VARS = {
+    "kubernetes_node_patch_version": 'kubernetes.version in the blueprint (e.g. "1.30.2")',
+    "kubernetes_patch_version": 'kubernetes.version in the blueprint (e.g. "1.30.2")',
+}
+
+
 def _scrub_command_file(path: Path, keep: set[str]) -> None:
     """ansible-runner records the whole controller environment in ``command``; keep only ours."""
     try:
@@ -196,8 +203,12 @@ class Ansible:
 
         data = load_site_vars(source) if isinstance(source, Path) else source
         for old in sorted(set(data) & set(RENAMED_SITE_VARS)) if isinstance(source, Path) else ():
-            self.progress.warn(f"{source}: site variable {old} is deprecated, use {RENAMED_SITE_VARS[old]} "
-                               "(the old name works until the next release)")
+            if old not in BLUEPRINT_SITE_VARS:
+                self.progress.warn(f"{source}: site variable {old} is deprecated, use {RENAMED_SITE_VARS[old]} "
+                                   "(the old name works until the next release)")
+        for old in sorted(set(data) & set(BLUEPRINT_SITE_VARS)) if isinstance(source, Path) else ():
+            self.progress.warn(f"{source}: site variable {old} is deprecated, use {BLUEPRINT_SITE_VARS[old]}; "
+                               "until the next release the site variable overrides the blueprint")
         return write_private(self.private_dir / "vars" / name, dump(data))
 
     def run(self, playbook: str, inventory: Path, *, host_count: int, limit: str | None = None, check: bool = False,

@@ -40,7 +40,7 @@ class HandoffStage:
 
     def run(self, ctx: Context) -> str:
         folder = ctx.ws.build_dir / "kubernetes"
-        objs = require_valid(read_rendered(folder), ctx.bp.kubernetes.version, ctx.progress)
+        objs = require_valid(read_rendered(folder), ctx.bp.kubernetes.minor, ctx.progress)
         install = read_install(folder)  # vendored and checksummed: not schema-checked (docs/kubernetes.md)
         if ctx.ws.sandbox:
             return SANDBOX_DETAIL.format(n=len(objs))

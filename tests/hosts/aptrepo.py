@@ -7,8 +7,8 @@ clearsigned with a throwaway GPG key made for the cache (``gpg --quick-gen-key``
 - ``debian/``: Debian's own ``containerd``, ``runc``, ``python3-debian`` and ``python3-chardet``
   (``apt-get download`` on the controller, once), so the roles install them with real apt;
 - ``kubernetes/v<minor>/deb/``: small test-built ``kubeadm``, ``kubelet`` and ``kubectl`` packages
-  at two versions each (``VERSIONS``); their binaries are labelled test doubles (kubeadm is
-  tests/fixtures/ansible/fake-kubeadm reporting the package's version).
+  at two versions each (``VERSIONS``); their binaries are labelled test doubles (kubeadm and
+  kubectl are tests/fixtures/ansible/fake-kubeadm and fake-kubectl reporting the package's version).
 
 Each folder carries the public key as ``Release.key``. ``RepoServer`` serves the tree over HTTP on
 loopback; ``broken = True`` makes it answer 503 (a repository outage), ``False`` restores it.
@@ -33,6 +33,10 @@ from . import rootfs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FAKE_KUBEADM = REPO_ROOT / "tests" / "fixtures" / "ansible" / "fake-kubeadm"
+FAKE_KUBECTL = REPO_ROOT / "tests" / "fixtures" / "ansible" / "fake-kubectl"
+# Served as /cni/calico.yaml: what the kubernetes_node role downloads, edits and applies as its CNI.
+CNI_MANIFEST = REPO_ROOT / "tests" / "fixtures" / "ansible" / "calico-test.yaml"
+CNI_PATH = "/cni/calico.yaml"
 DEBIAN_PACKAGES = ("containerd", "runc", "python3-debian", "python3-chardet", "python3-pkg-resources")
 MINOR = "1.30"
 VERSIONS = ("1.30.1-1.1", "1.30.2-1.1")  # version A, version B
@@ -45,7 +49,7 @@ def tools_missing() -> list[str]:
 
 
 def key() -> str:
-    text = "\n".join([rootfs.suite(), *DEBIAN_PACKAGES, *VERSIONS, FAKE_KUBEADM.read_text()])
+    text = "\n".join([rootfs.suite(), *DEBIAN_PACKAGES, *VERSIONS, FAKE_KUBEADM.read_text(), FAKE_KUBECTL.read_text()])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -110,10 +114,14 @@ def _build(root: Path) -> None:
 
 def publish(cache: Path, served: Path, versions: tuple[str, ...]) -> None:
     """(Re)make ``served``: the Debian repository as cached, the Kubernetes one listing only the
-    packages of ``versions`` (links to the cached files), freshly indexed and signed."""
-    if served.exists():
-        shutil.rmtree(served)
-    served.mkdir(parents=True)
+    packages of ``versions`` (links to the cached files), freshly indexed and signed. Other files
+    under ``served`` (the test CNI manifest) are kept."""
+    served.mkdir(parents=True, exist_ok=True)
+    for part in ("debian", "kubernetes"):
+        if (served / part).is_symlink():
+            (served / part).unlink()
+        elif (served / part).exists():
+            shutil.rmtree(served / part)
     (served / "debian").symlink_to(cache / "debian", target_is_directory=True)
     kube = served / "kubernetes" / f"v{MINOR}" / "deb"
     kube.mkdir(parents=True)
@@ -153,8 +161,9 @@ def _package(repo: Path, name: str, version: str, arch: str) -> None:
         )
         binary = work / "usr" / "bin" / name
         binary.parent.mkdir(parents=True)
-        if name == "kubeadm":
-            binary.write_text(FAKE_KUBEADM.read_text().replace("v1.30.0", f"v{upstream}"))
+        if name in ("kubeadm", "kubectl"):
+            fake = FAKE_KUBEADM if name == "kubeadm" else FAKE_KUBECTL
+            binary.write_text(fake.read_text().replace("v1.30.0", f"v{upstream}"))
         else:
             binary.write_text(f"#!/bin/sh\n# TEST DOUBLE of {name} (infra tests)\necho 'Kubernetes v{upstream}'\n")
         os.chmod(binary, 0o755)
@@ -222,6 +231,8 @@ def serve_for(hosts, base: Path, versions: tuple[str, ...] = VERSIONS[:1], log=p
     cache = ensure(log=log)
     served = base / "apt-served"
     publish(cache, served, versions)
+    (served / CNI_PATH.strip("/")).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(CNI_MANIFEST, served / CNI_PATH.strip("/"))
     server = RepoServer(served).start()
     for host in hosts.hosts:
         configure_host(host.path("/"), server.url, cache)

@@ -124,6 +124,10 @@ class Lab:
     kube: FakeKube
     apt: aptrepo.RepoServer
 
+    def pin(self, version: str) -> None:
+        """Rewrite the lab blueprint with ``kubernetes.version: version`` (e.g. "1.30.2")."""
+        write_blueprint(self.blueprint, self.hosts, self.model, version=version)
+
     def site_vars(self, **extra) -> None:
         """(Re)write the site variables file: the lab's values plus ``extra``."""
         self.extra_vars.write_text(yaml.safe_dump({**self.base_vars, **extra}))
@@ -140,12 +144,14 @@ class Lab:
         return self.env_dir / "ansible" / "artifacts"
 
 
-def write_blueprint(path: Path, hosts: TestHosts, model: Path, gpu_host: str | None = None) -> None:
+def write_blueprint(path: Path, hosts: TestHosts, model: Path, gpu_host: str | None = None,
+                    version: str = aptrepo.VERSIONS[0].split("-")[0]) -> None:
+    """The lab blueprint; ``version`` pins the Kubernetes patch release (default: version A)."""
     bp = {
         "blueprint": 1,
         "name": "lab",
         "provider": "baremetal",
-        "kubernetes": {"version": "1.30"},
+        "kubernetes": {"version": version},
         "node_pools": [{"name": "general", "labels": {"workload": "general"}}],
         "hosts": [],
         "teams": [{"name": "ml"}],
@@ -189,7 +195,9 @@ def lab(tmp_path_factory, test_hosts, onnx_wheels, kube_api, apt_repo) -> Lab:
     base = {
         # kubeadm/kubelet/kubectl: test-built packages (test doubles) from the local apt repository
         "kubernetes_node_repo_base": f"{apt_repo.url}/kubernetes",
-        "kubernetes_node_patch_version": aptrepo.VERSIONS[0].split("-")[0],  # version A
+        # the CNI: a small test manifest in Calico's shape (tests/fixtures/ansible/calico-test.yaml)
+        "kubernetes_node_cni_manifest_url": f"{apt_repo.url}{aptrepo.CNI_PATH}",
+        "kubernetes_node_cni_manifest_sha256": hashlib.sha256(aptrepo.CNI_MANIFEST.read_bytes()).hexdigest(),
         "inference_onnx_listen_on_host_address": True,  # every test host shares the machine's network
         "inference_onnx_wheel_dir": str(onnx_wheels),
     }

@@ -9,8 +9,12 @@ test then stops one host's sshd and brings it back; `infra configure` runs the s
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import yaml
@@ -135,6 +139,24 @@ def test_kubeadm_init_once_and_join_the_others(converged, lab):
     kubeconfig = lab.env_dir / "kubeconfig"  # fetched for the Kubernetes stage, owner-only
     assert kubeconfig.read_text() == lab.hosts.by_name("node-1").path("/etc/fake-kubeadm/admin.conf").read_text()
     assert kubeconfig.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_cni_is_applied_once_from_the_control_plane_with_kubeadms_pod_subnet(converged, lab):
+    """Calico's manifest (the test double served beside the apt repository) is applied by the
+    first converge only; the second reads the cluster (kubectl get) and applies nothing."""
+    logs = {h.name: h.path("/var/log/fake-kubectl.log") for h in lab.hosts.hosts}
+    calls = {name: path.read_text().splitlines() if path.exists() else [] for name, path in logs.items()}
+    applies = {name: [c for c in lines if " apply " in c] for name, lines in calls.items()}
+    assert {name: len(found) for name, found in applies.items()} == {"node-1": 1, "node-2": 0, "node-3": 0}
+    assert applies["node-1"][0].startswith(
+        "--kubeconfig /etc/kubernetes/admin.conf apply --server-side --force-conflicts --field-manager infra-cni "
+        "--filename /etc/kubernetes/infra-cni/calico-")
+    assert sum(" get daemonset/calico-node " in c for c in calls["node-1"]) == 2  # one read per converge
+    node = lab.hosts.by_name("node-1")
+    assert 'podSubnet: "10.244.0.0/16"' in node.path("/etc/kubernetes/kubeadm-config.yaml").read_text()
+    applied = node.path("/var/lib/fake-kubectl/applied.yaml").read_text()
+    assert '            - name: CALICO_IPV4POOL_CIDR\n              value: "10.244.0.0/16"\n' in applied
+    assert node.path("/etc/kubernetes/infra-cni").stat().st_mode & 0o777 == 0o700
 
 
 def test_no_secret_in_artifacts_or_output(converged, lab):
@@ -293,11 +315,16 @@ def test_first_up_installs_containerd_and_kubeadm_a_from_the_repository(converge
     assert "Test double for kubeadm" in node.path("/usr/bin/kubeadm").read_text()
     sources = node.path("/etc/apt/sources.list.d/kubernetes.sources").read_text()
     assert f"URIs: {lab.apt.url}/kubernetes/v1.30/deb/" in sources and "Signed-By:" in sources
+    # version A is the blueprint's kubernetes.version "1.30.1", not a site variable
+    group_vars = (lab.env_dir / "ansible" / "inventory" / "group_vars" / "all.yml").read_text()
+    assert "infra_kubernetes_patch_version: !unsafe '1.30.1'\n" in group_vars
+    assert "kubernetes_version: '1.30'\n" in group_vars
+    assert "patch_version" not in lab.extra_vars.read_text()
 
 
 def test_pin_b_with_the_repository_broken_fails_then_upgrades_held_packages(converged, lab):
     aptrepo.publish(lab.apt.cache, lab.apt.root, aptrepo.VERSIONS)  # upstream publishes version B
-    lab.site_vars(kubernetes_node_patch_version="1.30.2")
+    lab.pin("1.30.2")  # the blueprint pins version B
     lab.apt.broken = "/kubernetes/"
     try:
         failed = up(lab)
@@ -327,7 +354,7 @@ def test_pin_b_with_the_repository_broken_fails_then_upgrades_held_packages(conv
 
 
 def test_missing_kubernetes_repository_fails_every_kube_host_then_converges(converged, lab):
-    lab.site_vars(kubernetes_node_patch_version="1.30.2", kubernetes_node_repo_base="")
+    lab.site_vars(kubernetes_node_repo_base="")
     missing = up(lab)
     assert missing.code == 4, missing.stdout[-2000:] + missing.stderr
     assert ("  node-3 failed at task 'kubernetes_node : Fail when the Kubernetes package repository is not "
@@ -338,7 +365,7 @@ def test_missing_kubernetes_repository_fails_every_kube_host_then_converges(conv
     data = json.loads(status.stdout)
     assert {h: v["last_configure"]["status"] for h, v in data["outputs"]["hosts"].items()} == dict.fromkeys(
         KUBE_NODES, "failed")
-    lab.site_vars(kubernetes_node_patch_version="1.30.2")
+    lab.site_vars()
     fixed = up(lab)
     assert fixed.code == 0, fixed.stdout[-2000:] + fixed.stderr
     hosts = json.loads((lab.env_dir / "ansible" / "hosts.json").read_text())["hosts"]
@@ -354,3 +381,85 @@ def test_a_changed_model_is_copied_again_and_restarts_the_server_once(converged,
     status, body = _post(f"http://{lab.hosts.by_name('node-3').address}:8000/v2/models/affine/infer",
                          {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1.0, 2.0, 3.0]}]})
     assert status == 200 and body["outputs"][0]["data"] == [5.0, 7.0]
+
+
+# --- drift and a hybrid rollout (issue 14): after everything above, the lab is converged ----------
+
+SYSCTL_FILE = "/etc/sysctl.d/99-infra-kubernetes.conf"  # role common writes it (copy)
+SYSCTL_TASK = "common : Persist sysctls for container networking"
+
+
+def test_drift_names_the_host_and_task_after_a_managed_file_is_edited_and_up_repairs_it(converged, lab):
+    node = lab.hosts.by_name("node-2").path(SYSCTL_FILE)
+    managed = node.read_text()
+    node.write_text(managed.replace("net.ipv4.ip_forward = 1", "net.ipv4.ip_forward = 0"))
+    drift = run_infra(["drift", str(lab.blueprint)], lab.dir, _env(lab))
+    assert drift.code == 2, drift.stdout[-3000:] + drift.stderr
+    drifted = [line for line in drift.stdout.splitlines() if "drifted:" in line]
+    assert drifted == [f"lab: drifted: node-2: {SYSCTL_TASK}"]
+    as_json = run_infra(["drift", str(lab.blueprint), "--format", "json"], lab.dir, _env(lab))
+    assert as_json.code == 2, as_json.stdout[-3000:] + as_json.stderr
+    [env] = json.loads(as_json.stdout)["environments"]
+    assert (env["environment"], env["provider"], env["result"], env["drift"]) == ("lab", "baremetal", "success", True)
+    assert env["changes"]["drift"] == [f"node-2: {SYSCTL_TASK}"]
+    assert env["changes"]["hosts"] == {"node-2": [SYSCTL_TASK]}
+    assert "net.ipv4.ip_forward = 0" in node.read_text()  # check mode changed nothing
+
+    repaired = up(lab)
+    assert repaired.code == 0, repaired.stdout[-3000:] + repaired.stderr
+    assert node.read_text() == managed
+    clean = run_infra(["drift", str(lab.blueprint)], lab.dir, _env(lab))
+    assert clean.code == 0, clean.stdout[-3000:] + clean.stderr
+    assert "no drift" in clean.stdout and "drifted:" not in clean.stdout
+
+
+AWS_BP = """blueprint: 1
+name: {name}
+provider: aws
+region: us-east-1
+network: {{cidr: {cidr}, zones: 2}}
+node_pools:
+  - {{name: system, instance_type: m6i.large, min: 1, max: 2}}
+"""
+HYBRID = """rollout: 1
+name: hybrid
+environments:
+  - path: lab.yaml
+  - path: sb-x.yaml
+  - path: sb-y.yaml
+    after: [lab]
+max_parallel: 2
+"""
+
+
+def test_hybrid_rollout_bare_metal_and_two_sandbox_environments(converged, lab, tf_mirror):
+    """The lab (bare metal, real SSH hosts: --sandbox leaves it alone) and sb-x run at the same
+    time; sb-y comes after the lab. Their run records show it."""
+    (lab.dir / "sb-x.yaml").write_text(AWS_BP.format(name="sb-x", cidr="10.41.0.0/16"))
+    (lab.dir / "sb-y.yaml").write_text(AWS_BP.format(name="sb-y", cidr="10.42.0.0/16"))
+    (lab.dir / "hybrid.yaml").write_text(HYBRID)
+    env = {**os.environ, **_env(lab), "INFRA_TF_PLUGIN_MIRROR": tf_mirror,
+           "TF_CLI_CONFIG_FILE": str(lab.dir / "none.tfrc"), "COLUMNS": "200"}
+    env.pop("INFRA_STATE_DIR", None)
+    infra = [str(Path(sys.executable).with_name("infra"))]
+    try:
+        run = subprocess.run([*infra, "up", "hybrid.yaml", "--sandbox", "--auto-approve"], cwd=lab.dir, env=env,
+                             capture_output=True, text=True, timeout=1200, stdin=subprocess.DEVNULL)
+    finally:
+        subprocess.run([*infra, "sandbox", "stop"], cwd=lab.dir, env=env, capture_output=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    [path] = (lab.dir / ".infra" / "rollouts" / "hybrid").glob("*.json")
+    rollout = json.loads(path.read_text())
+    assert (rollout["command"], rollout["sandbox"], rollout["outcome"]) == ("up", True, "success")
+    assert [e["environment"] for e in rollout["environments"]] == ["lab", "sb-x", "sb-y"]
+    rec = {}
+    for entry in rollout["environments"]:
+        [found] = [json.loads(p.read_text()) for p in (lab.dir / ".infra" / "records" / entry["environment"]).glob(
+            "*.json") if json.loads(p.read_text())["id"] == entry["record"]]
+        rec[entry["environment"]] = found
+    assert {n: (r["command"], r["outcome"], r["sandbox"]) for n, r in rec.items()} == {
+        "lab": ("up", "success", False), "sb-x": ("up", "success", True), "sb-y": ("up", "success", True)}
+    lab_r, x, y = rec["lab"], rec["sb-x"], rec["sb-y"]
+    assert lab_r["started_at"] <= x["finished_at"] and x["started_at"] <= lab_r["finished_at"]  # overlapped
+    assert y["started_at"] >= lab_r["finished_at"]  # after its dependency
+    assert {h: s["changed"] for h, s in last_stats(lab).items()} == dict.fromkeys(KUBE_NODES, 0)  # a no-op converge

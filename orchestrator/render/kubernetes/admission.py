@@ -55,7 +55,7 @@ def _queue_expression() -> str:
 
 def admission_policies(bp: Blueprint) -> list[dict[str, Any]]:
     """The two policies and their bindings (none before Kubernetes 1.30)."""
-    major, minor = (int(x) for x in bp.kubernetes.version.split("."))
+    major, minor = (int(x) for x in bp.kubernetes.minor.split("."))
     if (major, minor) < MIN_VERSION:
         return []
     ctx = {

@@ -57,7 +57,7 @@ def cluster_autoscaler(bp: Blueprint) -> list[dict[str, Any]]:
         return []
     meta = {"name": NAME, "namespace": NAMESPACE}
     subject = [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}]
-    tag = eks_versions.cluster_autoscaler(bp.kubernetes.version)
+    tag = eks_versions.cluster_autoscaler(bp.kubernetes.minor)
     command = [
         "./cluster-autoscaler",
         "--cloud-provider=aws",
