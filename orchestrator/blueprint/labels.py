@@ -1,14 +1,17 @@
 """Node labels: the one convention for what a pool's nodes carry, whatever the provider.
 
-Terraform node groups (``providers/aws``), the Ansible inventory (bare-metal kubelets,
+Terraform node groups (``providers/<cloud>``), the Ansible inventory (bare-metal kubelets,
 ``inventory.py``), Kueue ResourceFlavors (``render/kubernetes/scheduling.py``), and the device
 plugin and inference placement (``GPU_PRESENT_LABEL``) all take their labels from here, so a
-flavor selects exactly the nodes its pool made.
+flavor selects exactly the nodes its pool made. Taints too (``pool_taints``): what the cloud adds
+to a pool's nodes by itself (AKS's spot taint and label) is data in data/catalog/<provider>.yaml,
+read here, so Terraform and the tolerations never disagree.
 """
 
 from __future__ import annotations
 
-from .models import NodePool
+from . import catalog
+from .models import NodePool, Taint
 
 POOL_LABEL = "infra.dev/pool"
 GPU_TYPE_LABEL = "infra.dev/gpu-type"
@@ -28,6 +31,29 @@ def node_labels(pool: NodePool | None, gpu_type: str | None) -> dict[str, str]:
     return dict(sorted(labels.items()))
 
 
-def pool_labels(pool: NodePool) -> dict[str, str]:
-    """The labels of every node of ``pool``: what its Kueue flavor selects on."""
-    return node_labels(pool, pool.gpu.type if pool.gpu else None)
+def pool_labels(pool: NodePool, provider: str) -> dict[str, str]:
+    """The labels of every node of ``pool`` on ``provider``: what its Kueue flavor selects on and
+    what the cloud's node pool lists (with the labels the cloud adds itself, ``cloud_labels``)."""
+    return dict(sorted({**node_labels(pool, pool.gpu.type if pool.gpu else None),
+                        **cloud_labels(pool, provider)}.items()))
+
+
+def pool_taints(pool: NodePool, provider: str) -> list[Taint]:
+    """The taints of every node of ``pool`` on ``provider``: the blueprint's (``effective_taints``)
+    and those the cloud adds itself (AKS: every spot node). Terraform lists them all (a node pool
+    that omits them drifts) and Kueue flavors, the device plugin and model servers tolerate them."""
+    taints = pool.effective_taints
+    return taints + [t for t in _cloud_taints(pool, provider) if t not in taints]
+
+
+def cloud_labels(pool: NodePool, provider: str) -> dict[str, str]:
+    """Labels the cloud puts on the pool's nodes (``spot_node_labels`` in data/catalog/<provider>.yaml)."""
+    if pool.effective_capacity_type != "spot":
+        return {}
+    return dict(catalog.setting(provider, "spot_node_labels", {}))
+
+
+def _cloud_taints(pool: NodePool, provider: str) -> list[Taint]:
+    if pool.effective_capacity_type != "spot":
+        return []
+    return [Taint(**t) for t in catalog.setting(provider, "spot_node_taints", [])]

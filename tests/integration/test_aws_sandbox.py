@@ -245,6 +245,11 @@ def test_plan_from_a_plain_shell_runs_no_init(project, first_up):
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert "terraform init skipped: its inputs are unchanged" in plan.stdout + plan.stderr
     assert not init_log.exists()  # the engine's log: no terraform init ran
+    # the cost estimate follows the summary (docs/cost.md): a100 is 4 x p4d.24xlarge x 730 h at most
+    assert "Estimated monthly cost (USD, 730 h/month, list prices for us-east-1)" in plan.stdout
+    assert "$0 – $95,696" in plan.stdout
+    assert "as configured (spot pools at spot prices): $70 per month at min, $99,431 at max" in plan.stdout
+    assert "note: an estimate from approximate list prices, not a quote" in plan.stdout
 
 
 def test_working_files_are_owner_only(project, first_up):

@@ -94,6 +94,9 @@ def test_pool_purposes_are_the_same_everywhere(tmp_path) -> None:
 # Files only one provider renders: the cluster autoscaler runs in-cluster only on EKS
 # (AKS and GKE autoscale node pools themselves; bare metal does not autoscale).
 PROVIDER_ONLY = {"aws": {"cluster/cluster-autoscaler.yaml"}}
+# Files one provider does not render: GKE runs its own NVIDIA device plugin beside the driver it
+# installs (gpu_driver_installation_config); a second plugin would fight it for the GPUs.
+PROVIDER_LACKS = {"gcp": {"cluster/device-plugin.yaml"}}
 TENANCY = ("teams/nlp.yaml", "teams/vision.yaml", "kueue/cluster-queues.yaml", "kueue/resource-flavors.yaml")
 
 
@@ -101,7 +104,7 @@ def test_tenancy_and_kueue_objects_are_identical(tmp_path) -> None:
     rendered = {p: render_kubernetes(_blueprint(tmp_path, p)) for p in ("aws", "azure", "gcp", "baremetal")}
     for provider, files in rendered.items():
         assert set(TENANCY) <= set(files), provider
-        common = set(files) - PROVIDER_ONLY.get(provider, set())
+        common = set(files) - PROVIDER_ONLY.get(provider, set()) | PROVIDER_LACKS.get(provider, set())
         assert common == set(rendered["azure"]) - PROVIDER_ONLY.get("azure", set()), provider
         for rel in TENANCY:
             assert _gpu_only(files[rel]) == _gpu_only(rendered["aws"][rel]), (provider, rel)
@@ -109,9 +112,9 @@ def test_tenancy_and_kueue_objects_are_identical(tmp_path) -> None:
 
 def _gpu_only(text: str) -> list:
     """CPU and memory quotas follow each cloud's machine sizes (a p5.48xlarge has 192 vCPUs, an
-    ND96isr H100 v5 96), and the HTTPS egress policy excludes each environment's own networks (on
-    bare metal also the pod and service networks and the hosts): those are masked, everything
-    else must be identical."""
+    ND96isr H100 v5 96), and the HTTPS egress policy's ``except`` list is each provider's own
+    in-cluster networks (asserted literally by test_egress_excepts_every_in_cluster_network):
+    those are masked, everything else must be identical."""
     def mask(node, key=""):
         if isinstance(node, dict) and "ipBlock" in node:
             return {**node, "ipBlock": {**node["ipBlock"], "except": "<networks>"}}
@@ -123,3 +126,70 @@ def _gpu_only(text: str) -> list:
             return [mask(v) for v in node]
         return "<machine>" if re.fullmatch(r"(\w+\.)?(cpu|memory)", key) else node
     return [mask(doc) for doc in yaml.safe_load_all(text)]
+
+
+# What allow-egress-https excepts ("inside the cluster") for LOGICAL (network.cidr 10.0.0.0/16):
+# the node network, the pod and Service ranges each provider sets, and on GKE the control plane's.
+EGRESS_EXCEPT = {
+    "aws": ["10.0.0.0/16", "172.20.0.0/16"],  # pods are in the VPC (VPC CNI); Services: service_cidr
+    "azure": ["10.0.0.0/16", "10.244.0.0/16", "10.245.0.0/16"],  # overlay pod_cidr, service_cidr
+    "gcp": ["10.0.0.0/16", "10.244.0.0/14", "10.248.0.0/20", "172.16.0.16/28"],  # pods, services, master
+    "baremetal": ["10.0.0.0/16", "10.244.0.0/16", "10.96.0.0/12",  # kubeadm's pod and service networks
+                  *[f"10.1.0.{i}/32" for i in range(10, 13)], *[f"10.1.1.{i}/32" for i in range(10, 14)],
+                  *[f"10.1.2.{i}/32" for i in range(10, 16)]],
+}
+# The Terraform variables that give the cloud those ranges: the render and the cluster agree.
+RANGE_VARIABLES = {"aws": ("vpc_cidr", "service_cidr"), "azure": ("vnet_cidr", "pod_cidr", "service_cidr"),
+                   "gcp": ("subnet_cidr", "pods_cidr", "services_cidr", "master_cidr")}
+
+
+def test_egress_excepts_every_in_cluster_network(tmp_path) -> None:
+    for provider, expected in EGRESS_EXCEPT.items():
+        bp = _blueprint(tmp_path, provider)
+        docs = list(yaml.safe_load_all(render_kubernetes(bp)["teams/vision.yaml"]))
+        policy = next(d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "allow-egress-https")
+        assert policy["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": expected}}], provider
+        if provider in RANGE_VARIABLES:
+            variables = get_provider(provider).terraform_variables(bp)
+            assert [variables[name] for name in RANGE_VARIABLES[provider]] == expected, provider
+
+
+def test_eks_service_range_is_the_one_eks_would_pick_and_misses_the_vpc() -> None:
+    from orchestrator.providers.aws import service_cidr
+
+    assert [service_cidr(c) for c in ("10.0.0.0/16", "10.100.0.0/16", "172.20.0.0/16", "192.168.0.0/24")] == [
+        "172.20.0.0/16", "172.20.0.0/16", "10.100.0.0/16", "10.100.0.0/16"]
+
+
+# What a cloud puts on every node of a spot pool by itself, which its node pool must list (else it
+# drifts) and Kueue, the device plugin and model servers must tolerate (else admitted pods never
+# schedule): AKS's label and NoSchedule taint. EKS and GKE label spot nodes without tainting them,
+# and their node pools do not drift for it. Written out literally: these are the only differences.
+SPOT_LABELS = {"aws": {}, "gcp": {}, "azure": {"kubernetes.azure.com/scalesetpriority": "spot"}}
+SPOT_TAINTS = {"aws": [], "gcp": [], "azure": ["kubernetes.azure.com/scalesetpriority=spot:NoSchedule"]}
+SPOT_MACHINES = {"aws": ["g4dn.xlarge", "g4dn.2xlarge"], "azure": ["Standard_NC4as_T4_v3"], "gcp": ["n1-standard-8"]}
+
+
+def test_a_spot_pool_carries_what_its_cloud_adds_in_terraform_and_kueue_alike(tmp_path) -> None:
+    for provider, machines in SPOT_MACHINES.items():
+        data = {"blueprint": 1, "name": "spot-env", "provider": provider, "region": MACHINES[provider][0],
+                "node_pools": [{"name": "system", "instance_type": MACHINES[provider][1][0], "min": 1, "max": 2},
+                               {"name": "batch", "instance_types": machines, "gpu": {"type": "t4", "count": 1},
+                                "min": 0, "max": 4, "spot": True}]}
+        path = tmp_path / f"{provider}.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        bp = load(path).model
+        labels = {"infra.dev/gpu-type": "t4", "infra.dev/pool": "batch", "nvidia.com/gpu.present": "true",
+                  **SPOT_LABELS[provider]}
+        taints = ["nvidia.com/gpu=present:NoSchedule", *SPOT_TAINTS[provider]]
+        row = next(r for r in _pools(provider, get_provider(provider).terraform_variables(bp)) if r[0] == "batch")
+        assert (row[3], row[4]) == (labels, taints), provider
+        files = render_kubernetes(bp)
+        flavor = next(yaml.safe_load_all(files["kueue/resource-flavors.yaml"]))
+        assert flavor["spec"]["nodeLabels"] == labels, provider
+        assert [_taint(t) for t in flavor["spec"]["tolerations"]] == taints, provider
+        if "cluster/device-plugin.yaml" in files:  # the plugin must run on spot GPU nodes too
+            docs = yaml.safe_load_all(files["cluster/device-plugin.yaml"])
+            plugin = next(d for d in docs if d["kind"] == "DaemonSet")
+            tolerated = [_taint(t) for t in plugin["spec"]["template"]["spec"]["tolerations"] if "value" in t]
+            assert tolerated == SPOT_TAINTS[provider], provider

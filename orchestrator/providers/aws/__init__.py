@@ -7,9 +7,10 @@ data/catalog/aws.yaml, and the kubeconfig builder (kubeconfig.py).
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, ClassVar
 
-from ...blueprint.labels import pool_labels
+from ...blueprint.labels import pool_labels, pool_taints
 from ...blueprint.models import Blueprint, NodePool
 from ...blueprint.network import subnet_plan
 from ..base import Provider
@@ -24,6 +25,14 @@ _CPU_DISK_GB = 50
 # Services the sandbox emulates (templates/terraform/aws/sandbox/); every one the module touches
 # must be listed or the provider would call real AWS.
 _SANDBOX_SERVICES = ("autoscaling", "ec2", "eks", "iam", "kms", "logs", "s3", "sts")
+
+
+def service_cidr(vpc_cidr: str) -> str:
+    """The cluster's Service (ClusterIP) range, set explicitly so that the team egress policy can
+    name it: the range EKS picks when none is given (172.20.0.0/16 for a VPC inside 10.0.0.0/8,
+    else 10.100.0.0/16), so it never overlaps the VPC and clusters made before keep theirs."""
+    inside_ten = ipaddress.IPv4Network(vpc_cidr).subnet_of(ipaddress.IPv4Network("10.0.0.0/8"))
+    return "172.20.0.0/16" if inside_ten else "10.100.0.0/16"
 
 
 def _node_pool(pool: NodePool) -> dict[str, Any]:
@@ -41,9 +50,9 @@ def _node_pool(pool: NodePool) -> dict[str, Any]:
         "desired_size": pool.effective_desired,
         "max_size": pool.max,
         "disk_size_gb": _GPU_DISK_GB if pool.gpu else _CPU_DISK_GB,
-        "labels": pool_labels(pool),
+        "labels": pool_labels(pool, "aws"),
         "taints": [
-            {"key": t.key, "value": t.value, "effect": _TAINT_EFFECT[t.effect]} for t in pool.effective_taints
+            {"key": t.key, "value": t.value, "effect": _TAINT_EFFECT[t.effect]} for t in pool_taints(pool, "aws")
         ],
     }
 
@@ -68,10 +77,11 @@ class AwsProvider(Provider):
             "region": bp.region,
             "name": bp.name,
             "tags": {"infra.dev/environment": bp.name, "managed-by": "infra", **bp.tags},
-            "kubernetes_version": bp.kubernetes.version,
+            "kubernetes_version": bp.kubernetes.minor,
             "public_endpoint": bp.kubernetes.public_endpoint,
             "authorized_networks": list(bp.kubernetes.authorized_networks),
             "vpc_cidr": bp.network.cidr,
+            "service_cidr": service_cidr(bp.network.cidr),
             "private_subnets": subnets["private"],
             "public_subnets": subnets["public"],
             "zones": bp.network.zone_names,
@@ -80,6 +90,10 @@ class AwsProvider(Provider):
             "access_members": _access_members(bp),
             "node_pools": [_node_pool(p) for p in bp.node_pools],
         }
+
+    def cluster_networks(self, bp: Blueprint) -> list[str]:
+        """The VPC (nodes, and pods: the VPC CNI gives them VPC addresses) and the Service range."""
+        return [bp.network.cidr, service_cidr(bp.network.cidr)]
 
     def sandbox_endpoints(self, endpoint: str) -> dict[str, str]:
         return {service: endpoint for service in _SANDBOX_SERVICES}

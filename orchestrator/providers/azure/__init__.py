@@ -5,7 +5,9 @@ Everything that knows Azure sits in this package and its data: the root module's
 templates/terraform/azure/, the VM sizes in data/catalog/azure.yaml and the kubeconfig builder
 (kubeconfig.py). Identities: teams' ``groups`` that are Entra ID group object IDs are what the
 RoleBindings name (AKS puts a user's group object IDs in its token) and get the Cluster User
-role; names that are not object IDs reach nobody on AKS (docs/providers.md).
+role; names that are not object IDs reach nobody on AKS (docs/providers.md). ``teams[].members``
+(Entra object IDs) get the Cluster User role too; ``access.admins`` (Entra object IDs) the RBAC
+Cluster Admin role.
 """
 
 from __future__ import annotations
@@ -14,18 +16,18 @@ import ipaddress
 import re
 from typing import Any, ClassVar
 
-from ...blueprint.labels import pool_labels
+from ...blueprint.labels import pool_labels, pool_taints
 from ...blueprint.models import Blueprint, NodePool
 from ...errors import UsageError
 from ..base import Provider
+from ..credentials import Credentials
+from .credentials import CREDENTIALS
 
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _GPU_DISK_GB = 200
 _CPU_DISK_GB = 64
 # Overlay pod and Service ranges: the first pair that does not overlap the VNet.
 _RANGES = (("10.244.0.0/16", "10.245.0.0/16"), ("172.20.0.0/16", "172.21.0.0/16"))
-# AKS taints every spot node with this; node_taints must list it or the pool drifts.
-SPOT_TAINT = "kubernetes.azure.com/scalesetpriority=spot:NoSchedule"
 
 
 def aks_pool_name(name: str) -> str:
@@ -71,15 +73,14 @@ def _system_pool(pool: NodePool, name: str) -> dict[str, Any]:
         "name": name, "pool": pool.name, "vm_size": _size(pool),
         "min_count": max(pool.min or 1, 1), "max_count": max(pool.max or 1, 1),
         "node_count": max(pool.effective_desired or 1, 1),
-        "disk_size_gb": _CPU_DISK_GB, "labels": pool_labels(pool),
+        "disk_size_gb": _CPU_DISK_GB, "labels": pool_labels(pool, "azure"),
     }
 
 
 def _user_pool(pool: NodePool, name: str) -> dict[str, Any]:
     spot = pool.effective_capacity_type == "spot"
-    taints = [f"{t.key}={t.value}:{t.effect}" for t in pool.effective_taints]
-    if spot and SPOT_TAINT not in taints:
-        taints.append(SPOT_TAINT)
+    # With AKS's own spot label and taint (blueprint/labels.py): node_labels/node_taints must list them.
+    taints = [f"{t.key}={t.value}:{t.effect}" for t in pool_taints(pool, "azure")]
     return {
         "name": name, "pool": pool.name, "vm_size": _size(pool),
         "gpu_count": pool.gpu.count if pool.gpu else 0,
@@ -87,13 +88,14 @@ def _user_pool(pool: NodePool, name: str) -> dict[str, Any]:
         "node_count": pool.effective_desired or 0,
         "spot": spot, "spot_max_price": -1,  # -1: pay up to the on-demand price, never evicted for price
         "disk_size_gb": _GPU_DISK_GB if pool.gpu else _CPU_DISK_GB,
-        "labels": pool_labels(pool), "taints": taints,
+        "labels": pool_labels(pool, "azure"), "taints": taints,
     }
 
 
 class AzureProvider(Provider):
     name: ClassVar[str] = "azure"
     terraform_module: ClassVar[str | None] = "azure_gpu_cluster"
+    credentials: ClassVar[Credentials | None] = CREDENTIALS
 
     def terraform_variables(self, bp: Blueprint) -> dict[str, Any]:
         names = _names(bp)
@@ -104,7 +106,7 @@ class AzureProvider(Provider):
             "region": bp.region,
             "name": bp.name,
             "tags": {"infra.dev/environment": bp.name, "managed-by": "infra", **bp.tags},
-            "kubernetes_version": bp.kubernetes.version,
+            "kubernetes_version": bp.kubernetes.minor,
             "public_endpoint": bp.kubernetes.public_endpoint,
             "authorized_networks": list(bp.kubernetes.authorized_networks),
             "vnet_cidr": bp.network.cidr,
@@ -112,13 +114,19 @@ class AzureProvider(Provider):
             "pod_cidr": pods,
             "service_cidr": services,
             "dns_service_ip": str(ipaddress.IPv4Network(services)[10]),
-            "zones": [str(z) for z in range(1, min(bp.network.zone_count, 3) + 1)],
-            "admin_group_object_ids": [],
+            # Pinned ("1", "3") or the first N of the region's three.
+            "zones": bp.network.zone_names or [str(z) for z in range(1, min(bp.network.zone_count, 3) + 1)],
+            "admin_group_object_ids": sorted(set(bp.access.admins)),
             "creator_admin": bp.access.effective_creator_admin,
             "team_group_object_ids": groups,
+            "member_object_ids": sorted({m for team in bp.teams for m in team.members}),
             "system_pool": _system_pool(bp.node_pools[system], names[system]),
             "node_pools": [_user_pool(p, names[i]) for i, p in enumerate(bp.node_pools) if i != system],
         }
+
+    def cluster_networks(self, bp: Blueprint) -> list[str]:
+        """The VNet (nodes) and the overlay's pod and Service ranges (``overlay_ranges``)."""
+        return [bp.network.cidr, *overlay_ranges(bp.network.cidr)]
 
     def backend(self, bp: Blueprint) -> tuple[str, dict[str, Any]]:
         """azurerm state authenticates with Entra ID (no storage account keys)."""

@@ -5,7 +5,9 @@ Everything that knows Google Cloud sits in this package and its data: the root m
 templates in templates/terraform/gcp/, the machine types in data/catalog/gcp.yaml and the
 kubeconfig builder (kubeconfig.py). Identities: teams' ``groups`` that are Google Groups (email
 addresses) are what the RoleBindings name; Google Groups for RBAC is turned on with
-``gke-security-groups@<their domain>`` (docs/providers.md).
+``gke-security-groups@<their domain>`` (docs/providers.md). ``access.admins`` get
+roles/container.admin and ``teams[].members`` roles/container.clusterViewer (to fetch
+credentials; what they may do comes from their team's Google Groups), both on the project.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import ipaddress
 import re
 from typing import Any, ClassVar
 
-from ...blueprint.labels import pool_labels
+from ...blueprint.labels import pool_labels, pool_taints
 from ...blueprint.models import Blueprint, NodePool
 from ...errors import UsageError
 from ..base import Provider
+from ..credentials import Credentials
+from .credentials import CREDENTIALS
 
 _TAINT_EFFECT = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
 _EMAIL = re.compile(r"^[^@\s]+@([a-z0-9.-]+\.[a-z]{2,})$")
@@ -58,6 +62,15 @@ def security_group(bp: Blueprint) -> str:
     return f"gke-security-groups@{domains[0]}" if domains else ""
 
 
+def iam_member(principal: str) -> str:
+    """An IAM member from ``access.admins``/``teams[].members``: as given when it names its kind
+    (``user:``, ``group:``, ``serviceAccount:``), else a service account when the email is one's,
+    else a user."""
+    if ":" in principal:
+        return principal
+    return f"serviceAccount:{principal}" if principal.endswith(".gserviceaccount.com") else f"user:{principal}"
+
+
 def _labels(tags: dict[str, str]) -> dict[str, str]:
     """GCP resource labels: lowercase letters, digits, '-' and '_', at most 63 characters."""
     def clean(s: str) -> str:
@@ -77,14 +90,16 @@ def _node_pool(pool: NodePool) -> dict[str, Any]:
         "initial_count": pool.effective_desired or 0,
         "spot": pool.effective_capacity_type == "spot",
         "disk_size_gb": _GPU_DISK_GB if pool.gpu else _CPU_DISK_GB,
-        "labels": pool_labels(pool),
-        "taints": [{"key": t.key, "value": t.value, "effect": _TAINT_EFFECT[t.effect]} for t in pool.effective_taints],
+        "labels": pool_labels(pool, "gcp"),
+        "taints": [{"key": t.key, "value": t.value, "effect": _TAINT_EFFECT[t.effect]}
+                   for t in pool_taints(pool, "gcp")],
     }
 
 
 class GcpProvider(Provider):
     name: ClassVar[str] = "gcp"
     terraform_module: ClassVar[str | None] = "gcp_gpu_cluster"
+    credentials: ClassVar[Credentials | None] = CREDENTIALS
 
     def terraform_variables(self, bp: Blueprint) -> dict[str, Any]:
         pods, services, master = secondary_ranges(bp.network.cidr)
@@ -92,7 +107,7 @@ class GcpProvider(Provider):
             "region": bp.region,
             "name": bp.name,
             "labels": _labels({"infra-dev-environment": bp.name, "managed-by": "infra", **bp.tags}),
-            "kubernetes_version": bp.kubernetes.version,
+            "kubernetes_version": bp.kubernetes.minor,
             "public_endpoint": bp.kubernetes.public_endpoint,
             "authorized_networks": list(bp.kubernetes.authorized_networks),
             "subnet_cidr": bp.network.cidr,
@@ -101,8 +116,15 @@ class GcpProvider(Provider):
             "master_cidr": master,
             "zones": bp.network.zone_names,
             "security_group": security_group(bp),
+            "cluster_admins": sorted({iam_member(a) for a in bp.access.admins}),
+            "cluster_viewers": sorted({iam_member(m) for team in bp.teams for m in team.members}),
             "node_pools": [_node_pool(p) for p in bp.node_pools],
         }
+
+    def cluster_networks(self, bp: Blueprint) -> list[str]:
+        """The subnet (nodes), its pod and Service secondary ranges and the control plane's range
+        (``secondary_ranges``)."""
+        return [bp.network.cidr, *secondary_ranges(bp.network.cidr)]
 
     def kubeconfig(self, bp: Blueprint, outputs: dict[str, Any]) -> dict[str, Any]:
         """A kubeconfig whose user runs ``gke-gcloud-auth-plugin`` (exec plugin): no token on disk."""

@@ -1,11 +1,17 @@
 """The NVIDIA device plugin (pure): a pinned DaemonSet on GPU nodes only, tolerating every GPU
 pool's taints, with the MIG strategy the pools' profiles call for.
+
+None where the cloud runs its own (``device_plugin: cloud`` in data/catalog/<provider>.yaml: GKE
+installs the driver and its own plugin on GPU nodes): two plugins on one node would both
+register ``nvidia.com/gpu`` with the kubelet. docs/providers.md says, per provider, how the
+driver and the plugin get there.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ...blueprint import catalog
 from ...blueprint.labels import GPU_PRESENT_LABEL
 from ...blueprint.models import Blueprint
 from .scheduling import gpu_tolerations
@@ -24,8 +30,11 @@ def mig_strategy(bp: Blueprint) -> str:
 
 
 def device_plugin(bp: Blueprint) -> list[dict[str, Any]]:
-    """The DaemonSet (empty when the cluster has no GPU pool and no GPU host)."""
+    """The DaemonSet (empty when the cluster has no GPU pool and no GPU host, or when the cloud
+    runs its own plugin)."""
     if not bp.gpu_pools() and not any(h.gpu for h in bp.hosts):
+        return []
+    if catalog.setting(bp.provider, "device_plugin", "infra") != "infra":
         return []
     env = [
         {"name": "FAIL_ON_INIT_ERROR", "value": "false"},
