@@ -5,7 +5,9 @@ as subprocesses of the installed console script; (c) ``render_files`` in process
 blueprints of 1, 10 and 50 node pools with 50 teams; (d) peak RSS of ``infra render``; and the
 import profile of the CLI module (``python -X importtime``); (e) the Ansible configure stage on
 1 vs 4 SSH test hosts, first vs second run (``bench/ansible_fanout.py``; ``--no-ansible`` skips
-it). Benchmarks, not tests: nothing here fails on a slow result.
+it); (f) a rollout of 2 and of 4 sandbox environments at once vs one after another
+(``bench/rollout_parallel.py``; ``--no-rollout`` skips it). Benchmarks, not tests: nothing here
+fails on a slow result.
 """
 
 from __future__ import annotations
@@ -288,6 +290,7 @@ def report(results: dict) -> str:
             f"{r.load.median:.1f} | {r.files} | {r.bytes} |"
         )
     lines += ["", *ansible_section(results.get("ansible"))]
+    lines += ["", *rollout_section(results.get("rollout"))]
     lines += [
         "",
         "## Peak memory (RSS of the `infra` process)",
@@ -337,6 +340,36 @@ def ansible_section(ansible: dict | list | None) -> list[str]:
     return [*head, table(ansible)]
 
 
+def rollout_section(rollout: dict | list | None) -> list[str]:
+    head = [
+        "## Rollout: N sandbox environments at once vs one after another",
+        "",
+        "`bench/rollout_parallel.py`: N small AWS blueprints (one pool, two zones, one region, their own",
+        "VPC ranges) applied with the real terraform and AWS provider against the sandbox emulator:",
+        "`infra up ROLLOUT --sandbox --auto-approve` (`max_parallel: N`) against `infra up` of each in",
+        "turn, each side in a fresh project with its emulator already started. Goal (issue 14):",
+        "parallel <= 1.3 / N of sequential.",
+        "",
+    ]
+    if rollout is None:
+        return [*head, "Not run (`--no-rollout`)."]
+    if isinstance(rollout, dict):  # {"skipped": why}
+        return [*head, f"Not run: {rollout['skipped']}."]
+    from bench.rollout_parallel import table
+
+    return [*head, table(rollout)]
+
+
+def run_rollout_bench(counts: tuple[int, ...] = (2, 4)) -> dict | list:
+    from bench import rollout_parallel
+
+    tf_mirror = rollout_parallel.mirror()
+    if shutil.which("terraform") is None or tf_mirror is None:
+        return {"skipped": "needs terraform and a provider mirror (INFRA_TF_PLUGIN_MIRROR)"}
+    with tempfile.TemporaryDirectory(prefix="infra-bench-rollout-") as tmp:
+        return [rollout_parallel.scenario(c, Path(tmp), tf_mirror) for c in counts]
+
+
 def run_ansible_bench(counts: tuple[int, ...] = (1, 4)) -> dict | list:
     from bench import ansible_fanout
     from tests.hosts import rootfs
@@ -372,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     parser.add_argument("--no-ansible", action="store_true",
                         help="skip the Ansible fan-out bench (about 3 minutes; needs root, debootstrap, sshd)")
+    parser.add_argument("--no-rollout", action="store_true",
+                        help="skip the rollout bench, N = 2 and 4 (about 20 minutes; needs terraform, a mirror)")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(REPO))
@@ -406,12 +441,17 @@ def main(argv: list[str] | None = None) -> int:
         results["imports"][label] = (total, [(name, depth, cum, own) for name, depth, own, cum in top], heavy)
     results["heavy"] = ", ".join(results["imports"]["infra --help"][2])
     results["ansible"] = None if args.no_ansible else run_ansible_bench()
+    results["rollout"] = None if args.no_rollout else run_rollout_bench()
 
     print_table(results)
     if isinstance(results["ansible"], list):
         from bench.ansible_fanout import table
 
         print(table(results["ansible"]))
+    if isinstance(results["rollout"], list):
+        from bench.rollout_parallel import table as rollout_table
+
+        print(rollout_table(results["rollout"]))
     if not args.no_write:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(report(results))

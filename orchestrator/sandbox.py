@@ -114,7 +114,8 @@ def start(state_dir: Path) -> ServerInfo:
     os.fchmod(fd, 0o600)  # the log of requests (and their bodies): owner-only, like everything in .infra/
     log = os.fdopen(fd, "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from moto.server import main; main()", "-H", "127.0.0.1", "-p", str(port)],
+        # moto's server with what we add to its EKS (orchestrator/sandbox_moto.py, docs/sandbox.md)
+        [sys.executable, "-m", "orchestrator.sandbox_moto", "-H", "127.0.0.1", "-p", str(port)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True, umask=0o077,
     )
     log.close()

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from orchestrator.blueprint import semantics
+from orchestrator.blueprint import outputs, semantics
 from orchestrator.blueprint.files import FileProblem, path_problem, read_text
 from orchestrator.blueprint.messages import describe
 from orchestrator.blueprint.models import Blueprint
@@ -39,26 +39,37 @@ class LoadedBlueprint:
     data: dict[str, Any]
     sha256: str
     positions: Positions = field(repr=False, compare=False, default_factory=Positions)
+    references: list[outputs.Ref] = field(default_factory=list)  # ${output:ENV.NAME} (outputs.py)
 
     def locate(self, path_tuple: Path_) -> tuple[str, int, int]:
         """``(file, line, column)`` of the value at ``path_tuple`` (or its nearest ancestor)."""
         return self.positions.locate(tuple(path_tuple))
 
 
-def load(path: str | Path) -> LoadedBlueprint:
-    """Load, merge, validate and check the blueprint at ``path``."""
+def load(path: str | Path, outputs_of: outputs.Lookup | None = None) -> LoadedBlueprint:
+    """Load, merge, validate and check the blueprint at ``path``. ``${output:ENV.NAME}`` references
+    are resolved with ``outputs_of`` when it is given, else left out of the model (outputs.py)."""
     top = Path(path)
     reader = _Reader()
     merged = reader.read(top, printable(str(path)), (), None)
     problems = reader.problems
     model = None
+    refs: list[outputs.Ref] = []
     if merged is not None:
         data, positions = merged
+        refs, found = outputs.find(data)
+        if outputs_of is not None:
+            data, more_found = outputs.resolve(data, refs, outputs_of)
+            found += more_found
+        else:
+            data = outputs.without(data, refs)
+        problems = problems + [_problem(positions, p, m) for p, m in found]
         model, more = _validate(data, positions)
-        problems = problems + [p for p in more if not _under(p.path, reader.invalid)]
+        reported = reader.invalid | {format_path(p) for p, _ in found}
+        problems = problems + [p for p in more if not _under(p.path, reported)]
     if problems or model is None:
         raise BlueprintError(_sorted([_one_line(p) for p in problems]))
-    return LoadedBlueprint(model, Path(_real(top)), reader.files, data, data_sha256(data), positions)
+    return LoadedBlueprint(model, Path(_real(top)), reader.files, data, data_sha256(data), positions, refs)
 
 
 def data_sha256(data: dict[str, Any]) -> str:
@@ -70,7 +81,8 @@ def data_sha256(data: dict[str, Any]) -> str:
 def _validate(data: dict[str, Any], positions: Positions) -> tuple[Blueprint | None, list[Problem]]:
     """Model validation, then (only if that passed) the semantic rules."""
     try:
-        model = Blueprint.model_validate(data)
+        # The provider lets field validators check provider-specific forms (principals, zone names).
+        model = Blueprint.model_validate(data, context={"provider": data.get("provider")})
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False):

@@ -84,6 +84,7 @@ def expand(paths: list[Path], name: str = "files", max_parallel: int = 4) -> Rol
     problems: list[Problem] = []
     envs = [e for e in (_load_env(f, printable(str(f)), None, problems) for f in files) if e is not None]
     _check_unique(envs, problems, None)
+    _check_outputs(envs, problems)
     if problems:
         raise BlueprintError(_sorted(problems))
     return Rollout(name, envs, max_parallel=max_parallel)
@@ -128,6 +129,7 @@ def load_rollout(path: str | os.PathLike[str]) -> Rollout:
     envs = _read_envs(path, data.get("environments"), pos, display, problems)
     _check_unique(envs, problems, pos)
     _check_after(envs, pos, problems)
+    _check_outputs(envs, problems)
     if problems:
         raise BlueprintError(_sorted(problems))
     rollout.environments = envs
@@ -244,6 +246,27 @@ def _check_after(envs: list[RolloutEnv], pos: Positions, problems: list[Problem]
         problems.append(_at(pos, (*env.where, "after", j),  # type: ignore[attr-defined]
                             f"dependency cycle: {' after '.join(cycle)} (environment {cycle[0]} "
                             f"and environment {cycle[1]} each wait for the other)"))
+
+
+def _check_outputs(envs: list[RolloutEnv], problems: list[Problem]) -> None:
+    """An environment that reads ``${output:OTHER.NAME}`` of another environment of the rollout
+    must come after it (directly or through others), or it would read stale or missing outputs.
+    An environment outside the rollout is read from its last run. Located at the reference."""
+    after = {e.name: set(e.after) for e in envs}
+
+    def before(name: str, seen: set[str]) -> set[str]:
+        for dep in after.get(name, set()) - seen:
+            seen.add(dep)
+            before(dep, seen)
+        return seen
+
+    for env in envs:
+        for ref in getattr(env.loaded, "references", ()):
+            if ref.env in after and ref.env not in before(env.name, set()):
+                file, line, col = env.loaded.locate(ref.path)
+                problems.append(Problem(file, line, col, format_path(ref.path), printable(
+                    f"environment {env.name} reads {ref.text} but does not come after {ref.env}: "
+                    f"add {ref.env} to its after: in the rollout file")))
 
 
 def find_cycle(deps: dict[str, tuple[str, ...]]) -> list[str] | None:

@@ -81,6 +81,49 @@ def print_plan_table(plan) -> None:
     console().print(table)
 
 
+def print_cost(est) -> None:
+    """The estimated monthly cost per pool (``cost.Estimate``), after the plan's summary."""
+    from rich import box
+    from rich.table import Table
+
+    from ..cost import DISCLAIMER, HOURS_PER_MONTH, money
+
+    out = console()
+    if est.note:
+        out.print(f"\nEstimated monthly cost: {est.note}")
+        return
+    cur = est.currency
+    table = Table(title=f"Estimated monthly cost ({cur}, {HOURS_PER_MONTH} h/month, "
+                        f"list prices for {est.price_region or 'no region'}), at min – max nodes",
+                  show_footer=True, box=box.SIMPLE)
+    table.add_column("pool", footer="total")
+    table.add_column("instance type", overflow="fold")
+    table.add_column("nodes", no_wrap=True)
+
+    def span(which: str, p=None) -> str:
+        low, high = (est.total(e, which) for e in ("min", "max")) if p is None else (
+            p.at(p.min_nodes, which), p.at(p.max_nodes, which))
+        return f"{money(low, cur, cents=False)} – {money(high, cur, cents=False)}"
+
+    for which, label in (("on_demand", "on-demand"), ("spot", "spot")):
+        table.add_column(label, justify="right", no_wrap=True, footer=span(which))
+    for p in est.pools:
+        kind = "" if p.capacity == "on_demand" else f" {p.capacity.replace('_', ' ')}"
+        table.add_row(p.pool, ", ".join(p.instance_types), f"{p.min_nodes}-{p.max_nodes}{kind}",
+                      span("on_demand", p), span("spot", p))
+    out.print()
+    out.print(table)
+    out.print(f"as configured (spot pools at spot prices): {money(est.total('min'), cur, cents=False)} per month "
+              f"at min, {money(est.total('max'), cur, cents=False)} at max")
+    if est.unpriced:
+        out.print(f"not counted: {', '.join(est.unpriced)} (no price for the machine type, or a capacity block)")
+    if est.region and est.price_region and est.region != est.price_region:
+        out.print(f"note: the prices are for {est.price_region}; {est.region} may cost more or less")
+    out.print(f"note: {DISCLAIMER}")
+    for source, as_of in est.sources:
+        out.print(f"prices: {source} (as of {as_of})")
+
+
 def confirmer(auto_approve: bool, action: str):
     """A Confirm callback: --auto-approve, else ask on a terminal, else refuse."""
 

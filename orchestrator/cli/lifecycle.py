@@ -27,12 +27,14 @@ def register(app: typer.Typer) -> None:
 
 def plan(files: list[Path] = rollout_cmd.FILES_ARG, sandbox: bool = common.SANDBOX_OPT,
          fmt: str = rollout_cmd.FORMAT_OPT) -> None:
-    """Render, then show what `up` would change (summary per resource type). Applies nothing.
+    """Render, then show what `up` would change (summary per resource type) and the estimated
+    monthly cost per pool (approximate list prices, docs/cost.md). Applies nothing.
 
     On bare metal (no cloud resources) it lists the hosts `up` would configure. Several files, a
     folder or a rollout file plan every environment (in parallel, in the rollout's order);
     `--format markdown` prints a pull-request comment, `--format json` a document.
     """
+    from ..cost import estimate
     from ..stages import commands
 
     if _many(files) or rollout_cmd.check_format(fmt) != "text":
@@ -42,6 +44,7 @@ def plan(files: list[Path] = rollout_cmd.FILES_ARG, sandbox: bool = common.SANDB
     if ctx.state.plan is not None:
         common.print_plan_table(ctx.state.plan)
     common.print_stage_summary(ctx, "plan")
+    common.print_cost(estimate(ctx.bp))
 
 
 def up(

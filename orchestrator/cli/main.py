@@ -16,7 +16,7 @@ import typer
 
 from .. import __version__
 from ..secrets import redact
-from . import configure_cmd, init_cmd, kube_cmd, lifecycle, records_cmd, render_cmd, rollout_cmd, sandbox_cmd
+from . import configure_cmd, init_cmd, kube_cmd, lifecycle, records_cmd, render_cmd, rollout_cmd, sandbox_cmd, state_cmd
 
 app = typer.Typer(
     name="infra",
@@ -55,6 +55,7 @@ configure_cmd.register(app)
 rollout_cmd.register(app)
 init_cmd.register(app)
 app.add_typer(sandbox_cmd.app, name="sandbox")
+app.add_typer(state_cmd.app, name="state")
 
 
 def _fail(lines: list[str], hint: str | None, code: int) -> int:

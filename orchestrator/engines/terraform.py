@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -64,6 +65,11 @@ def find_binary(binary: str | None = None, env: dict[str, str] | None = None) ->
 
 _INIT_REQUIRED = ("terraform init", "Backend initialization required", "Module not installed",
                   "Inconsistent dependency lock file", "Required plugins are not installed")
+
+
+# "provider <host>/hashicorp/azurerm was not found in any of the search locations": group 1 is
+# namespace/type (the host is left out of our messages).
+_MISSING_PROVIDER = re.compile(r"provider (?:[\w.-]+/)?([\w-]+/[\w-]+) was not found in any of the search locations")
 
 
 def _needs_init(run) -> bool:
@@ -249,6 +255,14 @@ class Terraform(ProcessRunner):
         except TerraformError as exc:
             text = " ".join([exc.message, run.stderr, *(f"{getattr(d, 'summary', '')} {getattr(d, 'detail', '')}"
                                                          for d in run.diagnostics)])
+            mirror = self.child_env().get("INFRA_TF_PLUGIN_MIRROR") or self.remembered_mirror()
+            missing = _MISSING_PROVIDER.search(text)
+            if mirror and missing:
+                raise TerraformError(
+                    f"{self._name} init: provider {missing.group(1)} is not in the provider mirror {mirror}",
+                    f"add it to the mirror (`{self._name} providers mirror DIR` on a machine that can download it) "
+                    "or unset INFRA_TF_PLUGIN_MIRROR to download it",
+                ) from exc
             if "Failed to query available provider packages" in text or "could not connect" in text:
                 raise TerraformError(
                     f"{self._name} init could not reach the provider registry: {exc.message}",
@@ -260,7 +274,12 @@ class Terraform(ProcessRunner):
         if lock_file.is_file():  # committable beside build/, owner-only in a private sandbox copy
             os.chmod(lock_file, 0o644 if self.workdir.stat().st_mode & 0o044 else 0o600)
 
-    def plan(self, plan_file: Path, destroy: bool = False, var_file: Path | None = None) -> PlanResult:
+    def plan(self, plan_file: Path, destroy: bool = False, var_file: Path | None = None,
+             refresh_only: bool = False) -> PlanResult:
+        """A saved plan. ``refresh_only``: what changed outside Terraform (``PlanResult.drift``, from
+        the ``resource_drift`` messages); it has changes only when something drifted (Terraform's
+        exit code 2 also counts state-only differences that it reports as "No changes"), and its
+        plan file is never kept: drift is reported, never applied from here."""
         plan_file = Path(plan_file).resolve()
         private_dir(plan_file.parent)
         plan_file.unlink(missing_ok=True)  # terraform would keep an old file's mode; a failed plan leaves none
@@ -268,6 +287,8 @@ class Terraform(ProcessRunner):
         args.append(f"-lock-timeout={self.lock_timeout}" if self.lock else "-lock=false")
         if destroy:
             args.append("-destroy")
+        if refresh_only:
+            args.append("-refresh-only")
         if var_file is not None:
             args.append(f"-var-file={Path(var_file).resolve()}")
         collector = PlanCollector()
@@ -278,9 +299,9 @@ class Terraform(ProcessRunner):
             run = self._run(args, log_name="plan-destroy" if destroy else "plan", on_message=collector.feed)
         if run.returncode not in (0, 2):
             self._raise_on_failure(run, "plan")
-        result = collector.result(run.returncode == 2, run.diagnostics)
-        result.plan_file = plan_file if result.has_changes else None
-        if not result.has_changes:
+        result = collector.result(bool(collector.drift) if refresh_only else run.returncode == 2, run.diagnostics)
+        result.plan_file = plan_file if result.has_changes and not refresh_only else None
+        if result.plan_file is None:
             plan_file.unlink(missing_ok=True)  # nothing to apply: keep nothing
         if collector.summary_message:
             self.progress.info(str(collector.summary_message))
@@ -318,6 +339,16 @@ class Terraform(ProcessRunner):
             f"Resources: {result.add} added, {result.change} changed, {result.destroy} destroyed."
         )
         return result
+
+    def refresh_state(self) -> None:
+        """``apply -refresh-only -auto-approve``: the state takes what the objects are now, changing
+        none of them. Run right after an apply, so that attributes one resource sets on another (a
+        route in a route table, a rule in a security group) are in the state and the next
+        refresh-only plan (``infra drift``) reports only what changed outside Terraform."""
+        lock_arg = f"-lock-timeout={self.lock_timeout}" if self.lock else "-lock=false"
+        run = self._run(["apply", "-refresh-only", "-auto-approve", "-input=false", "-json", lock_arg],
+                        log_name="refresh")
+        self._raise_on_failure(run, "apply -refresh-only")
 
     def destroy(self, plan_file: Path, var_file: Path | None = None) -> ApplyResult:
         """Plans a destroy into ``plan_file`` and applies it (nothing to destroy: an empty result)."""

@@ -88,6 +88,7 @@ class PlanResult:
     changes: list[tuple[str, str]] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     plan_file: Path | None = None
+    drift: list[tuple[str, str]] = field(default_factory=list)  # resource_drift: address, action
 
     @property
     def steps(self) -> int:
@@ -254,6 +255,7 @@ class PlanCollector:
 
     def __init__(self) -> None:
         self.changes: list[tuple[str, str, str]] = []  # address, resource_type, action
+        self.drift: list[tuple[str, str]] = []  # changed outside Terraform: address, action
         self.summary: dict[str, Any] | None = None
         self.summary_message: str | None = None
 
@@ -265,6 +267,10 @@ class PlanCollector:
             addr = str(res.get("addr") or "?")
             rtype = str(res.get("resource_type") or "unknown")
             self.changes.append((addr, rtype, str(change.get("action") or "unknown")))
+        elif kind == "resource_drift":
+            change = msg.get("change") or {}
+            addr = str((change.get("resource") or {}).get("addr") or "?")
+            self.drift.append((addr, str(change.get("action") or "unknown")))
         elif kind == "change_summary":
             self.summary = msg.get("changes") or {}
             self.summary_message = msg.get("@message")
@@ -285,6 +291,7 @@ class PlanCollector:
             by_type=by_type,
             changes=[(addr, action) for addr, _, action in self.changes],
             diagnostics=diagnostics,
+            drift=list(self.drift),
         )
 
 

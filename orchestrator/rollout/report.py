@@ -32,6 +32,19 @@ def rows(results: list[EnvResult]) -> list[tuple[str, str, str, str, str]]:
     return out
 
 
+def cost_text(r: EnvResult) -> str:
+    """``est. monthly at max: $X (was $Y)`` when the plan's estimate has a total (docs/cost.md)."""
+    from ..cost import money
+
+    est = r.extra.get("cost") or {}
+    now = (est.get("total") or {}).get("configured_max")
+    if not est.get("estimate") or now is None:
+        return ""
+    was = est.get("was_max")
+    return f"est. monthly at max: {money(now, est['currency'])}" + (
+        f" (was {money(was, est['currency'])})" if was is not None else "")
+
+
 def markdown(rollout: Rollout, command: str, results: list[EnvResult]) -> str:
     """``infra plan --format markdown``: per environment, the changes by resource type."""
     lines = [f"### infra {command}: {rollout.name} ({len(results)} environment"
@@ -45,6 +58,8 @@ def markdown(rollout: Rollout, command: str, results: list[EnvResult]) -> str:
             lines += [f"> {_cell(r.error)}", ""]
         if r.extra.get("render"):
             lines += [f"render: {_cell(r.extra['render'])}", ""]
+        if cost_text(r):
+            lines += [cost_text(r), ""]
         by_type = (r.changes or {}).get("by_type") or {}
         if by_type:
             lines += ["| resource type | add | change | destroy |", "|---|--:|--:|--:|"]

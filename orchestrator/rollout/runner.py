@@ -82,7 +82,8 @@ def env_runner(command: str, *, root: Path, logs: Path, sandbox: bool = False,
             ctx = None
             try:
                 action = "destroy" if command == "down" else "apply"
-                ctx = commands.build_context(env.path, command, _confirm(auto_approve, action), sandbox=sandbox,
+                ctx = commands.build_context(env.path, command, _confirm(auto_approve, action),
+                                             sandbox=sandbox and not configured_only(env.provider),
                                              root=root, progress=progress)
                 commands.run(ctx, command, commands.stages_for(ctx, command))
             except InfraError as exc:
@@ -101,9 +102,42 @@ def env_runner(command: str, *, root: Path, logs: Path, sandbox: bool = False,
                 result.extra["render"] = rec.stages[0].get("detail", "")
             if command == "drift":
                 result.extra["drift"] = bool(ctx.state.plan is not None and ctx.state.plan.has_changes)
+            if command == "plan":
+                result.extra["cost"] = cost_of(ctx)
             return result
 
     return run_one
+
+
+def configured_only(provider: str) -> bool:
+    """A provider with no cloud resources (bare metal: hosts configured, never created): in a
+    ``--sandbox`` rollout its environments run as usual, against their real hosts, since there is
+    nothing to emulate. Clouds the emulator cannot stand in for still refuse ``--sandbox``."""
+    from ..providers.registry import get as get_provider
+
+    return bool(provider) and get_provider(provider).terraform_module is None
+
+
+def cost_of(ctx: Any) -> dict[str, Any]:
+    """The plan's cost estimate (docs/cost.md), with ``was_max``: the configured monthly cost at max
+    of the blueprint the last successful ``up`` applied (None when there is none or it has no price)."""
+    import contextlib
+
+    from .. import records
+    from ..blueprint.models import Blueprint
+    from ..cost import estimate
+    from ..stages.commands import restorable
+
+    doc = estimate(ctx.bp).as_json()
+    if not doc["estimate"]:
+        return doc
+    doc["was_max"] = None
+    applied = [r for r in records.list_records(ctx.ws.records_dir)
+               if restorable(r) is not None and bool(r.get("sandbox")) == ctx.ws.sandbox]
+    if applied:
+        with contextlib.suppress(ValueError):  # a blueprint the current model no longer accepts: no comparison
+            doc["was_max"] = estimate(Blueprint.model_validate(restorable(applied[-1]))).total("max")
+    return doc
 
 
 def run_rollout(rollout: Rollout, command: str, *, root: Path | None = None, sandbox: bool = False,

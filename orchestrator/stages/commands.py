@@ -33,12 +33,38 @@ def open_environment(file: Path, sandbox: bool = False, root: Path | None = None
     from ..providers.registry import get
     from ..workspace import Workspace
 
-    loaded = load(file)
+    root = root if root is not None else Path.cwd()
+    loaded = load(file, outputs_of=outputs_lookup(root, sandbox))
     provider = get(loaded.model.provider)
     if sandbox and not provider.sandbox:
         raise UsageError(f"--sandbox emulates AWS only; this blueprint's provider is {provider.name}")
-    ws = Workspace(root=root if root is not None else Path.cwd(), name=loaded.model.name, sandbox=sandbox)
+    ws = Workspace(root=root, name=loaded.model.name, sandbox=sandbox)
     return Environment(loaded, provider, ws)
+
+
+def outputs_lookup(root: Path, sandbox: bool):
+    """For ``${output:ENV.NAME}``: the outputs ENV's last successful ``up`` left in this project (the
+    sandbox's for ``--sandbox``), with the names Terraform marks sensitive (all of them when that
+    list is missing: an ``up`` of ENV writes it)."""
+    import json
+
+    from ..blueprint.outputs import EnvOutputs
+    from ..workspace import Workspace
+    from .terraform import SENSITIVE_OUTPUTS
+
+    def lookup(env: str) -> EnvOutputs | None:
+        ws = Workspace(root=root, name=env, sandbox=sandbox)
+        try:
+            values = json.loads(ws.outputs_file.read_text())
+        except (OSError, ValueError):
+            return None
+        try:
+            sensitive = frozenset(json.loads((ws.env_dir / SENSITIVE_OUTPUTS).read_text()))
+        except (OSError, ValueError, TypeError):
+            sensitive = frozenset(values)
+        return EnvOutputs(values, sensitive) if isinstance(values, dict) else None
+
+    return lookup
 
 
 def build_context(
@@ -104,22 +130,23 @@ def down(file: Path, confirm: Confirm, *, sandbox: bool = False, root: Path | No
 
 def drift(file: Path, *, sandbox: bool = False, root: Path | None = None,
           progress: Progress | None = None) -> Context:
-    """Render, then a refresh-only plan: does the cloud still match the last apply? Changes nothing."""
+    """Render, then a refresh-only plan (bare metal: Ansible check mode): does the environment still
+    match the last apply? Changes nothing."""
     ctx = build_context(file, "drift", _approved, sandbox=sandbox, root=root, progress=progress)
     return run(ctx, "drift", stages_for(ctx, "drift"))
 
 
 def stages_for(ctx: Context, command: str) -> list:
-    """The stages of ``plan``, ``up``, ``down`` or ``drift`` (a rollout runs each environment so)."""
+    """The stages of ``plan``, ``up``, ``down`` or ``drift`` (a rollout runs each environment so).
+    ``drift``: a refresh-only plan; on bare metal (no Terraform state), Ansible in check mode."""
     if command != "drift":
         return pipeline(command, ctx.provider)
-    from ..errors import UsageError
+    from .configure import HostsDriftStage
     from .render import RenderStage
     from .terraform import DriftStage
 
     if ctx.provider.terraform_module is None:
-        raise UsageError(f"infra drift: provider {ctx.provider.name} has no Terraform state to compare",
-                         hint="use `infra configure FILE --check` (Ansible check mode) on bare metal")
+        return [RenderStage(), HostsDriftStage()]
     return [RenderStage(), DriftStage()]
 
 

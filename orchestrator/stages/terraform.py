@@ -5,13 +5,61 @@ and ``infra status``)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from ..errors import Cancelled
+from ..errors import Cancelled, TerraformError
 from ..workspace import write_private
 from .context import Context, TerraformEngine
 
+if TYPE_CHECKING:
+    from ..providers.credentials import Credentials, CredentialSource
+
+
+def missing_credentials(spec: Credentials, env: Mapping[str, str]) -> list[str]:
+    """What ``spec`` (a provider's ``credentials``) finds missing in ``env``: [] when usable."""
+    import re
+    import shutil
+    from pathlib import Path
+
+    def is_set(name: str) -> bool:
+        return env.get(name, "").strip().lower() not in ("", "0", "false")
+
+    def found(path: str, contains: str | None) -> bool:
+        expanded = re.sub(r"\$(\w+)", lambda m: env.get(m.group(1)) or "\0", path)  # unset: no such path
+        if expanded.startswith("~/"):
+            expanded = env.get("HOME", "\0") + expanded[1:]
+        file = Path(expanded)
+        if "\0" in expanded or not file.is_file():
+            return False
+        return contains is None or contains in file.read_text(errors="replace")
+
+    def usable(src: CredentialSource) -> bool:
+        return (all(is_set(v) for v in src.env)
+                and (src.binary is None or shutil.which(src.binary, path=env.get("PATH")) is not None)
+                and (not src.files or any(found(f, src.contains) for f in src.files)))
+
+    missing = [f"{' or '.join(group)} is not set" for group in spec.required if not any(map(is_set, group))]
+    if not any(usable(src) for src in spec.sources):
+        missing.append(spec.summary)
+    return missing
+
+
+def check_credentials(ctx: Context) -> None:
+    """Before ``terraform init``: the provider's credentials are there (not for ``--sandbox``;
+    ``INFRA_SKIP_CREDENTIALS_CHECK=1`` skips it), else one line naming what is missing (exit 3)."""
+    import os
+
+    spec = ctx.provider.credentials
+    if spec is None or ctx.overrides is not None or os.environ.get("INFRA_SKIP_CREDENTIALS_CHECK") == "1":
+        return
+    missing = missing_credentials(spec, os.environ)
+    if missing:
+        raise TerraformError(f"{ctx.provider.name}: no credentials for Terraform: {'; '.join(missing)}", spec.hint)
+
 
 def _init(ctx: Context) -> TerraformEngine:
+    check_credentials(ctx)
     tf = ctx.terraform()
     backend = ctx.overrides.backend if ctx.overrides is not None else ctx.provider.backend(ctx.bp)[0]
     config = {"path": str(ctx.ws.state_file)} if backend == "local" else None
@@ -52,7 +100,8 @@ class PlanStage:
 
 
 class ApplyStage:
-    """Applies the saved plan after confirmation; nothing at all when the plan is empty."""
+    """Applies the saved plan after confirmation; nothing at all when the plan is empty. After an
+    ``up``, the state is refreshed (changing nothing) so that ``infra drift`` starts clean."""
 
     name = "apply"
 
@@ -62,10 +111,16 @@ class ApplyStage:
             return "skipped: the plan has no changes"
         if not ctx.confirm(plan):
             raise Cancelled()
-        result = ctx.terraform().apply(ctx.ws.plan_file, total=plan.steps)
+        tf = ctx.terraform()
+        result = tf.apply(ctx.ws.plan_file, total=plan.steps)
         ctx.state.applied = True
         ctx.ws.plan_file.unlink(missing_ok=True)
+        if ctx.state.record.command != "down":
+            tf.refresh_state()
         return f"{result.add} added, {result.change} changed, {result.destroy} destroyed"
+
+
+SENSITIVE_OUTPUTS = "outputs-sensitive.json"  # beside outputs.json: for ${output:ENV.NAME} elsewhere
 
 
 class OutputsStage:
@@ -77,28 +132,27 @@ class OutputsStage:
         outputs = ctx.terraform().output()
         ctx.state.outputs = dict(outputs)
         write_private(ctx.ws.outputs_file, json.dumps(ctx.state.outputs, indent=2, sort_keys=True) + "\n")
+        sensitive = sorted(getattr(outputs, "sensitive", ()))
+        write_private(ctx.ws.env_dir / SENSITIVE_OUTPUTS, json.dumps(sensitive) + "\n")
         return f"{len(outputs)} outputs"
 
 
 class DriftStage:
-    """``infra drift``: init + a plan of the blueprint as it is; saves nothing, applies nothing.
-
-    Drift is what ``up`` would change now: a plan refreshes every object first, so a change made
-    outside Terraform (a tag, a size) shows as a planned update. A refresh-only plan is not used:
-    it also reports, after every apply, attributes that other resources manage (the routes of a
-    route table, the rules of a security group), so it would never be clean.
+    """``infra drift``: init + a refresh-only plan: what changed outside Terraform since the last
+    apply (a tag, a size set by hand). Pending blueprint changes are not drift (``infra plan``
+    shows those). Saves nothing, applies nothing; ``up`` refreshes the state after each apply, so
+    attributes one resource sets on another (routes, security group rules) are not reported.
     """
 
     name = "drift"
 
     def run(self, ctx: Context) -> str:
         tf = _init(ctx)
-        plan = tf.plan(ctx.ws.plan_file)
-        ctx.ws.plan_file.unlink(missing_ok=True)
-        drifted = sorted({f"{addr} ({action})" for addr, action in plan.changes})
+        plan = tf.plan(ctx.ws.plan_file, refresh_only=True)
+        drifted = sorted({f"{addr} ({action})" for addr, action in plan.drift})
         ctx.state.plan = plan
-        ctx.state.record.plan = {"has_changes": plan.has_changes, "add": plan.add, "change": plan.change,
-                                 "destroy": plan.destroy, "by_type": plan.by_type, "drift": drifted}
+        ctx.state.record.plan = {"has_changes": plan.has_changes, "add": 0, "change": 0, "destroy": 0,
+                                 "by_type": {}, "drift": drifted}
         if not plan.has_changes:
             return "no drift"
-        return f"drift: {', '.join(drifted) if drifted else 'outputs differ'}"
+        return f"drift: {', '.join(drifted)}"

@@ -4,8 +4,11 @@ provider, real moto). One module-scoped rollout of two small independent environ
 - ``infra up ROLLOUT`` runs both at once (their records overlap in time);
 - ``infra drift`` exits 2 after boto3 changes the VPC's tags behind Terraform's back, 0 after
   ``infra up`` repairs it;
-- ``infra rollback`` restores the earlier node pools (checked with boto3), and ``infra history``
+- ``infra rollback`` restores the earlier node-pool size (checked with boto3), and ``infra history``
   shows the rollback.
+
+Both environments are in one region: each emulated cluster has its own OIDC issuer, so their IAM
+OIDC providers do not collide (orchestrator/sandbox_moto.py).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def rollout(tmp_path_factory, tf_mirror):
     boto3 = require_module("boto3", "boto3 (the sandbox extra: pip install -e '.[sandbox]')")
     root = tmp_path_factory.mktemp("rollout-project")
     (root / "sb-a.yaml").write_text(BP.format(name="sb-a", cidr="10.31.0.0/16", max=3, region="us-east-1"))
-    (root / "sb-b.yaml").write_text(BP.format(name="sb-b", cidr="10.32.0.0/16", max=3, region="us-west-2"))
+    (root / "sb-b.yaml").write_text(BP.format(name="sb-b", cidr="10.32.0.0/16", max=3, region="us-east-1"))
     (root / "rollout.yaml").write_text(ROLLOUT)
     env = {**os.environ, "INFRA_TF_PLUGIN_MIRROR": tf_mirror, "TF_CLI_CONFIG_FILE": str(root / "none.tfrc"),
            "COLUMNS": "200"}
@@ -99,29 +102,32 @@ def test_drift_found_after_a_change_behind_terraforms_back_and_gone_after_up(rol
     assert _infra(root, env, "drift", "sb-a.yaml", "--sandbox").returncode == 0
 
 
-def test_rollback_restores_the_node_pools_and_history_shows_it(rollout) -> None:
-    """The pools go from [system] to [system, extra] and back. (Resizing a pool in place cannot be
-    shown here: the emulator has no EKS DescribeUpdate, which the AWS provider waits on.)"""
+def test_rollback_restores_the_node_pool_size_and_history_shows_it(rollout) -> None:
+    """The system pool's max goes from 3 to 5 and back, in place (UpdateNodegroupConfig, whose
+    update the AWS provider waits on with DescribeUpdate: orchestrator/sandbox_moto.py). Its
+    desired size is the autoscaler's (ignore_changes), so a size is min/max."""
     root, env = rollout["root"], rollout["env"]
     _, eks = _clients(rollout)
 
-    def pools() -> dict[str, int]:
+    def sizes() -> dict[str, tuple[int, int]]:
         names = eks.list_nodegroups(clusterName="sb-a")["nodegroups"]
         groups = [eks.describe_nodegroup(clusterName="sb-a", nodegroupName=n)["nodegroup"] for n in names]
-        return {g["labels"]["infra.dev/pool"]: g["scalingConfig"]["maxSize"] for g in groups}
+        return {g["labels"]["infra.dev/pool"]: (g["scalingConfig"]["minSize"], g["scalingConfig"]["maxSize"])
+                for g in groups}
 
     good = [r for r in _records(root, "sb-a") if r["command"] == "up" and r["outcome"] == "success"][-1]
-    assert pools() == {"system": 3}
-    extra = "  - {name: extra, instance_type: m6i.large, min: 0, max: 2}\n"
-    (root / "sb-a.yaml").write_text(BP.format(name="sb-a", cidr="10.31.0.0/16", max=3, region="us-east-1") + extra)
+    assert sizes() == {"system": (1, 3)}
+    (root / "sb-a.yaml").write_text(BP.format(name="sb-a", cidr="10.31.0.0/16", max=5, region="us-east-1"))
     changed = _infra(root, env, "up", "sb-a.yaml", "--sandbox", "--auto-approve")
     assert changed.returncode == 0, changed.stdout[-3000:] + changed.stderr[-3000:]
-    assert pools() == {"system": 3, "extra": 2}
+    assert "0 added, 1 changed, 0 destroyed" in changed.stdout  # resized in place, not replaced
+    assert sizes() == {"system": (1, 5)}
     back = _infra(root, env, "rollback", "sb-a", good["id"], "--sandbox", "--auto-approve")
     assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
-    assert pools() == {"system": 3}
+    assert sizes() == {"system": (1, 3)}
     last = _records(root, "sb-a")[-1]
     assert (last["command"], last["outcome"], last["rollback_of"]) == ("up", "success", good["id"])
+    assert last["blueprint"]["merged"]["node_pools"][0]["max"] == 3
     history = _infra(root, env, "history", "sb-a")
     assert f"success (rollback of {good['id']})" in history.stdout
     assert "can restore" in history.stdout

@@ -67,6 +67,9 @@ class FakeTerraform:
             raise self.apply_error
         return ApplyResult(add=self.result.add, change=self.result.change, destroy=self.result.destroy)
 
+    def refresh_state(self) -> None:
+        self.calls.append("refresh")
+
     def output(self) -> dict[str, object]:
         self.calls.append("output")
         return dict(OUTPUTS)
@@ -161,7 +164,7 @@ def test_a_destroy_plan_without_changes_is_never_applied(tmp_path: Path) -> None
 def test_success_is_recorded(tmp_path: Path) -> None:
     engine = FakeTerraform(CHANGES)
     ctx = run(_context(tmp_path, engine), "up")
-    assert engine.calls == ["init", "plan", "apply", "output"]
+    assert engine.calls == ["init", "plan", "apply", "refresh", "output"]  # refreshed: `infra drift` starts clean
     assert ctx.state.applied is True and ctx.state.outputs == OUTPUTS
     [record] = _written(tmp_path)
     assert (record["command"], record["outcome"], record["error"]) == ("up", "success", None)

@@ -520,6 +520,27 @@ def test_plan_collector_counts_by_type_and_ignores_unknown_messages() -> None:
     assert parse_line("not json") is None and parse_line("[1]") is None
 
 
+def test_refresh_only_plan_reports_resource_drift_and_keeps_no_plan(tmp_path: Path, monkeypatch) -> None:
+    """Drift is what the resource_drift messages name, not terraform's exit code 2 (1.11 exits 2
+    from a refresh-only plan that prints "No changes"); the plan file is never kept."""
+    record = tmp_path / "record.json"
+    monkeypatch.setenv("FAKE_TF_MODE", "drift")
+    monkeypatch.setenv("FAKE_TF_RECORD", str(record))
+    tf = Terraform(tmp_path, binary=str(_fake_binary(tmp_path)))
+    monkeypatch.setenv("FAKE_TF_DRIFT", 'module.c.aws_vpc.this,module.c.aws_eks_node_group.pool["gpu"]')
+    drifted = tf.plan(tmp_path / "p.tfplan", refresh_only=True)
+    assert "-refresh-only" in json.loads(record.read_text())["argv"]
+    assert drifted.has_changes is True and drifted.plan_file is None
+    assert drifted.drift == [("module.c.aws_vpc.this", "update"), ('module.c.aws_eks_node_group.pool["gpu"]', "update")]
+    assert not (tmp_path / "p.tfplan").exists()
+    monkeypatch.setenv("FAKE_TF_DRIFT", "")
+    clean = tf.plan(tmp_path / "p.tfplan", refresh_only=True)
+    assert (clean.has_changes, clean.drift, clean.plan_file) == (False, [], None)
+    normal = tf.plan(tmp_path / "p.tfplan")  # a normal plan goes by the exit code, and keeps its file
+    assert "-refresh-only" not in json.loads(record.read_text())["argv"]
+    assert (normal.has_changes, normal.plan_file) == (True, (tmp_path / "p.tfplan").resolve())
+
+
 def test_apply_collector_reports_elapsed_and_failures() -> None:
     progress, out, _ = _progress()
     c = ApplyCollector(progress, total=2)

@@ -1,0 +1,64 @@
+"""What we add to the sandbox's AWS emulator (orchestrator/sandbox_moto.py), asked over HTTP with
+boto3 of the real server process ``sandbox.start`` launches: EKS DescribeUpdate/ListUpdates for the
+updates UpdateNodegroupConfig and UpdateClusterConfig make, and one OIDC issuer per cluster."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from orchestrator import sandbox
+from tests.conftest import require_module
+
+
+@pytest.fixture(scope="module")
+def eks(tmp_path_factory: pytest.TempPathFactory):
+    require_module("moto.server", "moto[server] (the sandbox emulator)")
+    boto3 = require_module("boto3", "boto3 (to ask the emulator)")
+    state_dir = tmp_path_factory.mktemp("emulator")
+    info = sandbox.start(state_dir)
+    try:
+        yield lambda region: boto3.client(
+            "eks", region_name=region, endpoint_url=info.endpoint,
+            aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+    finally:
+        sandbox.stop(state_dir)
+
+
+def _cluster(client, name: str) -> dict:
+    return client.create_cluster(
+        name=name, roleArn="arn:aws:iam::123456789012:role/c",
+        resourcesVpcConfig={"subnetIds": ["subnet-1", "subnet-2"]})["cluster"]
+
+
+def test_each_cluster_gets_its_own_oidc_issuer(eks) -> None:
+    client = eks("us-east-1")
+    first, second = _cluster(client, "one")["identity"]["oidc"]["issuer"], _cluster(client, "two")
+    second = second["identity"]["oidc"]["issuer"]
+    pattern = r"https://oidc\.eks\.us-east-1\.amazonaws\.com/id/[0-9A-F]{32}"
+    assert re.fullmatch(pattern, first) and re.fullmatch(pattern, second)
+    assert first != second  # one IAM OIDC provider ARN per cluster: two environments in a region
+
+
+def test_nodegroup_and_cluster_updates_can_be_described(eks) -> None:
+    client = eks("eu-west-1")
+    _cluster(client, "c1")
+    client.create_nodegroup(clusterName="c1", nodegroupName="system", nodeRole="arn:aws:iam::123456789012:role/n",
+                            subnets=["subnet-1"], scalingConfig={"minSize": 1, "maxSize": 3, "desiredSize": 1})
+    update = client.update_nodegroup_config(clusterName="c1", nodegroupName="system",
+                                            scalingConfig={"minSize": 1, "maxSize": 5, "desiredSize": 1})["update"]
+    described = client.describe_update(name="c1", updateId=update["id"], nodegroupName="system")["update"]
+    assert (described["id"], described["status"], described["type"]) == (update["id"], "Successful", "ConfigUpdate")
+    scaling = client.describe_nodegroup(clusterName="c1", nodegroupName="system")["nodegroup"]["scalingConfig"]
+    assert scaling == {"minSize": 1, "maxSize": 5, "desiredSize": 1}
+    assert client.list_updates(name="c1", nodegroupName="system")["updateIds"] == [update["id"]]
+
+    cluster_update = client.update_cluster_config(
+        name="c1", logging={"clusterLogging": [{"types": ["api"], "enabled": True}]})["update"]
+    assert client.describe_update(name="c1", updateId=cluster_update["id"])["update"]["status"] == "Successful"
+    assert client.list_updates(name="c1")["updateIds"] == [cluster_update["id"]]
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.describe_update(name="c1", updateId=update["id"])  # a node group's update, asked without it
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.describe_update(name="c1", updateId="00000000-0000-0000-0000-000000000000")
