@@ -11,9 +11,9 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from orchestrator.blueprint import catalog, eks_versions
+from orchestrator.blueprint import catalog, eks_versions, forms
 
 MIG_GPU_TYPES = ("a100", "h100", "h200")
 MODEL_URI_SCHEMES = ("s3://", "gs://", "az://", "https://", "file://")
@@ -105,16 +105,10 @@ def _bucket(value: str) -> str:
     return value
 
 
-_PRINCIPAL = re.compile(r"arn:aws(-[a-z]+)*:(iam::\d{12}:(role|user)(/[\w+=,.@-]+)*/[\w+=,.@-]{1,128}"
-                        r"|sts::\d{12}:assumed-role/[\w+=,.@-]{1,64}/[\w+=,.@-]{1,64})")
-
-
-def _principal(value: str) -> str:
-    """A cloud principal: an IAM role or user ARN (arn:aws:iam::123456789012:role/name)."""
+def _principal(value: str, info: ValidationInfo) -> str:
+    """A cloud principal in the blueprint's provider's form (``forms.principal``)."""
     _printable(value, 2048)
-    if not _PRINCIPAL.fullmatch(value):
-        raise ValueError("must be an IAM role or user ARN such as arn:aws:iam::123456789012:role/ml-admins")
-    return value
+    return forms.principal(value, info)
 
 
 LabelKey = Annotated[str, AfterValidator(_label_key)]
@@ -129,9 +123,21 @@ class _Model(BaseModel):
 
 class Kubernetes(_Model):
     # Default: the newest version of data/versions/eks.yaml (in EKS standard support when recorded).
-    version: str = Field(default_factory=eks_versions.default_version, pattern=r"^1\.(2[6-9]|3[0-9])$")
+    # "MAJOR.MINOR", or on hosts "MAJOR.MINOR.PATCH" (semantics.py: clouds choose the patch).
+    version: str = Field(default_factory=eks_versions.default_version,
+                         pattern=r"^1\.(2[6-9]|3[0-9])(\.(0|[1-9][0-9]{0,2}))?$")
     public_endpoint: bool = False
     authorized_networks: list[Annotated[str, _text(64)]] = Field(default_factory=list)
+
+    @property
+    def minor(self) -> str:
+        """``MAJOR.MINOR`` ("1.30"): what EKS data, Pod Security labels, repositories and checks use."""
+        return ".".join(self.version.split(".")[:2])
+
+    @property
+    def patch(self) -> str | None:
+        """The pinned patch release ("1.30.2") when the blueprint gives one, else None."""
+        return self.version if self.version.count(".") == 2 else None
 
     @field_validator("authorized_networks")
     @classmethod
@@ -144,9 +150,6 @@ class Kubernetes(_Model):
         return value
 
 
-_ZONE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9][a-z]?(-[a-z0-9]+)?[a-z]")
-
-
 class Network(_Model):
     cidr: Annotated[str, _text(64)] = "10.0.0.0/16"
     # A count (the first N zones the cloud lists) or zone names (pinned, in subnet order).
@@ -154,7 +157,7 @@ class Network(_Model):
 
     @field_validator("zones", mode="before")
     @classmethod
-    def _zones(cls, value: object) -> object:
+    def _zones(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, bool):
             raise ValueError("must be a number of zones (2 to 6) or a list of zone names")
         if isinstance(value, int):
@@ -164,8 +167,9 @@ class Network(_Model):
             if not 2 <= len(value) <= 6:
                 raise ValueError(f"must name 2 to 6 zones, not {len(value)}")
             for i, zone in enumerate(value):
-                if not isinstance(zone, str) or not _ZONE.fullmatch(zone):
-                    raise ValueError(f"[{i}] must be a zone name such as us-east-1a")
+                zone_forms = forms.zone_forms(info)
+                if not isinstance(zone, str) or not any(pattern.fullmatch(zone) for pattern, _ in zone_forms):
+                    raise ValueError(f"[{i}] must be a zone name such as {' or '.join(e for _, e in zone_forms)}")
             if len(set(value)) != len(value):
                 raise ValueError("names a zone twice")
         return value
@@ -271,8 +275,11 @@ class Team(_Model):
     namespace: K8sName | None = None
     gpu_quota: int = Field(default=0, ge=0, le=100000)
     borrowing_limit: int | None = Field(default=None, ge=0, le=100000)
+    # How much of its nominal quota idle teams may borrow; the rest stays its own. Default: all.
+    lending_limit: int | None = Field(default=None, ge=0, le=100000)
     groups: list[Annotated[str, Field(min_length=1), _text(512)]] = Field(default_factory=list)
-    # Cloud principals (on AWS: IAM role or user ARNs) mapped to the team's Kubernetes groups.
+    # Cloud principals (AWS: IAM role or user ARNs, mapped to the team's Kubernetes groups; Azure:
+    # Entra object IDs, GCP: Google identities, given the role that fetches cluster credentials).
     members: list[Annotated[str, AfterValidator(_principal)]] = Field(default_factory=list)
     pools: list[K8sName] | None = None  # GPU pools the team may use; default all of the right purpose
 

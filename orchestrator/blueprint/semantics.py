@@ -32,7 +32,7 @@ STATE_REQUIRED = {
 def check(bp: Blueprint) -> list[tuple[tuple, str]]:
     """Every semantic violation in ``bp``, in a stable order."""
     rules = (_placement, _pools, _unique_names, _references, _mig, _gpu_catalog, _hosts,
-             _endpoint, _capacity, capacity.issues, _state, _purchase, _members, _version)
+             _endpoint, _capacity, capacity.issues, _state, _purchase, _one_machine, _members, _version)
     return [issue for rule in rules for issue in rule(bp)]
 
 
@@ -244,6 +244,18 @@ def _purchase(bp: Blueprint) -> Iterator[Issue]:
             yield (*at, "capacity_reservation_id"), "only allowed with capacity_type: capacity_block"
 
 
+def _one_machine(bp: Blueprint) -> Iterator[Issue]:
+    """A node pool that takes one machine type (AKS, GKE: ``node_pool.max_instance_types`` in the
+    provider's catalog) gets one: the render would otherwise use the first and drop the rest."""
+    facts = catalog.setting(bp.provider, "node_pool") or {}
+    most = facts.get("max_instance_types")
+    for i, pool in enumerate(bp.node_pools if bp.is_cloud and most else []):
+        if len(pool.instance_types or []) > most:
+            yield ("node_pools", i, "instance_types"), (
+                f"{facts['noun']} have one {facts['machine']}: give one" if most == 1
+                else f"{facts['noun']} take at most {most} of them")
+
+
 def _members(bp: Blueprint) -> Iterator[Issue]:
     """A team's members are mapped to its Kubernetes groups: members without groups reach nothing."""
     for i, team in enumerate(bp.teams):
@@ -252,16 +264,31 @@ def _members(bp: Blueprint) -> Iterator[Issue]:
 
 
 def _version(bp: Blueprint) -> Iterator[Issue]:
-    """A Kubernetes version the provider no longer runs (past the end of extended support on EKS)."""
-    for level, message in eks_versions.version_issues(bp.provider, bp.kubernetes.version, dt.date.today()):
+    """A patch release on a cloud (the managed service picks it); a Kubernetes version the provider
+    no longer runs (past the end of extended support on EKS)."""
+    if bp.is_cloud and bp.kubernetes.patch:
+        yield ("kubernetes", "version"), (
+            f"EKS/AKS/GKE choose the patch release; give {bp.kubernetes.minor} "
+            "(a patch version such as \"1.30.2\" is only for hosts)")
+        return
+    for level, message in eks_versions.version_issues(bp.provider, bp.kubernetes.minor, dt.date.today()):
         if level == "error":
             yield ("kubernetes", "version"), message
 
 
 def warnings(bp: Blueprint) -> list[Issue]:
-    """What validation reports without failing: a version in extended support (it costs more), and
-    guarantees beyond capacity when the blueprint says ``overcommit: true``."""
+    """What validation reports without failing: a version in extended support (it costs more),
+    guarantees beyond capacity when the blueprint says ``overcommit: true``, and teams without
+    groups (nobody can use them)."""
     found = [(("kubernetes", "version"), message)
-             for level, message in eks_versions.version_issues(bp.provider, bp.kubernetes.version, dt.date.today())
+             for level, message in eks_versions.version_issues(bp.provider, bp.kubernetes.minor, dt.date.today())
              if level == "warning"]
-    return found + list(capacity.warnings(bp))
+    return found + list(capacity.warnings(bp)) + list(_no_groups(bp))
+
+
+def _no_groups(bp: Blueprint) -> Iterator[Issue]:
+    """A team without groups gets no RoleBinding: only cluster admins can submit its jobs."""
+    for i, team in enumerate(bp.teams):
+        if not team.groups:
+            yield ("teams", i), (f"no groups: nobody but cluster admins can submit jobs to team '{team.name}' "
+                                 "(no RoleBinding is rendered)")

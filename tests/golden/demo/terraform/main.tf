@@ -14,6 +14,7 @@ module "cluster" {
   private_subnets     = var.private_subnets
   public_endpoint     = var.public_endpoint
   public_subnets      = var.public_subnets
+  service_cidr        = var.service_cidr
   tags                = var.tags
   vpc_cidr            = var.vpc_cidr
   zones               = var.zones

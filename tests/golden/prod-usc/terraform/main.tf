@@ -7,6 +7,8 @@ module "cluster" {
   region = var.region
 
   authorized_networks = var.authorized_networks
+  cluster_admins      = var.cluster_admins
+  cluster_viewers     = var.cluster_viewers
   kubernetes_version  = var.kubernetes_version
   labels              = var.labels
   master_cidr         = var.master_cidr

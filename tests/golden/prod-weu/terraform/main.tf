@@ -11,6 +11,7 @@ module "cluster" {
   creator_admin          = var.creator_admin
   dns_service_ip         = var.dns_service_ip
   kubernetes_version     = var.kubernetes_version
+  member_object_ids      = var.member_object_ids
   name                   = var.name
   node_pools             = var.node_pools
   node_subnet            = var.node_subnet

@@ -88,8 +88,13 @@ variable "zones" {
 
 variable "admin_group_object_ids" {
   type        = list(string)
-  description = "Entra ID group object IDs given cluster-admin (Azure RBAC Cluster Admin role)."
+  description = "Entra ID object IDs given cluster-admin (access.admins): the Azure Kubernetes Service RBAC Cluster Admin role for each (a group or a user), and AKS's admin groups."
   default     = []
+
+  validation {
+    condition     = alltrue([for g in var.admin_group_object_ids : can(regex("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", g))])
+    error_message = "admin_group_object_ids must be Entra ID object IDs (lowercase GUIDs)."
+  }
 }
 
 variable "creator_admin" {
@@ -106,6 +111,17 @@ variable "team_group_object_ids" {
   validation {
     condition     = alltrue([for g in var.team_group_object_ids : can(regex("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", g))])
     error_message = "team_group_object_ids must be Entra ID object IDs (GUIDs)."
+  }
+}
+
+variable "member_object_ids" {
+  type        = list(string)
+  description = "Entra ID object IDs of teams' members (teams[].members, users or groups): each may fetch user credentials (Cluster User role); what they may do comes from the RoleBindings of the team groups they belong to."
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.member_object_ids : can(regex("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", m))])
+    error_message = "member_object_ids must be Entra ID object IDs (lowercase GUIDs)."
   }
 }
 

@@ -23,6 +23,11 @@ resource "aws_eks_cluster" "this" {
     public_access_cidrs     = var.public_endpoint ? var.authorized_networks : null
   }
 
+  # Explicit, so the team NetworkPolicies can except it; the value EKS would pick by itself.
+  kubernetes_network_config {
+    service_ipv4_cidr = var.service_cidr
+  }
+
   encryption_config {
     resources = ["secrets"]
     provider {

@@ -51,6 +51,16 @@ variable "vpc_cidr" {
   }
 }
 
+variable "service_cidr" {
+  type        = string
+  description = "Kubernetes Service (ClusterIP) range: RFC 1918, /12 to /24, outside vpc_cidr. Fixed at creation."
+
+  validation {
+    condition     = can(cidrhost(var.service_cidr, 0)) && can(regex("/(1[2-9]|2[0-4])$", var.service_cidr))
+    error_message = "service_cidr must be a CIDR block from /12 to /24."
+  }
+}
+
 variable "private_subnets" {
   type        = list(string)
   description = "One private subnet CIDR per availability zone (nodes and cluster ENIs live here)."

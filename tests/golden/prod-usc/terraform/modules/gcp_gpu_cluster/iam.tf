@@ -20,3 +20,23 @@ resource "google_project_iam_member" "nodes" {
   role    = each.value
   member  = "serviceAccount:${google_service_account.nodes.email}"
 }
+
+# Who may reach the cluster besides the project's owners: access.admins get container.admin
+# (full Kubernetes access through IAM), teams' members container.clusterViewer (enough to fetch
+# credentials; the RoleBindings on their Google Groups decide what they may do). GKE has no
+# per-cluster IAM: both roles hold on every cluster of the project.
+resource "google_project_iam_member" "cluster_admins" {
+  for_each = toset(var.cluster_admins)
+
+  project = data.google_client_config.current.project
+  role    = "roles/container.admin"
+  member  = each.value
+}
+
+resource "google_project_iam_member" "cluster_viewers" {
+  for_each = toset(var.cluster_viewers)
+
+  project = data.google_client_config.current.project
+  role    = "roles/container.clusterViewer"
+  member  = each.value
+}

@@ -147,7 +147,7 @@ resource "google_container_node_pool" "pool" {
     metadata        = { disable-legacy-endpoints = "true" }
 
     # GPU driver: GKE installs it (gpu_driver_installation_config) and runs its own device
-    # plugin on GPU nodes.
+    # plugin on GPU nodes, so infra's Kubernetes handoff renders none (catalog: device_plugin).
     dynamic "guest_accelerator" {
       for_each = each.value.gpu_count > 0 ? [each.value] : []
       content {

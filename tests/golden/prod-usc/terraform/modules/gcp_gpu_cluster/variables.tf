@@ -89,6 +89,28 @@ variable "security_group" {
   default     = ""
 }
 
+variable "cluster_admins" {
+  type        = list(string)
+  description = "IAM members (user:, group: or serviceAccount: and an email) given roles/container.admin on the project (access.admins)."
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.cluster_admins : can(regex("^(user|group|serviceAccount):[^@\\s]+@[^@\\s]+$", m))])
+    error_message = "cluster_admins must be IAM members such as group:ml-admins@example.com."
+  }
+}
+
+variable "cluster_viewers" {
+  type        = list(string)
+  description = "IAM members given roles/container.clusterViewer on the project (teams[].members): they may fetch credentials; Kubernetes RBAC on their Google Groups decides the rest."
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.cluster_viewers : can(regex("^(user|group|serviceAccount):[^@\\s]+@[^@\\s]+$", m))])
+    error_message = "cluster_viewers must be IAM members such as user:ana@example.com."
+  }
+}
+
 variable "deletion_protection" {
   type        = bool
   description = "Whether Terraform refuses to destroy the cluster."

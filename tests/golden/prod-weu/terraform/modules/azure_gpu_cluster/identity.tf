@@ -1,6 +1,7 @@
-# Who may reach the cluster: Entra ID (no local accounts). Azure RBAC decides cluster-admin;
-# teams' Entra groups get the Cluster User role (to fetch a kubeconfig) and Kubernetes RBAC
-# (the RoleBindings infra renders, subjects = group object IDs) decides what they can do.
+# Who may reach the cluster: Entra ID (no local accounts). Azure RBAC decides cluster-admin
+# (access.admins); teams' Entra groups and members get the Cluster User role (to fetch a
+# kubeconfig) and Kubernetes RBAC (the RoleBindings infra renders, subjects = group object IDs)
+# decides what they can do.
 
 # The cluster's identity manages load balancers and NICs in the node subnet.
 resource "azurerm_role_assignment" "cluster_network" {
@@ -26,7 +27,7 @@ resource "azurerm_role_assignment" "creator" {
 }
 
 resource "azurerm_role_assignment" "team_users" {
-  for_each = toset(var.team_group_object_ids)
+  for_each = toset(concat(var.team_group_object_ids, var.member_object_ids))
 
   scope                = azurerm_kubernetes_cluster.this.id
   role_definition_name = "Azure Kubernetes Service Cluster User Role"
