@@ -91,6 +91,9 @@ def run_many(files: list[Path], command: str, *, sandbox: bool = False, auto_app
         common.print_json({**report.as_json(rollout, command, results), "record": str(record)})
     else:
         _table(rollout.name, command, report.rows(results))
+        for r in results:  # drift: what drifted, one line each (a resource, or a host's task)
+            for item in (r.changes or {}).get("drift") or []:
+                typer.echo(f"{r.name}: drifted: {item}")
         typer.echo(f"logs: {runner.log_dir(Path.cwd(), rollout)}/<environment>.log  record: {record}")
     raise typer.Exit(exit_code(results, command, cancel.is_set()))
 
@@ -126,7 +129,9 @@ def drift(
 ) -> None:
     """Refresh-only plan per environment: did anything change outside infra? Changes nothing.
 
-    Exit 0: no drift; 2: drift found (like terraform's -detailed-exitcode); other codes as for plan.
+    Bare metal: Ansible check mode over the hosts; each task that would change a host is drift.
+    Exit 0: no drift; 2: drift found (like terraform's -detailed-exitcode); other codes as for plan
+    (4: a host unreachable or failing).
     """
     run_many(files, "drift", sandbox=sandbox, fmt=check_format(fmt))
 

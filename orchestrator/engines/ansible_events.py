@@ -56,6 +56,8 @@ class AnsibleResult:
     artifacts: Path | None = None
     data: dict[str, Any] = field(default_factory=dict)  # set_stats data (e.g. discovered GPUs)
     roles: dict[str, list[str]] = field(default_factory=dict)  # per host: the roles that ran tasks on it
+    # per host: the tasks (and handlers) that changed it, in order; in check mode: that would change it
+    changed_tasks: dict[str, list[str]] = field(default_factory=dict)
     # The hosts the playbook must mark configured (set_stats ``infra_configured``, ansible/site.yml's
     # last task); empty: no such check (playbooks without the marker).
     expected: tuple[str, ...] = ()
@@ -123,6 +125,7 @@ class EventCollector:
         self.failures: list[Failure] = []
         self.data: dict[str, Any] = {}
         self.roles: dict[str, list[str]] = {}
+        self.changed_tasks: dict[str, list[str]] = {}
         self._task: str | None = None
         self._task_started = 0.0
         self._counts: dict[str, int] = {}
@@ -163,9 +166,12 @@ class EventCollector:
             status = "changed" if str(event_stdout).lstrip().startswith("changed") else "ok"
         if status == "failed" and data.get("ignore_errors"):
             status = "ignored"
+        task = self._task or str(data.get("task"))
+        if status == "changed" and task not in self.changed_tasks.setdefault(host, []):
+            self.changed_tasks[host].append(task)
         self._counts[status] = self._counts.get(status, 0) + 1
         if status in ("failed", "unreachable"):
-            failure = Failure(host, self._task or str(data.get("task")), _message(res), status == "unreachable")
+            failure = Failure(host, task, _message(res), status == "unreachable")
             self.failures.append(failure)
             self.progress.warn(failure.describe())
 
@@ -194,7 +200,8 @@ class EventCollector:
         return " | ".join(self._stdout) or "no output"
 
     def result(self, **kwargs: Any) -> AnsibleResult:
-        return AnsibleResult(stats=self.stats, failures=self.failures, data=self.data, roles=self.roles, **kwargs)
+        return AnsibleResult(stats=self.stats, failures=self.failures, data=self.data, roles=self.roles,
+                             changed_tasks=self.changed_tasks, **kwargs)
 
 
 class AnsibleRunError(AnsibleError):

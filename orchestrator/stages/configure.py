@@ -119,6 +119,7 @@ class ConfigureStage:
         self.check = check
         self.extra_vars = tuple(extra_vars)
         self.playbook = playbook
+        self.result: AnsibleResult | None = None  # the last run's, once it succeeded
 
     def run(self, ctx: Context) -> str:
         bp, provider, outputs = ctx.bp, ctx.provider, ctx.state.outputs
@@ -146,6 +147,7 @@ class ConfigureStage:
         except AnsibleRunError as exc:
             self._finish(ctx, exc.result, hosts)
             raise
+        self.result = result
         self._finish(ctx, result, hosts)
         c = sum(s.changed for s in result.stats.values())
         mode = " (check mode: nothing was changed)" if self.check else ""
@@ -162,6 +164,36 @@ class ConfigureStage:
                 write_private(kubeconfig, fetched.read_text())
             ctx.state.kubeconfig = kubeconfig
         ctx.state.outputs.update(ctx.provider.static_outputs(ctx.bp, ctx.ws.env_dir))
+
+
+class HostsDriftStage(ConfigureStage):
+    """``infra drift`` on bare metal (no Terraform state): ansible/site.yml in check mode over every
+    host, changing nothing; each task that would change a host is drift. A host that cannot be
+    reached or fails fails the stage (exit 4), as in ``infra configure --check``."""
+
+    name = "drift"
+
+    def __init__(self, extra_vars: list[Path] | tuple[Path, ...] = ()) -> None:
+        super().__init__(check=True, extra_vars=extra_vars)
+
+    def run(self, ctx: Context) -> str:
+        from ..engines.tfjson import PlanResult
+
+        super().run(ctx)
+        drifted = host_drift(self.result) if self.result is not None else {}
+        items = [f"{host}: {task}" for host, tasks in drifted.items() for task in tasks]
+        ctx.state.plan = PlanResult(has_changes=bool(items), drift=[(item, "would change") for item in items])
+        ctx.state.record.plan = {"has_changes": bool(items), "add": 0, "change": 0, "destroy": 0,
+                                 "by_type": {}, "drift": items, "hosts": drifted}
+        if not items:
+            return f"no drift ({len(self.result.stats) if self.result else 0} hosts checked)"
+        return f"drift on {len(drifted)} host{'s' if len(drifted) != 1 else ''}: {'; '.join(items)}"
+
+
+def host_drift(result: AnsibleResult) -> dict[str, list[str]]:
+    """Per host with changes, the tasks a check-mode run reported as changed (host order)."""
+    return {host: list(result.changed_tasks[host]) for host in sorted(result.changed_tasks)
+            if result.changed_tasks[host]}
 
 
 def host_status(result: AnsibleResult) -> dict[str, dict[str, Any]]:

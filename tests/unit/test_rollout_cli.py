@@ -95,3 +95,29 @@ def test_up_failure_with_continue_skips_only_the_dependents(tmp_path: Path) -> N
     rows = {line.split("│")[1].strip(): line.split("│")[3].strip() for line in result.stdout.splitlines()
             if line.startswith("│")}
     assert rows == {"lab-a": "failed", "lab-b": "skipped", "lab-c": "failed"}
+
+
+def test_sandbox_rollout_runs_bare_metal_environments_as_usual(tmp_path: Path) -> None:
+    """--sandbox emulates clouds; bare metal has no cloud resources: its environments run against
+    their hosts, in the ordinary workspace, and start no emulator."""
+    _project(tmp_path)
+    result = _infra(tmp_path, "plan", "rollout.yaml", "--sandbox", "--format", "json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads(result.stdout)
+    assert [(e["environment"], e["result"]) for e in doc["environments"]] == [
+        ("lab-a", "success"), ("lab-b", "success"), ("lab-c", "success")]
+    [record] = list((tmp_path / ".infra" / "records" / "lab-a").glob("*.json"))
+    assert json.loads(record.read_text())["sandbox"] is False
+    assert not (tmp_path / ".infra" / "sandbox").exists()
+
+
+def test_drift_on_bare_metal_with_an_unreachable_host_exits_4_not_2(tmp_path: Path) -> None:
+    _project(tmp_path)
+    result = _infra(tmp_path, "drift", "lab-a.yaml", "--format", "json")
+    assert result.returncode == 4, result.stdout + result.stderr
+    [env] = json.loads(result.stdout)["environments"]
+    assert (env["environment"], env["result"], env.get("drift")) == ("lab-a", "failed", None)
+    assert env["error"].startswith("ansible: 1 of 1 host failed: node-1 unreachable at task '")
+    [record] = list((tmp_path / ".infra" / "records" / "lab-a").glob("*.json"))
+    assert (json.loads(record.read_text())["command"], json.loads(record.read_text())["outcome"]) == (
+        "drift", "failed")
