@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import sys
@@ -40,7 +41,7 @@ def _blueprint(path: Path, hosts: TestHosts) -> None:
                         "roles": ["control_plane"] if i == 0 else ["worker"]})
     path.write_text(yaml.safe_dump({
         "blueprint": 1, "name": "bench", "provider": "baremetal", "hosts": entries,
-        "kubernetes": {"version": aptrepo.MINOR},  # the test packages' minor
+        "kubernetes": {"version": aptrepo.VERSIONS[0].split("-")[0]},  # the test packages' version A
         "secrets": {"ssh_key": f"${{file:{hosts.private_key}}}"},
     }, sort_keys=False))
 
@@ -55,8 +56,12 @@ def scenario(count: int, work: Path) -> dict:
         lab.mkdir()
         _blueprint(lab / "bench.yaml", hosts)
         extra = lab / "vars.yml"
-        extra.write_text(yaml.safe_dump({"kubernetes_node_repo_base": f"{server.url}/kubernetes",
-                                         "kubernetes_node_patch_version": aptrepo.VERSIONS[0].split("-")[0]}))
+        extra.write_text(yaml.safe_dump({
+            "kubernetes_node_repo_base": f"{server.url}/kubernetes",
+            # the CNI: the test manifest in Calico's shape, served by the local repository (no network)
+            "kubernetes_node_cni_manifest_url": f"{server.url}{aptrepo.CNI_PATH}",
+            "kubernetes_node_cni_manifest_sha256": hashlib.sha256(aptrepo.CNI_MANIFEST.read_bytes()).hexdigest(),
+        }))
         env = {"INFRA_ANSIBLE_EXTRA_VARS": str(extra)}
         runs = []
         for label in ("first", "second"):
