@@ -13,7 +13,7 @@ import re
 
 from pydantic import ValidationInfo
 
-from orchestrator.blueprint import catalog
+from . import catalog
 
 _AWS_PRINCIPAL = re.compile(r"arn:aws(-[a-z]+)*:(iam::\d{12}:(role|user)(/[\w+=,.@-]+)*/[\w+=,.@-]{1,128}"
                             r"|sts::\d{12}:assumed-role/[\w+=,.@-]{1,64}/[\w+=,.@-]{1,64})")

@@ -1,12 +1,17 @@
 """What a cloud's Terraform provider needs to find credentials, as data (docs/providers.md,
 "Credentials"). A provider package names its ``Credentials``; the Terraform stage checks them
 before ``terraform init``, so a machine without them gets one line naming what is missing, not
-a provider's error dump. Nothing here reads the environment: ``stages.terraform`` does.
+a provider's error dump. ``Credentials.missing(env)`` looks them up in the environment it is
+given (``stages.terraform`` passes ``os.environ``) and in the files and PATH that names.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -32,3 +37,28 @@ class Credentials:
     sources: tuple[CredentialSource, ...]
     summary: str
     hint: str
+
+    def missing(self, env: Mapping[str, str]) -> list[str]:
+        """What is missing in ``env`` (and the files and PATH it names): [] when usable."""
+
+        def is_set(name: str) -> bool:
+            return env.get(name, "").strip().lower() not in ("", "0", "false")
+
+        def found(path: str, contains: str | None) -> bool:
+            expanded = re.sub(r"\$(\w+)", lambda m: env.get(m.group(1)) or "\0", path)  # unset: no such path
+            if expanded.startswith("~/"):
+                expanded = env.get("HOME", "\0") + expanded[1:]
+            file = Path(expanded)
+            if "\0" in expanded or not file.is_file():
+                return False
+            return contains is None or contains in file.read_text(errors="replace")
+
+        def usable(src: CredentialSource) -> bool:
+            return (all(is_set(v) for v in src.env)
+                    and (src.binary is None or shutil.which(src.binary, path=env.get("PATH")) is not None)
+                    and (not src.files or any(found(f, src.contains) for f in src.files)))
+
+        missing = [f"{' or '.join(group)} is not set" for group in self.required if not any(map(is_set, group))]
+        if not any(usable(src) for src in self.sources):
+            missing.append(self.summary)
+        return missing

@@ -5,44 +5,10 @@ and ``infra status``)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from ..errors import Cancelled, TerraformError
 from ..workspace import write_private
 from .context import Context, TerraformEngine
-
-if TYPE_CHECKING:
-    from ..providers.credentials import Credentials, CredentialSource
-
-
-def missing_credentials(spec: Credentials, env: Mapping[str, str]) -> list[str]:
-    """What ``spec`` (a provider's ``credentials``) finds missing in ``env``: [] when usable."""
-    import re
-    import shutil
-    from pathlib import Path
-
-    def is_set(name: str) -> bool:
-        return env.get(name, "").strip().lower() not in ("", "0", "false")
-
-    def found(path: str, contains: str | None) -> bool:
-        expanded = re.sub(r"\$(\w+)", lambda m: env.get(m.group(1)) or "\0", path)  # unset: no such path
-        if expanded.startswith("~/"):
-            expanded = env.get("HOME", "\0") + expanded[1:]
-        file = Path(expanded)
-        if "\0" in expanded or not file.is_file():
-            return False
-        return contains is None or contains in file.read_text(errors="replace")
-
-    def usable(src: CredentialSource) -> bool:
-        return (all(is_set(v) for v in src.env)
-                and (src.binary is None or shutil.which(src.binary, path=env.get("PATH")) is not None)
-                and (not src.files or any(found(f, src.contains) for f in src.files)))
-
-    missing = [f"{' or '.join(group)} is not set" for group in spec.required if not any(map(is_set, group))]
-    if not any(usable(src) for src in spec.sources):
-        missing.append(spec.summary)
-    return missing
 
 
 def check_credentials(ctx: Context) -> None:
@@ -53,7 +19,7 @@ def check_credentials(ctx: Context) -> None:
     spec = ctx.provider.credentials
     if spec is None or ctx.overrides is not None or os.environ.get("INFRA_SKIP_CREDENTIALS_CHECK") == "1":
         return
-    missing = missing_credentials(spec, os.environ)
+    missing = spec.missing(os.environ)
     if missing:
         raise TerraformError(f"{ctx.provider.name}: no credentials for Terraform: {'; '.join(missing)}", spec.hint)
 

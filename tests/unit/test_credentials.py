@@ -15,7 +15,6 @@ from orchestrator.engines.terraform import Terraform
 from orchestrator.errors import TerraformError
 from orchestrator.providers.azure.credentials import CREDENTIALS as AZURE
 from orchestrator.providers.gcp.credentials import CREDENTIALS as GCP
-from orchestrator.stages.terraform import missing_credentials
 from tests.conftest import EXAMPLES, require
 
 INFRA = Path(sys.executable).with_name("infra")
@@ -36,41 +35,41 @@ def _fake_az(tmp_path: Path) -> str:
 
 def test_azure_needs_a_subscription_and_a_sign_in(tmp_path: Path) -> None:
     home = str(tmp_path / "home")
-    assert missing_credentials(AZURE, {"HOME": home, "PATH": ""}) == [
+    assert AZURE.missing({"HOME": home, "PATH": ""}) == [
         "ARM_SUBSCRIPTION_ID is not set", AZURE_NO_SIGN_IN]
     sub = {"HOME": home, "PATH": "", "ARM_SUBSCRIPTION_ID": "0000"}
-    assert missing_credentials(AZURE, sub) == [AZURE_NO_SIGN_IN]
+    assert AZURE.missing(sub) == [AZURE_NO_SIGN_IN]
     secret = {**sub, "ARM_CLIENT_ID": "c", "ARM_TENANT_ID": "t", "ARM_CLIENT_SECRET": "s"}
-    assert missing_credentials(AZURE, secret) == []
-    assert missing_credentials(AZURE, {**secret, "ARM_CLIENT_SECRET": ""}) == [AZURE_NO_SIGN_IN]
-    assert missing_credentials(AZURE, {**sub, "ARM_USE_MSI": "true"}) == []
-    assert missing_credentials(AZURE, {**sub, "ARM_USE_MSI": "false"}) == [AZURE_NO_SIGN_IN]
+    assert AZURE.missing(secret) == []
+    assert AZURE.missing({**secret, "ARM_CLIENT_SECRET": ""}) == [AZURE_NO_SIGN_IN]
+    assert AZURE.missing({**sub, "ARM_USE_MSI": "true"}) == []
+    assert AZURE.missing({**sub, "ARM_USE_MSI": "false"}) == [AZURE_NO_SIGN_IN]
     # az on PATH counts once it has signed in (its token cache exists)
     with_az = {**sub, "PATH": _fake_az(tmp_path)}
-    assert missing_credentials(AZURE, with_az) == [AZURE_NO_SIGN_IN]
+    assert AZURE.missing(with_az) == [AZURE_NO_SIGN_IN]
     (tmp_path / "home" / ".azure").mkdir(parents=True)
     (tmp_path / "home" / ".azure" / "msal_token_cache.json").write_text("{}")
-    assert missing_credentials(AZURE, with_az) == []
-    assert missing_credentials(AZURE, {**with_az, "PATH": ""}) == [AZURE_NO_SIGN_IN]
+    assert AZURE.missing(with_az) == []
+    assert AZURE.missing({**with_az, "PATH": ""}) == [AZURE_NO_SIGN_IN]
 
 
 def test_gcp_needs_a_project_and_application_default_credentials(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    assert missing_credentials(GCP, {"HOME": str(home)}) == [GCP_NO_PROJECT, GCP_NO_CREDENTIALS]
+    assert GCP.missing({"HOME": str(home)}) == [GCP_NO_PROJECT, GCP_NO_CREDENTIALS]
     project = {"HOME": str(home), "GOOGLE_CLOUD_PROJECT": "acme-ml"}
-    assert missing_credentials(GCP, project) == [GCP_NO_CREDENTIALS]
-    assert missing_credentials(GCP, {**project, "GOOGLE_APPLICATION_CREDENTIALS": "/k.json"}) == []
-    assert missing_credentials(GCP, {"HOME": str(home), "CLOUDSDK_CORE_PROJECT": "p", "GOOGLE_CREDENTIALS": "{}"}) == []
+    assert GCP.missing(project) == [GCP_NO_CREDENTIALS]
+    assert GCP.missing({**project, "GOOGLE_APPLICATION_CREDENTIALS": "/k.json"}) == []
+    assert GCP.missing({"HOME": str(home), "CLOUDSDK_CORE_PROJECT": "p", "GOOGLE_CREDENTIALS": "{}"}) == []
     adc = home / ".config" / "gcloud" / "application_default_credentials.json"
     adc.parent.mkdir(parents=True)
     adc.write_text("{}")
-    assert missing_credentials(GCP, project) == []
+    assert GCP.missing(project) == []
     config = tmp_path / "gcloud-config"  # CLOUDSDK_CONFIG moves gcloud's folder
     config.mkdir()
     elsewhere = {"HOME": str(tmp_path), "GOOGLE_CLOUD_PROJECT": "p", "CLOUDSDK_CONFIG": str(config)}
-    assert missing_credentials(GCP, elsewhere) == [GCP_NO_CREDENTIALS]
+    assert GCP.missing(elsewhere) == [GCP_NO_CREDENTIALS]
     (config / "application_default_credentials.json").write_text("{}")
-    assert missing_credentials(GCP, elsewhere) == []
+    assert GCP.missing(elsewhere) == []
 
 
 def _clean_env(tmp_path: Path) -> dict[str, str]:

@@ -169,7 +169,7 @@ def test_clusters_before_1_30_get_no_admission_policies(lab) -> None:  # noqa: F
 
 
 def test_bare_metal_https_egress_excludes_pods_services_and_hosts() -> None:
-    from orchestrator.render.kubernetes import tenancy
+    from orchestrator.providers import baremetal
 
     bp = load(Path(__file__).resolve().parents[2] / "examples" / "onprem-gpu.yaml").model
     policy = next(o for o in render_objects(bp) if o["kind"] == "NetworkPolicy"
@@ -178,5 +178,5 @@ def test_bare_metal_https_egress_excludes_pods_services_and_hosts() -> None:
         "10.0.0.0/16", "10.244.0.0/16", "10.96.0.0/12", "10.1.0.10/32", "10.1.0.11/32", "10.1.0.12/32", "10.1.0.21/32"]
     defaults = yaml.safe_load((Path(__file__).resolve().parents[2] / "ansible" / "roles" / "kubernetes_node"
                                / "defaults" / "main.yml").read_text())
-    assert defaults["kubernetes_node_pod_subnet"] == tenancy.KUBEADM_POD_SUBNET == "10.244.0.0/16"
-    assert defaults["kubernetes_node_service_subnet"] == tenancy.KUBEADM_SERVICE_SUBNET == "10.96.0.0/12"
+    assert defaults["kubernetes_node_pod_subnet"] == baremetal.KUBEADM_POD_SUBNET == "10.244.0.0/16"
+    assert defaults["kubernetes_node_service_subnet"] == baremetal.KUBEADM_SERVICE_SUBNET == "10.96.0.0/12"

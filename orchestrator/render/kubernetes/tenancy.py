@@ -8,8 +8,7 @@ from typing import Any
 
 from ...blueprint.models import Blueprint, Team
 from ...conventions import COMPONENT_LABEL, GPU_RESOURCE, OIP_HTTP_PORT, PRIORITY_CLASSES, TEAM_LABEL
-from ...providers.baremetal import KUBEADM_POD_SUBNET, KUBEADM_SERVICE_SUBNET  # noqa: F401 (tests read them here)
-from ...providers.registry import provider_class
+from ...providers import registry
 from . import scheduling
 from .inference import OIP_GRPC_PORT
 from .templates import objects_from_template
@@ -52,7 +51,7 @@ def cluster_networks(bp: Blueprint) -> list[str]:
     """What "inside the cluster" means for the egress policy: every network the provider gives the
     cluster (nodes, pods, Services; ``Provider.cluster_networks``, the same ranges its Terraform
     variables set), which HTTPS egress "to the outside" excepts."""
-    return provider_class(bp.provider)().cluster_networks(bp)
+    return registry.get(bp.provider).cluster_networks(bp)
 
 
 def namespace(bp: Blueprint, team: Team) -> list[dict[str, Any]]:
