@@ -233,3 +233,49 @@ def test_validate_warns_about_a_team_without_groups(tmp_path: Path) -> None:
     assert proc.stdout == "ok: lab\n"
     assert proc.stderr == ("warning: bp.yaml:13:5 teams[1]: no groups: nobody but cluster admins can submit "
                            "jobs to team 'nlp' (no RoleBinding is rendered)\n")
+
+
+_EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
+
+
+def _node_taints(raw: list) -> list[dict]:
+    """Terraform's taints for a pool (aws/gcp: blocks with NO_SCHEDULE-style effects; azure:
+    ``key=value:Effect`` strings) as Kubernetes taints."""
+    taints = []
+    for t in raw:
+        if isinstance(t, str):
+            key_value, effect = t.rsplit(":", 1)
+            key, _, value = key_value.partition("=")
+            taints.append({"key": key, "value": value, "effect": effect})
+        else:
+            taints.append({"key": t["key"], "value": t.get("value", ""), "effect": _EFFECTS[t["effect"]]})
+    return taints
+
+
+def _tolerates(tolerations: list[dict], taint: dict) -> bool:
+    return any(t.get("key") == taint["key"] and t.get("effect") in (None, "", taint["effect"])
+               and (t.get("operator") == "Exists" or t.get("value", "") == taint["value"]) for t in tolerations)
+
+
+@pytest.mark.parametrize("path", [p for p in BLUEPRINTS if load(p).model.provider != "baremetal"],
+                         ids=lambda p: p.stem)
+def test_every_flavor_selects_and_tolerates_the_nodes_terraform_makes(path: Path) -> None:
+    """Emulators are blind to this: a Kueue ResourceFlavor whose nodeLabels a pool's nodes do not
+    carry, or whose tolerations miss a taint the cloud puts on them (AKS spot), admits jobs whose
+    pods never schedule. Checked against the node labels and taints the Terraform variables give
+    each pool, on every cloud example and golden case."""
+    from orchestrator.providers import registry
+
+    bp = load(path).model
+    tfvars = registry.get(bp.provider).terraform_variables(bp)
+    system = [tfvars["system_pool"]] if "system_pool" in tfvars else []  # AKS
+    pools = {p["name"]: p for p in [*tfvars["node_pools"], *system]}
+    flavors = [o for o in render_objects(bp) if o["kind"] == "ResourceFlavor" and o["spec"].get("nodeLabels")]
+    assert flavors or not any(p.gpu.count for p in bp.node_pools)
+    for flavor in flavors:
+        pool = pools[flavor["metadata"]["name"]]
+        labels = pool.get("labels") or pool.get("node_labels") or {}
+        assert flavor["spec"]["nodeLabels"].items() <= labels.items(), (path.stem, pool["name"])
+        for taint in _node_taints(pool.get("taints") or pool.get("node_taints") or []):
+            if taint["effect"] != "PreferNoSchedule":
+                assert _tolerates(flavor["spec"].get("tolerations") or [], taint), (path.stem, pool["name"], taint)
