@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .render.writer import WriteResult
 
 _START_TIMEOUT_S = 60.0
+_ANSWER_TIMEOUT_S = 30.0  # how long a running server may take to answer before it is reported stuck
 
 
 @dataclass(frozen=True)
@@ -82,16 +83,35 @@ def _ready(endpoint: str) -> bool:
         return False
 
 
-def status(state_dir: Path) -> ServerInfo | None:
-    """The running server, or None (a stale server.json is removed)."""
-    path = _info_path(state_dir)
+def _read_info(state_dir: Path) -> ServerInfo | None:
     try:
-        info = ServerInfo(**json.loads(path.read_text()))
+        return ServerInfo(**json.loads(_info_path(state_dir).read_text()))
     except (OSError, ValueError, TypeError):
         return None
-    if _is_ours(info.pid) and _ready(info.endpoint):
-        return info
-    path.unlink(missing_ok=True)
+
+
+def status(state_dir: Path, wait_s: float = _ANSWER_TIMEOUT_S) -> ServerInfo | None:
+    """The running server, or None when there is none (a stale server.json is removed).
+
+    A server whose process is alive is waited for (up to ``wait_s``) rather than replaced: on a
+    busy machine it may answer late, and a new server would be a new generation, so every sandbox
+    environment's state would be discarded and its resources created again. One alive that never
+    answers is an error (``infra sandbox stop`` ends it), never silently left running beside a
+    new one."""
+    info = _read_info(state_dir)
+    if info is None:
+        return None
+    deadline = time.monotonic() + wait_s
+    while _is_ours(info.pid):
+        if _ready(info.endpoint):
+            return info
+        if time.monotonic() > deadline:
+            raise SandboxError(
+                f"the AWS emulator (pid {info.pid}) on 127.0.0.1:{info.port} does not answer",
+                hint="stop it with `infra sandbox stop` and run the command again (its resources are lost)",
+            )
+        time.sleep(0.5)
+    _info_path(state_dir).unlink(missing_ok=True)
     return None
 
 
@@ -134,9 +154,12 @@ def start(state_dir: Path) -> ServerInfo:
 
 
 def stop(state_dir: Path) -> ServerInfo | None:
-    info = status(state_dir)
-    if info:
+    """Ends the server whether or not it answers; None when none was running."""
+    info = _read_info(state_dir)
+    if info is not None and _is_ours(info.pid):
         _terminate(info.pid)
+    else:
+        info = None
     _info_path(state_dir).unlink(missing_ok=True)
     return info
 

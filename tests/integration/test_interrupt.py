@@ -56,6 +56,6 @@ def test_ctrl_c_during_apply_then_rerun_converges(tmp_path, tf_mirror):
         assert again.returncode == 0, again.stdout + again.stderr  # the lock was released; it resumes
         assert "infra up intr (sandbox): success" in again.stdout
         third = subprocess.run([INFRA, *run], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-        assert "skipped: the plan has no changes" in third.stdout
+        assert "skipped: the plan has no changes" in third.stdout, third.stdout + third.stderr
     finally:
         subprocess.run([INFRA, "sandbox", "stop"], cwd=tmp_path, env=env, capture_output=True, timeout=60)
