@@ -20,6 +20,20 @@ from .blueprint.labels import node_labels
 from .blueprint.models import GPU_TAINT, Blueprint
 
 ROLE_GROUPS = ("control_plane", "worker", "inference")
+# The Ansible roles ansible/site.yml includes, in play order, each with the role groups whose hosts
+# run it (None: every host). tests/unit/test_site_roles.py holds this to site.yml's `when:` lines.
+SITE_ROLES: tuple[tuple[str, frozenset[str] | None], ...] = (
+    ("common", None),
+    ("nvidia_gpu", None),
+    ("container_runtime", frozenset({"control_plane", "worker"})),
+    ("kubernetes_node", frozenset({"control_plane", "worker"})),
+    ("inference_onnx", frozenset({"inference"})),
+)
+
+
+def site_roles(roles: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The Ansible roles ansible/site.yml runs on a host with these role groups, in play order."""
+    return tuple(name for name, groups in SITE_ROLES if groups is None or groups & set(roles))
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,12 +214,14 @@ class Ansible:
 
     def run(self, playbook: str, inventory: Path, *, host_count: int, limit: str | None = None, check: bool = False,
             extravars: dict[str, Any] | None = None, extravars_files: list[Path] | tuple[Path, ...] = (),
-            label: str | None = None, expect_configured: list[str] | tuple[str, ...] = ()) -> AnsibleResult:
+            label: str | None = None, expect_configured: list[str] | tuple[str, ...] = (),
+            role_plan: Mapping[str, Sequence[str]] | None = None) -> AnsibleResult:
         """Runs ``playbook`` (relative to the ansible/ folder); raises AnsibleRunError when a host fails.
 
         ``expect_configured``: hosts the playbook must mark configured (set_stats ``infra_configured``,
         as ansible/site.yml's last task does); one that neither failed nor got there is reported
-        ``not configured`` and fails the run like a failed host.
+        ``not configured`` and fails the run like a failed host. ``role_plan``: per host, the roles
+        the playbook runs on it in play order; a failed host's roles that never started are named.
 
         ``extravars`` (infra's own values) are written to a private file with every string ``!unsafe``
         and must not hold secrets; the site's ``extravars_files`` are passed by reference, as given.
@@ -287,6 +290,7 @@ class Ansible:
         result = collector.result(
             rc=runner.rc, status=runner.status, duration_s=time.monotonic() - started,
             artifacts=self.artifacts_dir / ident, expected=tuple(expect_configured),
+            plan={host: tuple(roles) for host, roles in (role_plan or {}).items()},
             stopped=f" (ansible-playbook exit {runner.rc}: {collector.tail()})" if runner.rc not in (0, 2) else "",
         )
         if runner.status in ("canceled", "timeout"):

@@ -4,7 +4,7 @@ data a play published (``EventCollector``), and the error raised when a host fai
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +38,14 @@ class Failure:
     message: str
     unreachable: bool = False
     not_configured: bool = False  # no task failed, but the host's roles never all ran
+    not_run: tuple[str, ...] = ()  # the host's planned roles that never started (after the failure)
 
     def describe(self) -> str:
         if self.not_configured:
             return f"{self.host} not configured: {self.message}"
         what = "unreachable" if self.unreachable else "failed"
-        return f"{self.host} {what} at task '{self.task}': {self.message}"
+        left = f" (not configured: {', '.join(self.not_run)})" if self.not_run else ""
+        return f"{self.host} {what} at task '{self.task}': {self.message}{left}"
 
 
 @dataclass
@@ -61,6 +63,10 @@ class AnsibleResult:
     # The hosts the playbook must mark configured (set_stats ``infra_configured``, ansible/site.yml's
     # last task); empty: no such check (playbooks without the marker).
     expected: tuple[str, ...] = ()
+    # per host: the roles the playbook runs on it, in play order (ansible/site.yml; see
+    # inventory.site_roles); empty: unknown. A failed host's roles after the last one that ran are
+    # reported not configured.
+    plan: dict[str, tuple[str, ...]] = field(default_factory=dict)
     stopped: str = ""  # why the playbook stopped early, when it did (ansible-playbook's last words)
 
     @property
@@ -77,6 +83,14 @@ class AnsibleResult:
         bad = {h for h, s in self.stats.items() if s.failed or s.unreachable}
         return sorted(h for h in self.expected if h not in bad and h not in self.configured)
 
+    def not_run(self, host: str) -> tuple[str, ...]:
+        """The planned roles of ``host`` after the last one that ran tasks on it: on a host that
+        failed part-way, what was never configured. Empty when no role ran (an unreachable host:
+        nothing was configured, and saying so role by role adds nothing)."""
+        planned = self.plan.get(host) or ()
+        ran = [i for i, role in enumerate(planned) if role in (self.roles.get(host) or [])]
+        return tuple(planned[max(ran) + 1:]) if ran else ()
+
     def host_failures(self) -> list[Failure]:
         """The failures that stand (not rescued, not ignored), first per host, in host order; hosts
         whose roles never all ran (``not_configured``) count as failed too."""
@@ -84,9 +98,9 @@ class AnsibleResult:
         seen: dict[str, Failure] = {}
         for f in self.failures:
             if f.host in bad and f.host not in seen:
-                seen[f.host] = f
+                seen[f.host] = replace(f, not_run=self.not_run(f.host))
         for host in bad - set(seen):
-            seen[host] = Failure(host, "?", "failed (see the artifacts)")
+            seen[host] = Failure(host, "?", "failed (see the artifacts)", not_run=self.not_run(host))
         for host in self.not_configured():
             ran = ", ".join(self.roles.get(host) or []) or "none"
             why = "the playbook stopped before this host's roles all ran"

@@ -143,7 +143,9 @@ class ConfigureStage:
                                 limit=self.limit, check=self.check, extravars_files=files,
                                 extravars={"infra_kubeconfig_fetch": str(fetched)},
                                 label=f"ansible {self.playbook}",
-                                expect_configured=selected if self.playbook == PLAYBOOK else ())
+                                expect_configured=selected if self.playbook == PLAYBOOK else (),
+                                role_plan=({h.name: inventory.site_roles(h.roles) for h in hosts}
+                                           if self.playbook == PLAYBOOK else None))
         except AnsibleRunError as exc:
             self._finish(ctx, exc.result, hosts)
             raise
@@ -211,6 +213,8 @@ def host_status(result: AnsibleResult) -> dict[str, dict[str, Any]]:
             entry["task"] = failures[host].task
             if failures[host].not_configured:
                 entry["reason"] = failures[host].message
+            if failures[host].not_run:  # the roles that never started on it
+                entry["not_configured"] = list(failures[host].not_run)
         if host in gpus:
             entry["gpus_found"] = gpus[host].get("count")
             entry["nvswitches"] = gpus[host].get("nvswitches")

@@ -7,6 +7,7 @@ plays (every Kubernetes host fails, so ansible-playbook stops before the inferen
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -72,3 +73,41 @@ def test_site_yml_is_one_play_over_all_hosts_ending_with_the_marker():
     assert [t.get("ansible.builtin.include_role", {}).get("name") for t in tasks[:5]] == [
         "common", "nvidia_gpu", "container_runtime", "kubernetes_node", "inference_onnx"]
     assert tasks[-1]["ansible.builtin.set_stats"]["data"] == {"infra_configured": "{{ {inventory_hostname: true} }}"}
+
+
+def test_a_failed_host_names_its_roles_that_never_started(tmp_path):
+    """A worker that is also an inference host fails in its Kubernetes role: its model server role
+    never starts, and it is reported `not configured` on that host (not hidden behind `failed`)."""
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inv = {"all": {"children": {"kube": {"hosts": {"both": local}}, "inf": {"hosts": {"both": None, "inf": local}}}}}
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(inv))
+    engine = Ansible(tmp_path / "ansible", project_dir=PROJECT)
+    with pytest.raises(AnsibleRunError) as info:
+        engine.run("one_play_roles.yml", path, host_count=2, expect_configured=["both", "inf"],
+                   role_plan={"both": ["kube", "serve"], "inf": ["serve"]})
+    assert info.value.message == (
+        "ansible: 1 of 2 hosts failed: both failed at task 'kube : Install the Kubernetes packages': "
+        "non-zero return code: no Kubernetes repository (not configured: serve)")
+    status = host_status(info.value.result)
+    assert status["both"]["status"] == "failed" and status["both"]["not_configured"] == ["serve"]
+    assert status["both"]["roles"] == ["kube"]
+    assert status["inf"]["status"] == "ok" and "not_configured" not in status["inf"]
+
+
+def test_site_roles_follow_site_yml():
+    """inventory.SITE_ROLES (what infra reports as not configured) is site.yml's role list and `when:`s."""
+    from orchestrator.inventory import SITE_ROLES, site_roles
+
+    tasks = yaml.safe_load((REPO / "ansible" / "site.yml").read_text())[0]["tasks"]
+    included = []
+    for task in tasks:
+        role = task.get("ansible.builtin.include_role", {}).get("name")
+        if role:
+            when = task.get("when") or ""
+            groups = frozenset(re.findall(r"'(\w+)' in group_names", when)) or None
+            included.append((role, groups))
+    assert tuple(included) == SITE_ROLES
+    assert site_roles(("worker", "inference")) == (
+        "common", "nvidia_gpu", "container_runtime", "kubernetes_node", "inference_onnx")
+    assert site_roles(("inference",)) == ("common", "nvidia_gpu", "inference_onnx")
