@@ -8,6 +8,12 @@ wall time per run, the 4-host/1-host ratio and the no-op/first-run ratio (goals:
 <= 0.6). Needs root, debootstrap, sshd, gpg and dpkg-dev. A benchmark, not a test: nothing
 fails on a slow result.
 
+CPU time is measured too, because here the "hosts" share the controller's CPUs: *controller*
+is infra's own process tree (infra, ansible-playbook, its forks and ssh clients), *all* is every
+CPU of the machine busy (from /proc/stat, so other load counts). ``all / CPUs`` is the shortest
+wall time the machine could give that work; its ratio to the 1-host wall time is the floor under
+the 4-host/1-host ratio on this machine, whatever the controller does.
+
 Options: ``--hosts 1,4`` (the host counts to compare), ``--json FILE`` (also write the numbers).
 """
 
@@ -18,6 +24,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -46,6 +53,20 @@ def _blueprint(path: Path, hosts: TestHosts) -> None:
     }, sort_keys=False))
 
 
+def _own_cpu_s() -> float:
+    """CPU seconds of this process and its reaped children (infra runs in-process; ansible-playbook,
+    its forks and ssh clients are its children, reaped when they end)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _busy_cpu_s() -> float:
+    """CPU seconds every CPU of the machine spent busy since boot (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def scenario(count: int, work: Path) -> dict:
     """Fresh hosts; `infra configure` twice; seconds per run and the changes each made."""
     base = work / f"hosts-{count}"
@@ -65,22 +86,25 @@ def scenario(count: int, work: Path) -> dict:
         env = {"INFRA_ANSIBLE_EXTRA_VARS": str(extra)}
         runs = []
         for label in ("first", "second"):
-            started = time.monotonic()
+            started, own0, busy0 = time.monotonic(), _own_cpu_s(), _busy_cpu_s()
             result = run_infra(["configure", str(lab / "bench.yaml")], lab, env)
             seconds = time.monotonic() - started
+            controller, busy = _own_cpu_s() - own0, _busy_cpu_s() - busy0
             if result.code != 0:
                 raise SystemExit(f"bench: {label} run on {count} host(s) failed ({result.code}):\n{result.stderr}")
             changes = next((line.split(", ")[1] for line in result.stdout.splitlines()
                             if "hosts configured" in line), "?")
-            runs.append({"run": label, "seconds": round(seconds, 1), "changes": changes})
-            print(f"  {count} host(s), {label} run: {seconds:.1f}s ({changes})", file=sys.stderr)
+            runs.append({"run": label, "seconds": round(seconds, 1), "changes": changes,
+                         "controller_cpu_s": round(controller, 1), "all_cpu_s": round(busy, 1)})
+            print(f"  {count} host(s), {label} run: {seconds:.1f}s ({changes}); CPU: controller "
+                  f"{controller:.1f}s, all {busy:.1f}s", file=sys.stderr)
         return {"hosts": count, "runs": runs, "rootfs_build_seconds": round(hosts.build_seconds, 1)}
     finally:
         server.stop()
         hosts.destroy()
 
 
-def table(results: list[dict]) -> str:
+def table(results: list[dict], nproc: int) -> str:
     by = {r["hosts"]: {x["run"]: x for x in r["runs"]} for r in results}
     lines = ["| hosts | first run (converge) | second run (no changes) | no-op / converge |",
              "|---:|---:|---:|---:|"]
@@ -89,14 +113,22 @@ def table(results: list[dict]) -> str:
         lines.append(f"| {count} | {first['seconds']:.1f} s ({first['changes']}) | "
                      f"{second['seconds']:.1f} s ({second['changes']}) | "
                      f"{second['seconds'] / first['seconds']:.2f} |")
+    lines += ["", "| hosts | run | wall | CPU: controller | CPU: all | all / CPUs |", "|---:|---|---:|---:|---:|---:|"]
+    for count in sorted(by):
+        for run in ("first", "second"):
+            r = by[count][run]
+            if "all_cpu_s" in r:
+                lines.append(f"| {count} | {run} | {r['seconds']:.1f} s | {r['controller_cpu_s']:.1f} s | "
+                             f"{r['all_cpu_s']:.1f} s | {r['all_cpu_s'] / nproc:.1f} s |")
     counts = sorted(by)
     if len(counts) >= 2:
         lo, hi = counts[0], counts[-1]
         lines.append("")
         for run in ("first", "second"):
             ratio = by[hi][run]["seconds"] / by[lo][run]["seconds"]
+            floor = by[hi][run].get("all_cpu_s", 0) / nproc / by[lo][run]["seconds"]
             lines.append(f"{hi} hosts / {lo} host{'s' if lo != 1 else ''}, {run} run: wall time x{ratio:.2f} "
-                         f"(x{hi / lo:.0f} the hosts)")
+                         f"(x{hi / lo:.0f} the hosts; the CPU floor on {nproc} CPUs: x{floor:.2f})")
     return "\n".join(lines)
 
 
@@ -115,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         results = [scenario(c, Path(tmp)) for c in counts]
     report = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M"), "nproc": os.cpu_count(),
               "results": results}
-    print(table(results))
+    print(table(results, os.cpu_count() or 1))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
