@@ -193,6 +193,21 @@ def test_provider_lists_hosts_with_their_last_result(tmp_path):
     assert provider.static_outputs(bp())["hosts"].keys() == {"cp-1", "gpu-01", "infer-1"}
 
 
+def test_status_names_the_roles_a_failed_host_never_started(tmp_path):
+    """infer-1 is a worker and an inference host: failing in kubernetes_node, its model server never ran."""
+    provider = BaremetalProvider()
+    task = "kubernetes_node : Install the Kubernetes packages"
+    result = AnsibleResult(rc=2, status="failed", stats={"infer-1": HostStats(ok=40, failed=1)},
+                           failures=[Failure("infer-1", task, "No package matching 'kubeadm'")],
+                           roles={"infer-1": ["common", "nvidia_gpu", "container_runtime", "kubernetes_node"]},
+                           plan={"infer-1": ("common", "nvidia_gpu", "container_runtime", "kubernetes_node",
+                                             "inference_onnx")})
+    save_hosts_file(tmp_path / "ansible" / "hosts.json", result)
+    rows = dict(provider.summarize_outputs(provider.static_outputs(bp(), tmp_path)))
+    assert rows["infer-1"] == ("infer-1.lab.example  worker+inference  gpu=1 x l4  last configure: failed; "
+                               "not configured: inference_onnx")
+
+
 def test_plan_on_bare_metal_lists_the_hosts(tmp_path):
     ctx = _context(tmp_path, bp(), Progress(stream=io.StringIO(), interactive=False))
     assert HostsStage().run(ctx) == "3 hosts to configure with ansible/site.yml (no cloud resources)"

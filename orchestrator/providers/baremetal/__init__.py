@@ -74,6 +74,8 @@ class BaremetalProvider(Provider):
                 text += f"  last configure: {last.get('status')}"
                 if last.get("gpus_found") is not None:
                     text += f" (gpus found: {last['gpus_found']})"
+                if last.get("not_configured"):  # a failed host's roles that never started
+                    text += f"; not configured: {', '.join(last['not_configured'])}"
             rows.append((name, text))
         return rows
 
