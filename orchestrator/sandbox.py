@@ -18,6 +18,7 @@ the environment's binding to the server (attached before a run, forgotten after 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -116,10 +117,22 @@ def status(state_dir: Path, wait_s: float = _ANSWER_TIMEOUT_S) -> ServerInfo | N
 
 
 def start(state_dir: Path) -> ServerInfo:
-    """Start the server if it is not running; return it either way."""
+    """Start the server if it is not running; return it either way. Two commands starting at
+    once (two shells, two CI jobs in one project) take a lock: the second attaches to the first's
+    server instead of starting another (which would orphan one and discard state)."""
     running = status(state_dir)
     if running:
         return running
+    folder = private_dir(_info_path(state_dir).parent, tighten=True)
+    fd = os.open(folder / "start.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return status(state_dir) or _start_locked(state_dir, folder)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _start_locked(state_dir: Path, folder: Path) -> ServerInfo:
     try:
         import moto.server  # noqa: F401
     except ImportError as exc:
@@ -127,7 +140,6 @@ def start(state_dir: Path) -> ServerInfo:
             "the sandbox needs the AWS emulator, which is not installed",
             hint="pip install 'infra-orchestrator[sandbox]' (or run `make setup`)",
         ) from exc
-    folder = private_dir(_info_path(state_dir).parent, tighten=True)
     port = _free_port()
     env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
     fd = os.open(folder / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

@@ -20,6 +20,7 @@ import pytest
 
 from orchestrator import sandbox
 from orchestrator.errors import SandboxError
+from tests.conftest import REPO, require_module
 
 SLOW_SERVER = """\
 import http.server, sys, time
@@ -96,3 +97,20 @@ def test_a_dead_server_record_is_removed(tmp_path):
     path.write_text(json.dumps(sandbox.ServerInfo(proc.pid, _port(), "gen-dead", "2026-01-01T00:00:00Z").__dict__))
     assert sandbox.status(tmp_path) is None
     assert not path.exists()
+
+
+START = ("import sys; from pathlib import Path; from orchestrator import sandbox; "
+         "print(sandbox.start(Path(sys.argv[1])).pid)")
+
+
+def test_two_commands_starting_at_once_share_one_server(tmp_path):
+    """Two `infra ... --sandbox` commands started together in one project: one emulator, not two."""
+    require_module("moto.server", "moto[server] (the sandbox emulator)")
+    procs = [subprocess.Popen([sys.executable, "-c", START, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                              cwd=REPO) for _ in range(2)]
+    try:
+        pids = [int(p.communicate(timeout=120)[0].strip()) for p in procs]
+        assert pids[0] == pids[1]
+        assert json.loads((tmp_path / "sandbox" / "server.json").read_text())["pid"] == pids[0]
+    finally:
+        sandbox.stop(tmp_path)
