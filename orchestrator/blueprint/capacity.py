@@ -65,6 +65,15 @@ def purpose(pool: NodePool) -> str:
     return TRAINING if pool.gpu else SYSTEM
 
 
+def system_pool_index(bp: Blueprint) -> int | None:
+    """Where the cloud needs one pool for its own system pods (AKS's default node pool): the pool
+    with purpose system, else the first without GPUs and without a purpose; None if there is none."""
+    for i, pool in enumerate(bp.node_pools):
+        if pool.purpose == SYSTEM:
+            return i
+    return next((i for i, p in enumerate(bp.node_pools) if p.gpu is None and p.purpose is None), None)
+
+
 def pool_capacity(bp: Blueprint, pool: NodePool) -> PoolCapacity:
     nodes = (pool.max or 0) if bp.is_cloud else sum(1 for h in bp.hosts if h.pool == pool.name)
     gpus = pool.gpu.count if pool.gpu else 0

@@ -29,6 +29,9 @@ class InstanceType:
     gpu_count: int
     vcpus: int
     memory_gib: float
+    # Where the cloud partitions GPUs itself (GKE): the MIG partition sizes it offers for this
+    # machine's GPU, e.g. ("1g.5gb", "2g.10gb"); empty: none known (settings ``mig``).
+    mig_partitions: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """``8 x a100`` or ``no GPUs``."""
@@ -71,7 +74,9 @@ def of_kind(wanted: Kind) -> tuple[str, ...]:
 def catalog(provider: str) -> dict[str, InstanceType]:
     """All known instance types of ``provider`` (empty for providers without machines)."""
     machines = _data(provider)["machines"]
-    return {name: InstanceType(name, **{f: entry[f] for f in FIELDS}) for name, entry in machines.items()}
+    return {name: InstanceType(name, **{f: entry[f] for f in FIELDS},
+                               mig_partitions=tuple(entry.get("mig_partitions") or ()))
+            for name, entry in machines.items()}
 
 
 def lookup(provider: str, instance_type: str | None) -> InstanceType | None:

@@ -5,7 +5,8 @@ Terraform node groups (``providers/<cloud>``), the Ansible inventory (bare-metal
 plugin and inference placement (``GPU_PRESENT_LABEL``) all take their labels from here, so a
 flavor selects exactly the nodes its pool made. Taints too (``pool_taints``): what the cloud adds
 to a pool's nodes by itself (AKS's spot taint and label) is data in data/catalog/<provider>.yaml,
-read here, so Terraform and the tolerations never disagree.
+read here, so Terraform and the tolerations never disagree. Labels the cloud adds that the node
+pool must not list (GKE's MIG partition size) are in ``flavor_labels`` only.
 """
 
 from __future__ import annotations
@@ -36,6 +37,26 @@ def pool_labels(pool: NodePool, provider: str) -> dict[str, str]:
     what the cloud's node pool lists (with the labels the cloud adds itself, ``cloud_labels``)."""
     return dict(sorted({**node_labels(pool, pool.gpu.type if pool.gpu else None),
                         **cloud_labels(pool, provider)}.items()))
+
+
+def mig_partition(pool: NodePool) -> str | None:
+    """The one partition size of every GPU of ``pool`` (profile ``all-1g.10gb``: ``1g.10gb``);
+    None without MIG, with ``all-disabled`` and with ``all-balanced`` (several sizes)."""
+    if pool.mig is None or pool.mig.profile in ("all-disabled", "all-balanced"):
+        return None
+    return pool.mig.profile.removeprefix("all-")
+
+
+def flavor_labels(pool: NodePool, provider: str) -> dict[str, str]:
+    """What a Kueue flavor for ``pool`` selects: ``pool_labels`` and the label the cloud puts on the
+    nodes of a MIG pool where it partitions GPUs itself (``mig.node_label`` in
+    data/catalog/<provider>.yaml; GKE: ``cloud.google.com/gke-gpu-partition-size``), which the
+    node pool must not list."""
+    labels = pool_labels(pool, provider)
+    label = (catalog.setting(provider, "mig") or {}).get("node_label")
+    if label and (size := mig_partition(pool)):
+        labels[label] = size
+    return dict(sorted(labels.items()))
 
 
 def pool_taints(pool: NodePool, provider: str) -> list[Taint]:

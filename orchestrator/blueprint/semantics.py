@@ -31,8 +31,9 @@ STATE_REQUIRED = {
 
 def check(bp: Blueprint) -> list[tuple[tuple, str]]:
     """Every semantic violation in ``bp``, in a stable order."""
-    rules = (_placement, _pools, _unique_names, _references, _mig, _gpu_catalog, _hosts,
-             _endpoint, _capacity, capacity.issues, _state, _purchase, _one_machine, _members, _version)
+    rules = (_placement, _pools, _unique_names, _references, _mig, _mig_partitions, _gpu_catalog, _hosts,
+             _endpoint, _capacity, capacity.issues, _state, _purchase, _system_pool, _one_machine, _members,
+             _version)
     return [issue for rule in rules for issue in rule(bp)]
 
 
@@ -145,6 +146,31 @@ def _mig(bp: Blueprint) -> Iterator[Issue]:
             yield ("node_pools", i, "mig"), message
 
 
+def _mig_partitions(bp: Blueprint) -> Iterator[Issue]:
+    """Where the cloud partitions GPUs itself (GKE: ``mig`` in data/catalog/<provider>.yaml), a MIG
+    pool splits every GPU into one size the machine type's GPU offers (its ``mig_partitions``)."""
+    facts = catalog.setting(bp.provider, "mig")
+    for i, pool in enumerate(bp.node_pools if facts and bp.is_cloud else []):
+        if pool.mig is None or pool.mig.profile == "all-disabled" or pool.gpu is None \
+                or pool.gpu.type not in MIG_GPU_TYPES:
+            continue  # nothing to partition, or _mig said why
+        profile = pool.mig.profile
+        machine = pool.all_instance_types[0] if pool.all_instance_types else None
+        known = catalog.lookup(bp.provider, machine)
+        sizes = known.mig_partitions if known else ()
+        if not sizes:
+            other = next((m.name for m in catalog.catalog(bp.provider).values()
+                          if m.gpu_type == pool.gpu.type and m.mig_partitions), None)
+            yield ("node_pools", i, "mig"), (
+                f"{facts['noun']} partitions no GPU of {machine} that infra knows of: remove mig"
+                + (f" or use a machine type it partitions (e.g. {other})" if other else ""))
+        elif profile.removeprefix("all-") not in sizes:
+            offered = [f"all-{s}" for s in sizes]
+            yield ("node_pools", i, "mig", "profile"), (
+                f"{facts['noun']} partitions the {pool.gpu.type} GPUs of {machine} into one of "
+                f"{', '.join(offered[:-1])} or {offered[-1]} (one size per pool), not {profile}")
+
+
 def _gpu_catalog(bp: Blueprint) -> Iterator[Issue]:
     """The pool's gpu block must match what the catalog says each instance type carries."""
     for i, pool in enumerate(bp.node_pools):
@@ -242,6 +268,19 @@ def _purchase(bp: Blueprint) -> Iterator[Issue]:
             yield (*at, "capacity_type"), "capacity_block requires capacity_reservation_id (cr-...)"
         if kind != "capacity_block" and pool.capacity_reservation_id:
             yield (*at, "capacity_reservation_id"), "only allowed with capacity_type: capacity_block"
+
+
+def _system_pool(bp: Blueprint) -> Iterator[Issue]:
+    """The pool the cloud runs its system pods on (AKS's default pool: ``system_pool`` in the
+    provider's catalog; ``capacity.system_pool_index``) cannot be spot where the cloud says so."""
+    facts = catalog.setting(bp.provider, "system_pool")
+    at = capacity.system_pool_index(bp) if facts and bp.is_cloud else None
+    if at is None or facts.get("spot", True) or bp.node_pools[at].effective_capacity_type != "spot":
+        return
+    pool = bp.node_pools[at]
+    yield ("node_pools", at, "capacity_type" if pool.capacity_type else "spot"), (
+        f"this pool becomes {facts['noun']}, which cannot be spot: make it on_demand and put spot "
+        "capacity in another pool (or give an on-demand pool purpose: system)")
 
 
 def _one_machine(bp: Blueprint) -> Iterator[Issue]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,10 @@ def test_data_file_entries_are_complete(provider):
     raw = yaml.safe_load((DATA / f"{provider}.yaml").read_text())["machines"]
     assert len(raw) >= 20
     for name, entry in raw.items():
-        assert set(entry) == {"gpu_type", "gpu_count", "vcpus", "memory_gib"}, name
+        assert set(entry) - {"mig_partitions"} == {"gpu_type", "gpu_count", "vcpus", "memory_gib"}, name
+        if "mig_partitions" in entry:  # MIG partition sizes such as 1g.10gb, only on a MIG-capable GPU
+            assert entry["gpu_type"] in ("a100", "h100", "h200"), name
+            assert all(re.fullmatch(r"[1-7]g\.[0-9]+gb", s) for s in entry["mig_partitions"]), name
         if entry["gpu_type"] is None:
             assert entry["gpu_count"] == 0, name
         else:

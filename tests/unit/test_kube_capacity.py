@@ -274,7 +274,9 @@ def test_every_flavor_selects_and_tolerates_the_nodes_terraform_makes(path: Path
     assert flavors or not any(p.gpu.count for p in bp.node_pools)
     for flavor in flavors:
         pool = pools[flavor["metadata"]["name"]]
-        labels = pool.get("labels") or pool.get("node_labels") or {}
+        labels = dict(pool.get("labels") or pool.get("node_labels") or {})
+        if pool.get("gpu_partition_size"):  # GKE labels a MIG pool's nodes itself (not listed by the pool)
+            labels["cloud.google.com/gke-gpu-partition-size"] = pool["gpu_partition_size"]
         assert flavor["spec"]["nodeLabels"].items() <= labels.items(), (path.stem, pool["name"])
         for taint in _node_taints(pool.get("taints") or pool.get("node_taints") or []):
             if taint["effect"] != "PreferNoSchedule":

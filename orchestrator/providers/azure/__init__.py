@@ -16,6 +16,7 @@ import ipaddress
 import re
 from typing import Any, ClassVar
 
+from ...blueprint import capacity
 from ...blueprint.labels import pool_labels, pool_taints
 from ...blueprint.models import Blueprint, NodePool
 from ...errors import UsageError
@@ -44,13 +45,11 @@ def overlay_ranges(vnet_cidr: str) -> tuple[str, str]:
 
 
 def system_pool_index(bp: Blueprint) -> int:
-    """The pool AKS's default (system) pool comes from: purpose system, else the first without GPUs."""
-    for i, pool in enumerate(bp.node_pools):
-        if pool.purpose == "system":
-            return i
-    for i, pool in enumerate(bp.node_pools):
-        if pool.gpu is None and pool.purpose is None:
-            return i
+    """The pool AKS's default (system) pool comes from: purpose system, else the first without GPUs
+    (``capacity.system_pool_index``; validation refuses it spot: ``system_pool`` in the catalog)."""
+    found = capacity.system_pool_index(bp)
+    if found is not None:
+        return found
     raise UsageError(f"node_pools: provider {bp.provider} needs a pool without GPUs for AKS's system pool",
                      hint="add a small pool without gpu (e.g. Standard_D4s_v5, min 1)")
 

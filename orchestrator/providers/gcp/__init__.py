@@ -8,6 +8,8 @@ addresses) are what the RoleBindings name; Google Groups for RBAC is turned on w
 ``gke-security-groups@<their domain>`` (docs/providers.md). ``access.admins`` get
 roles/container.admin and ``teams[].members`` roles/container.clusterViewer (to fetch
 credentials; what they may do comes from their team's Google Groups), both on the project.
+A pool's MIG profile ``all-<size>`` becomes its ``gpu_partition_size`` (GKE partitions the GPUs;
+``blueprint/labels.py`` gives its Kueue flavor GKE's partition-size node label).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import ipaddress
 import re
 from typing import Any, ClassVar
 
-from ...blueprint.labels import pool_labels, pool_taints
+from ...blueprint.labels import mig_partition, pool_labels, pool_taints
 from ...blueprint.models import Blueprint, NodePool
 from ...errors import UsageError
 from ..base import Provider
@@ -85,6 +87,8 @@ def _node_pool(pool: NodePool) -> dict[str, Any]:
         "machine_type": machine,
         "accelerator_type": accelerator(machine, pool.gpu.type) if pool.gpu else "",
         "gpu_count": pool.gpu.count if pool.gpu else 0,
+        # MIG: GKE partitions every GPU into this size (validation checks it against the machine's GPU).
+        "gpu_partition_size": (mig_partition(pool) or "") if pool.gpu else "",
         "min_count": pool.min or 0,
         "max_count": pool.max or 0,
         "initial_count": pool.effective_desired or 0,

@@ -21,7 +21,7 @@ from typing import Any
 
 from ...blueprint import capacity
 from ...blueprint.capacity import DEFAULT_NODE_MEMORY_GIB, DEFAULT_NODE_VCPUS, PoolCapacity, capacities
-from ...blueprint.labels import pool_labels, pool_taints
+from ...blueprint.labels import flavor_labels, pool_taints
 from ...blueprint.models import Blueprint, NodePool, Taint, Team
 from ...conventions import GPU_RESOURCE, GPU_TOLERATION, KUEUE_API, TEAM_LABEL
 from .templates import objects_from_template
@@ -70,7 +70,8 @@ def pool_tolerations(pool: NodePool, provider: str) -> list[dict[str, str]]:
 
 
 def resource_flavors(bp: Blueprint) -> list[dict[str, Any]]:
-    """A flavor per GPU pool, selecting exactly the labels its nodes carry (``pool_labels``)."""
+    """A flavor per GPU pool, selecting exactly the labels its nodes carry (``flavor_labels``: the
+    pool's labels and, on GKE, a MIG pool's partition size)."""
     pools = capacity.gpu_pools(bp, capacity.TRAINING)
     if not pools:  # nothing to tell apart: one flavor that matches any node
         ctx = {"api_version": KUEUE_API, "name": DEFAULT_FLAVOR, "node_labels": {}, "tolerations": []}
@@ -80,7 +81,7 @@ def resource_flavors(bp: Blueprint) -> list[dict[str, Any]]:
         ctx = {
             "api_version": KUEUE_API,
             "name": pool.name,
-            "node_labels": pool_labels(pool, bp.provider),
+            "node_labels": flavor_labels(pool, bp.provider),
             "tolerations": pool_tolerations(pool, bp.provider),
         }
         objs += objects_from_template("resource-flavor.yaml.j2", ctx)

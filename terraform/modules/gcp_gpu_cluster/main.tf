@@ -148,11 +148,14 @@ resource "google_container_node_pool" "pool" {
 
     # GPU driver: GKE installs it (gpu_driver_installation_config) and runs its own device
     # plugin on GPU nodes, so infra's Kubernetes handoff renders none (catalog: device_plugin).
+    # MIG: GKE partitions every GPU into gpu_partition_size; each partition is one nvidia.com/gpu
+    # on nodes labelled cloud.google.com/gke-gpu-partition-size.
     dynamic "guest_accelerator" {
       for_each = each.value.gpu_count > 0 ? [each.value] : []
       content {
-        type  = guest_accelerator.value.accelerator_type
-        count = guest_accelerator.value.gpu_count
+        type               = guest_accelerator.value.accelerator_type
+        count              = guest_accelerator.value.gpu_count
+        gpu_partition_size = guest_accelerator.value.gpu_partition_size != "" ? guest_accelerator.value.gpu_partition_size : null
 
         gpu_driver_installation_config {
           gpu_driver_version = "LATEST"

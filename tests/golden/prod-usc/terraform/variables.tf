@@ -119,27 +119,33 @@ variable "deletion_protection" {
 
 variable "node_pools" {
   type = list(object({
-    name             = string
-    machine_type     = string
-    accelerator_type = string
-    gpu_count        = number
-    min_count        = number
-    max_count        = number
-    initial_count    = number
-    spot             = bool
-    disk_size_gb     = number
-    labels           = map(string)
+    name               = string
+    machine_type       = string
+    accelerator_type   = string
+    gpu_count          = number
+    gpu_partition_size = string
+    min_count          = number
+    max_count          = number
+    initial_count      = number
+    spot               = bool
+    disk_size_gb       = number
+    labels             = map(string)
     taints = list(object({
       key    = string
       value  = string
       effect = string
     }))
   }))
-  description = "One node pool per blueprint pool: machine type, GPUs (accelerator type, count; GKE installs the driver), autoscaling from min (0 allowed) to max, spot, labels and taints (GKE spelling: NO_SCHEDULE, NO_EXECUTE, PREFER_NO_SCHEDULE)."
+  description = "One node pool per blueprint pool: machine type, GPUs (accelerator type, count, MIG gpu_partition_size or \"\"; GKE installs the driver), autoscaling from min (0 allowed) to max, spot, labels and taints (GKE spelling: NO_SCHEDULE, NO_EXECUTE, PREFER_NO_SCHEDULE)."
 
   validation {
     condition     = alltrue([for p in var.node_pools : can(regex("^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$", p.name)) && p.min_count >= 0 && p.min_count <= p.max_count])
     error_message = "node_pools[].name must be a lowercase name of at most 40 characters; 0 <= min_count <= max_count."
+  }
+
+  validation {
+    condition     = alltrue([for p in var.node_pools : p.gpu_partition_size == "" || (p.gpu_count > 0 && can(regex("^[1-7]g\\.[0-9]+gb$", p.gpu_partition_size)))])
+    error_message = "node_pools[].gpu_partition_size must be \"\" or a MIG partition size such as 1g.10gb, on a pool with GPUs."
   }
 
   validation {
