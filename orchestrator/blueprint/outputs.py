@@ -1,4 +1,5 @@
-"""``${output:ENV.NAME}``: one environment's Terraform output as a value of another's blueprint.
+"""``${output:ENV.NAME}``: one environment's output (Terraform's, or what a bare-metal environment
+exports: providers' ``exported_outputs``) as a value of another's blueprint.
 
 A reference is a whole string value (nothing around it) and only a lookup: never evaluated. It is
 allowed where a value from another environment makes sense and the blueprint stays valid without
@@ -10,6 +11,9 @@ problems); ``resolve`` replaces each by the value a lookup gives (``plan``/``up`
 ``drift`` do so, from the outputs ENV's last successful run left in the project); ``without``
 drops them, for loads that only need the rest (``validate``, a rollout's order). An output
 Terraform marks sensitive is never copied into another blueprint: that is an error.
+
+A value is a string or a number; a list of them only as an item of ``authorized_networks``, whose
+place it takes item by item (a bare-metal environment's ``egress_cidrs``: one /32 per host).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from .yamlpos import Positions
 
 OUTPUT_REF = re.compile(r"^\$\{output:([a-z][a-z0-9-]{1,38})\.([A-Za-z_][A-Za-z0-9_]{0,63})\}$")
 ALLOWED = "tags.<key>, node_pools[].labels.<key> and kubernetes.authorized_networks[]"
@@ -79,34 +85,85 @@ def find(data: Any) -> tuple[list[Ref], list[tuple[tuple[Any, ...], str]]]:
 
 
 def resolve(data: dict[str, Any], refs: list[Ref], lookup: Lookup,
-            ) -> tuple[dict[str, Any], list[tuple[tuple[Any, ...], str]]]:
+            ) -> tuple[dict[str, Any], list[tuple[tuple[Any, ...], str]], dict[tuple[Any, ...], tuple[Any, ...]]]:
     """A copy of ``data`` with each reference replaced by its value (left out when it has none, so
-    that it is reported once), and the problems."""
-    out = copy.deepcopy(data)
+    that it is reported once), the problems, and where list items moved: ``{new path: path as
+    written}`` for each item whose index changed (a list output takes several places)."""
     problems: list[tuple[tuple[Any, ...], str]] = []
-    failed: list[Ref] = []
+    values: dict[tuple[Any, ...], list[str] | None] = {}
     for ref in refs:
-        before = len(problems)
         found = lookup(ref.env)
+        problem, value = None, None
         if found is None:
-            problems.append((ref.path, f"{ref.text}: environment {ref.env} has no outputs here yet "
-                                       f"(run `infra up` on it first; in a rollout, list it in after:)"))
+            problem = (f"{ref.text}: environment {ref.env} has no outputs here yet "
+                       f"(run `infra up` on it first; in a rollout, list it in after:)")
         elif ref.name not in found.values:
             known = ", ".join(sorted(found.values)) or "none"
-            problems.append((ref.path, f"{ref.text}: environment {ref.env} has no output {ref.name} "
-                                       f"(it has: {known})"))
+            problem = f"{ref.text}: environment {ref.env} has no output {ref.name} (it has: {known})"
         elif ref.name in found.sensitive:
-            problems.append((ref.path, f"{ref.text} is sensitive (or of unknown sensitivity): it is never "
-                                       "copied into another blueprint"))
+            problem = (f"{ref.text} is sensitive (or of unknown sensitivity): it is never "
+                       "copied into another blueprint")
         else:
-            value = found.values[ref.name]
-            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-                problems.append((ref.path, f"{ref.text} is a {type(value).__name__}, not a single value"))
-            else:
-                _set(out, ref.path, str(value))
-        if len(problems) > before:
-            failed.append(ref)
-    return without(out, failed), problems
+            problem, value = _value(ref, found.values[ref.name])
+        if problem is not None:
+            problems.append((ref.path, problem))
+        values[ref.path] = value
+    out, moved = _replaced(data, values)
+    return out, problems, moved
+
+
+def _value(ref: Ref, value: Any) -> tuple[str | None, list[str] | None]:
+    """``(problem, the items that take the reference's place)``."""
+    if _single(value):
+        return None, [str(value)]
+    if isinstance(value, list) and ref.path[:2] == ("kubernetes", "authorized_networks"):
+        if all(_single(item) for item in value):
+            return None, [str(item) for item in value]
+        return f"{ref.text} is a list of other things than single values", None
+    where = " (a list fits only in kubernetes.authorized_networks[])" if isinstance(value, list) else ""
+    return f"{ref.text} is a {type(value).__name__}, not a single value{where}", None
+
+
+def _single(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
+def _replaced(data: dict[str, Any], values: dict[tuple[Any, ...], list[str] | None],
+              ) -> tuple[dict[str, Any], dict[tuple[Any, ...], tuple[Any, ...]]]:
+    """A copy of ``data`` with the value at each path replaced by its items (None: removed)."""
+    out = copy.deepcopy(data)
+    in_lists: dict[tuple[Any, ...], dict[int, list[str] | None]] = {}
+    for path, items in values.items():
+        parent = _get(out, path[:-1])
+        if isinstance(parent, list):
+            in_lists.setdefault(path[:-1], {})[path[-1]] = items
+        elif items is None:
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = items[0]
+    moved: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for where, replaced in in_lists.items():
+        parent = _get(out, where)
+        new: list[Any] = []
+        for i, item in enumerate(parent):
+            for each in (replaced[i] or []) if i in replaced else [item]:
+                if len(new) != i:
+                    moved[(*where, len(new))] = (*where, i)
+                new.append(each)
+        parent[:] = new
+    return out, moved
+
+
+def relocated(positions: Positions, moved: dict[tuple[Any, ...], tuple[Any, ...]]) -> Positions:
+    """``positions`` with each moved item located where it was written: the resolved blueprint's
+    errors point at the reference (or the item) in the file."""
+    if not moved:
+        return positions
+    values = dict(positions.values)
+    for new, old in moved.items():
+        values.pop(new, None)
+        values.update({(*new, *p[len(old):]): loc for p, loc in positions.values.items() if p[:len(old)] == old})
+    return Positions(values=values, keys=dict(positions.keys), collections=set(positions.collections))
 
 
 def without(data: dict[str, Any], refs: list[Ref]) -> dict[str, Any]:
@@ -120,7 +177,7 @@ def without(data: dict[str, Any], refs: list[Ref]) -> dict[str, Any]:
     return out
 
 
-def _set(data: Any, path: tuple[Any, ...], value: Any) -> None:
-    for key in path[:-1]:
+def _get(data: Any, path: tuple[Any, ...]) -> Any:
+    for key in path:
         data = data[key]
-    data[path[-1]] = value
+    return data

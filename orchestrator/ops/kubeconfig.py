@@ -30,7 +30,8 @@ def resolve(
         if not Path(kubeconfig).is_file():
             raise KubernetesError(f"kubeconfig {kubeconfig} does not exist")
         return Path(kubeconfig), context
-    outputs = outputs or read_json(ws.outputs_file)
+    if not outputs and provider.terraform_module is not None:  # bare metal's saved outputs hold no cluster
+        outputs = read_json(ws.outputs_file)
     if not outputs:
         raise KubernetesError(
             f"no Terraform outputs for '{bp.name}' (looked in {ws.outputs_file})",

@@ -68,8 +68,9 @@ class Target:
 
             bp = self.loaded.model
             ws = Workspace(root=Path.cwd(), name=bp.name)
-            if ws.outputs_file.is_file():
-                kubeconfig, context = resolve(ws, bp, get(bp.provider), None, None, context)
+            provider = get(bp.provider)
+            if ws.outputs_file.is_file() and provider.terraform_module is not None:  # bare metal: no kubeconfig in them
+                kubeconfig, context = resolve(ws, bp, provider, None, None, context)
         return Client.from_kubeconfig(kubeconfig, context)
 
 

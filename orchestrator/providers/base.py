@@ -84,6 +84,12 @@ class Provider(ABC):
         """What ``plan`` and ``status`` show for a provider without Terraform outputs (bare metal)."""
         return {}
 
+    def exported_outputs(self, bp: Blueprint) -> dict[str, Any]:
+        """What a provider without Terraform saves as its outputs after a successful configure, for
+        ``${output:ENV.NAME}`` in other blueprints (none of them secret). Cloud providers: none here,
+        their Terraform outputs are saved instead."""
+        return {}
+
     def kubeconfig(self, bp: Blueprint, outputs: dict[str, Any]) -> dict[str, Any]:
         """A kubeconfig (as data) for the cluster described by the Terraform outputs."""
         from ..errors import KubernetesError

@@ -45,7 +45,8 @@ def open_environment(file: Path, sandbox: bool = False, root: Path | None = None
 def outputs_lookup(root: Path, sandbox: bool):
     """For ``${output:ENV.NAME}``: the outputs ENV's last successful ``up`` left in this project (the
     sandbox's for ``--sandbox``), with the names Terraform marks sensitive (all of them when that
-    list is missing: an ``up`` of ENV writes it)."""
+    list is missing: an ``up`` of ENV writes it). An environment without Terraform (bare metal)
+    runs without the sandbox even in a ``--sandbox`` rollout: its outputs are read there too."""
     import json
 
     from ..blueprint.outputs import EnvOutputs
@@ -54,6 +55,9 @@ def outputs_lookup(root: Path, sandbox: bool):
 
     def lookup(env: str) -> EnvOutputs | None:
         ws = Workspace(root=root, name=env, sandbox=sandbox)
+        plain = Workspace(root=root, name=env)
+        if sandbox and not ws.outputs_file.is_file() and not plain.tf_data_dir.is_dir():
+            ws = plain  # saved by a configure (bare metal), never by Terraform
         try:
             values = json.loads(ws.outputs_file.read_text())
         except (OSError, ValueError):

@@ -151,6 +151,8 @@ class ConfigureStage:
             raise
         self.result = result
         self._finish(ctx, result, hosts)
+        if not self.check:
+            save_exported_outputs(ctx)
         c = sum(s.changed for s in result.stats.values())
         mode = " (check mode: nothing was changed)" if self.check else ""
         return f"{len(result.stats)} hosts configured, {c} changes{mode}"
@@ -166,6 +168,18 @@ class ConfigureStage:
                 write_private(kubeconfig, fetched.read_text())
             ctx.state.kubeconfig = kubeconfig
         ctx.state.outputs.update(ctx.provider.static_outputs(ctx.bp, ctx.ws.env_dir))
+
+
+def save_exported_outputs(ctx: Context) -> None:
+    """After a successful configure, a provider without Terraform (bare metal) saves its outputs
+    where the outputs stage saves Terraform's (0600), none sensitive: ``${output:ENV.NAME}`` of
+    another environment finds them there. Cloud providers export none here: nothing is written."""
+    from .terraform import SENSITIVE_OUTPUTS
+
+    exported = ctx.provider.exported_outputs(ctx.bp)
+    if exported:
+        write_private(ctx.ws.outputs_file, json.dumps(exported, indent=2, sort_keys=True) + "\n")
+        write_private(ctx.ws.env_dir / SENSITIVE_OUTPUTS, "[]\n")
 
 
 class HostsDriftStage(ConfigureStage):

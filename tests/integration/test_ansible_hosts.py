@@ -439,7 +439,10 @@ def test_hybrid_rollout_bare_metal_and_two_sandbox_environments(converged, lab, 
     """The lab (bare metal, real SSH hosts: --sandbox leaves it alone) and sb-x run at the same
     time; sb-y comes after the lab. Their run records show it."""
     (lab.dir / "sb-x.yaml").write_text(AWS_BP.format(name="sb-x", cidr="10.41.0.0/16"))
-    (lab.dir / "sb-y.yaml").write_text(AWS_BP.format(name="sb-y", cidr="10.42.0.0/16"))
+    # sb-y, the cloud burst, reads the lab's outputs (saved by its configure): its API admits the lab's hosts
+    (lab.dir / "sb-y.yaml").write_text(AWS_BP.format(name="sb-y", cidr="10.42.0.0/16") + (
+        'tags: {peer: "${output:lab.control_plane_endpoint}"}\n'
+        'kubernetes: {public_endpoint: true, authorized_networks: ["${output:lab.egress_cidrs}"]}\n'))
     (lab.dir / "hybrid.yaml").write_text(HYBRID)
     env = {**os.environ, **_env(lab), "INFRA_TF_PLUGIN_MIRROR": tf_mirror,
            "TF_CLI_CONFIG_FILE": str(lab.dir / "none.tfrc"), "COLUMNS": "200"}
@@ -466,3 +469,7 @@ def test_hybrid_rollout_bare_metal_and_two_sandbox_environments(converged, lab, 
     assert lab_r["started_at"] <= x["finished_at"] and x["started_at"] <= lab_r["finished_at"]  # overlapped
     assert y["started_at"] >= lab_r["finished_at"]  # after its dependency
     assert {h: s["changed"] for h, s in last_stats(lab).items()} == dict.fromkeys(KUBE_NODES, 0)  # a no-op converge
+    tfvars = json.loads((lab.dir / "build" / "sb-y" / "terraform" / "terraform.tfvars.json").read_text())
+    first = lab.hosts.by_name("node-1").address  # the control plane
+    assert tfvars["authorized_networks"] == [f"{h.address}/32" for h in lab.hosts.hosts]
+    assert tfvars["tags"]["peer"] == f"https://{first}:6443"

@@ -61,6 +61,19 @@ def test_without_a_lookup_the_references_are_left_out(tmp_path: Path) -> None:
     assert len(loaded.references) == 2
 
 
+def test_a_reference_alone_in_authorized_networks_satisfies_public_endpoint_until_it_resolves(tmp_path: Path) -> None:
+    """validate and a rollout's order leave the reference out; the list it fills at run time is not
+    "missing" then. Resolved to an empty list, it is (the endpoint would be open to no one)."""
+    path = tmp_path / "burst.yaml"
+    path.write_text(BURST.format(tag="t", cidr="${output:lab.egress_cidrs}").replace('"203.0.113.0/24", ', ""))
+    assert load(path).model.kubernetes.authorized_networks == []
+    assert load(path, outputs_of={"lab": EnvOutputs({"egress_cidrs": ["192.0.2.10/32"]}, frozenset())}.get
+                ).model.kubernetes.authorized_networks == ["192.0.2.10/32"]
+    assert _problems(path, {"lab": EnvOutputs({"egress_cidrs": []}, frozenset())}.get) == [
+        "7:20 kubernetes.public_endpoint: true requires kubernetes.authorized_networks (the CIDRs allowed to "
+        "reach the API)"]
+
+
 def test_unknown_environment_output_and_sensitive_output_are_located_errors(tmp_path: Path) -> None:
     assert _problems(_write(tmp_path), {}.get) == [
         "5:31 tags.peer: ${output:onprem.endpoint}: environment onprem has no outputs here yet "
@@ -78,7 +91,8 @@ def test_unknown_environment_output_and_sensitive_output_are_located_errors(tmp_
     ]
     assert "Y2E=" not in " ".join(problems)
     assert _problems(_write(tmp_path, tag="${output:onprem.pools}"), {"onprem": ONPREM}.get) == [
-        "5:31 tags.peer: ${output:onprem.pools} is a list, not a single value"]
+        "5:31 tags.peer: ${output:onprem.pools} is a list, not a single value "
+        "(a list fits only in kubernetes.authorized_networks[])"]
 
 
 def test_a_resolved_value_is_validated_where_the_reference_was_written(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from ..base import Provider
 # ansible/roles/kubernetes_node/defaults/main.yml (a test checks).
 KUBEADM_POD_SUBNET = "10.244.0.0/16"
 KUBEADM_SERVICE_SUBNET = "10.96.0.0/12"
+KUBEADM_API_PORT = 6443  # ansible/roles/kubernetes_node/defaults/main.yml: kubernetes_node_control_plane_endpoint
 
 
 class BaremetalProvider(Provider):
@@ -60,6 +61,26 @@ class BaremetalProvider(Provider):
         out: dict[str, Any] = {"hosts": hosts}
         if last.get("finished_at"):
             out["configured_at"] = last["finished_at"]
+        return out
+
+    def exported_outputs(self, bp: Blueprint) -> dict[str, Any]:
+        """For ``${output:ENV.NAME}`` (docs/blueprint.md): the first control plane's API endpoint
+        (kubeadm's port), every host address, and those given as IPs as one-address CIDRs."""
+        addresses = [h.address for h in bp.hosts]
+        first = next((h.address for h in bp.hosts if "control_plane" in h.roles), None)  # validation: one at least
+        cidrs = []
+        for address in addresses:
+            try:
+                ip = ipaddress.ip_address(address)
+            except ValueError:  # a host name: no CIDR
+                continue
+            if "%" in address:  # a link-local address with its zone: no CIDR either
+                continue
+            cidrs.append(f"{ip}/{ip.max_prefixlen}")
+        out: dict[str, Any] = {"host_addresses": list(dict.fromkeys(addresses)),
+                               "egress_cidrs": list(dict.fromkeys(cidrs))}
+        if first is not None:
+            out["control_plane_endpoint"] = f"https://{f'[{first}]' if ':' in first else first}:{KUBEADM_API_PORT}"
         return out
 
     def summarize_outputs(self, outputs: dict[str, Any]) -> list[tuple[str, str]]:
