@@ -65,10 +65,9 @@ def load(path: str | Path, outputs_of: outputs.Lookup | None = None) -> LoadedBl
         else:
             data = outputs.without(data, refs)
         problems = problems + [_problem(positions, p, m) for p, m in found]
-        model, more = _validate(data, outputs.relocated(positions, moved))
+        pending = frozenset(r.path[:-1] for r in refs) if outputs_of is None else frozenset()
+        model, more = _validate(data, outputs.relocated(positions, moved), pending)
         reported = reader.invalid | {format_path(p) for p, _ in found}
-        if outputs_of is None and any(r.path[:2] == ("kubernetes", "authorized_networks") for r in refs):
-            reported.add("kubernetes.public_endpoint")  # a left-out reference fills the list at run time
         problems = problems + [p for p in more if not _under(p.path, reported)]
     if problems or model is None:
         raise BlueprintError(_sorted([_one_line(p) for p in problems]))
@@ -81,8 +80,10 @@ def data_sha256(data: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _validate(data: dict[str, Any], positions: Positions) -> tuple[Blueprint | None, list[Problem]]:
-    """Model validation, then (only if that passed) the semantic rules."""
+def _validate(data: dict[str, Any], positions: Positions, pending: frozenset[tuple[Any, ...]] = frozenset(),
+              ) -> tuple[Blueprint | None, list[Problem]]:
+    """Model validation, then (only if that passed) the semantic rules; ``pending``: the
+    containers that references left out of this load fill at run time."""
     try:
         # The provider lets field validators check provider-specific forms (principals, zone names).
         model = Blueprint.model_validate(data, context={"provider": data.get("provider")})
@@ -92,7 +93,7 @@ def _validate(data: dict[str, Any], positions: Positions) -> tuple[Blueprint | N
             where_path, message, where = describe(error, data)
             problems.append(_problem(positions, where_path, message, where))
         return None, problems
-    return model, [_problem(positions, p, m) for p, m in semantics.check(model)]
+    return model, [_problem(positions, p, m) for p, m in semantics.check(model, pending)]
 
 
 def _problem(positions: Positions, path: Path_, message: str, where: str = "value") -> Problem:

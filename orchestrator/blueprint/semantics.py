@@ -8,6 +8,7 @@ loader then points at the enclosing mapping. Messages never quote secret values.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -29,11 +30,12 @@ STATE_REQUIRED = {
 }
 
 
-def check(bp: Blueprint) -> list[tuple[tuple, str]]:
-    """Every semantic violation in ``bp``, in a stable order."""
+def check(bp: Blueprint, pending: frozenset[tuple[Any, ...]] = frozenset()) -> list[tuple[tuple, str]]:
+    """Every semantic violation in ``bp``, in a stable order. ``pending``: the lists an
+    ``${output:...}`` reference left out of this load fills at run time (blueprint/outputs.py)."""
     rules = (_placement, _pools, _unique_names, _references, _mig, _mig_partitions, _gpu_catalog, _hosts,
-             _endpoint, _capacity, capacity.issues, _state, _purchase, _system_pool, _one_machine, _members,
-             _version)
+             functools.partial(_endpoint, pending=pending), _capacity, capacity.issues, _state, _purchase,
+             _system_pool, _one_machine, _members, _version)
     return [issue for rule in rules for issue in rule(bp)]
 
 
@@ -207,9 +209,10 @@ def _hosts(bp: Blueprint) -> Iterator[Issue]:
         yield ("hosts",), "at least one host needs the role control_plane"
 
 
-def _endpoint(bp: Blueprint) -> Iterator[Issue]:
+def _endpoint(bp: Blueprint, pending: frozenset[tuple[Any, ...]] = frozenset()) -> Iterator[Issue]:
     k8s = bp.kubernetes
-    if k8s.public_endpoint and not k8s.authorized_networks:
+    filled_later = ("kubernetes", "authorized_networks") in pending  # by a reference left out here
+    if k8s.public_endpoint and not k8s.authorized_networks and not filled_later:
         yield ("kubernetes", "public_endpoint"), (
             "true requires kubernetes.authorized_networks (the CIDRs allowed to reach the API)"
         )
