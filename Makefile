@@ -18,7 +18,7 @@ export INFRA_CHECKOV ?= $(CHECKOV_VENV)/bin/checkov
 ANSIBLE_LINT_VENV ?= $(INFRA_TOOLS_CACHE)/ansible-lint-venv
 export INFRA_ANSIBLE_LINT ?= $(ANSIBLE_LINT_VENV)/bin/ansible-lint
 
-.PHONY: setup demo test golden lint bench clean checkov ansible-lint provider-schemas
+.PHONY: setup demo test test-deps golden lint bench clean checkov ansible-lint provider-schemas
 
 setup: $(STAMP)
 
@@ -65,7 +65,15 @@ $(HCL2_VENV)/bin/python:
 
 provider-schemas: $(HCL2_VENV)/bin/python
 
+# The system packages the SSH-host tests need (debootstrap, openssh-server, gnupg, dpkg-dev),
+# the same list .ci/run installs; uses sudo when not root.
+test-deps:
+	scripts/install-test-deps
+
+# `make test` installs them too when it runs as root; otherwise it says what is missing (those
+# tests skip, and the end of the run names them and this command).
 test: setup lint checkov ansible-lint provider-schemas
+	scripts/install-test-deps --if-root
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The only way to rewrite tests/golden/ (after an intended change): review `git diff tests/golden/`.

@@ -5,6 +5,13 @@ A test that needs a component the machine lacks skips with a reason naming it, e
 skip in the suite goes through :func:`require` (or :func:`require_module`):
 ``tests/unit/test_ci_honesty.py`` fails on a bare ``pytest.skip``, ``importorskip`` or
 ``skipif``.
+
+Dates: validation judges ``kubernetes.version`` against dated support windows
+(``orchestrator/data/versions/eks.yaml``), reading "today" from ``orchestrator.clock``. Every
+test runs on :data:`SUITE_TODAY` (``INFRA_TODAY``, set for the test and inherited by the
+processes it starts), so no result depends on the day the suite runs; a test about a date sets
+its own. The one exception reads the real date on purpose: the example-freshness check in
+``tests/unit/test_version_dates.py``. See docs/testing.md, "Dates".
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
+# The day every test runs on unless it sets its own (a fixed date, never the wall clock).
+SUITE_TODAY = "2026-12-06"
 
 
 def require(ok: bool, what: str) -> None:
@@ -59,6 +68,14 @@ def tf_mirror() -> str:
     return mirror
 
 
+def pytest_configure(config):
+    """Pin "today" for validation before any fixture starts a process (session and module
+    fixtures run ``infra`` too): the suite must give the same result on any day. Set in this
+    process's environment, it is inherited by every ``infra`` the tests start; a test about a
+    date sets its own with ``monkeypatch.setenv("INFRA_TODAY", ...)``."""
+    os.environ["INFRA_TODAY"] = SUITE_TODAY
+
+
 @pytest.fixture(autouse=True)
 def _isolated_terraform_config(tmp_path_factory, monkeypatch):
     """Never read the user's (or the image's) CLI config; never phone home."""
@@ -67,3 +84,31 @@ def _isolated_terraform_config(tmp_path_factory, monkeypatch):
         cfg.write_text("")
     monkeypatch.setenv("TF_CLI_CONFIG_FILE", str(cfg))
     monkeypatch.setenv("CHECKPOINT_DISABLE", "1")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Locally, say which components were missing and the one command that installs them
+    (in CI nothing skips: :func:`require` fails there instead). A wrapper, so that it prints
+    after the short test summary, just above the final counts."""
+    result = yield
+    _missing_components(terminalreporter)
+    return result
+
+
+def _missing_components(terminalreporter) -> None:
+    needs: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        if reason.startswith("needs "):
+            needs[reason.removeprefix("needs ")] = needs.get(reason.removeprefix("needs "), 0) + 1
+    if not needs:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("components missing on this machine", sep="-", yellow=True)
+    for what, count in sorted(needs.items(), key=lambda kv: (-kv[1], kv[0])):
+        write(f"  {count:4d} test{'s' if count != 1 else ''} skipped: needs {what}")
+    write("install them and run everything: `make test-deps && make test` "
+          "(system packages via apt, sudo when not root; `bash .ci/run` does all of it as CI does)")

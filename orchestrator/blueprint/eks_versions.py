@@ -48,7 +48,7 @@ def cluster_autoscaler(version: str) -> str:
 
 def version_issues(provider: str, version: str, today: dt.date) -> list[tuple[str, str]]:
     """``[(level, message)]`` for ``kubernetes.version`` on EKS: a warning in extended support
-    (it costs more), an error past it (EKS no longer runs it). Not yet wired into validate."""
+    (it costs more), an error past it (EKS no longer runs it). Validate passes ``clock.today()``."""
     if provider != table()["provider"]:
         return []
     row = table()["versions"].get(version)

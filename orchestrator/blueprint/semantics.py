@@ -7,11 +7,11 @@ loader then points at the enclosing mapping. Messages never quote secret values.
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from orchestrator import clock
 from orchestrator.blueprint import capacity, catalog, eks_versions, network
 from orchestrator.blueprint.models import MIG_GPU_TYPES, Blueprint, Gpu, NodePool
 from orchestrator.blueprint.yamlpos import format_path
@@ -313,7 +313,7 @@ def _version(bp: Blueprint) -> Iterator[Issue]:
             f"EKS/AKS/GKE choose the patch release; give {bp.kubernetes.minor} "
             "(a patch version such as \"1.30.2\" is only for hosts)")
         return
-    for level, message in eks_versions.version_issues(bp.provider, bp.kubernetes.minor, dt.date.today()):
+    for level, message in eks_versions.version_issues(bp.provider, bp.kubernetes.minor, clock.today()):
         if level == "error":
             yield ("kubernetes", "version"), message
 
@@ -323,7 +323,7 @@ def warnings(bp: Blueprint) -> list[Issue]:
     guarantees beyond capacity when the blueprint says ``overcommit: true``, and teams without
     groups (nobody can use them)."""
     found = [(("kubernetes", "version"), message)
-             for level, message in eks_versions.version_issues(bp.provider, bp.kubernetes.minor, dt.date.today())
+             for level, message in eks_versions.version_issues(bp.provider, bp.kubernetes.minor, clock.today())
              if level == "warning"]
     return found + list(capacity.warnings(bp)) + list(_no_groups(bp))
 

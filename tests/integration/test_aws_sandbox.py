@@ -136,7 +136,7 @@ def test_network_matches_blueprint(project, first_up):
 def test_cluster_matches_blueprint(project, first_up):
     _, eks = _clients(project)
     cluster = eks.describe_cluster(name="demo")["cluster"]
-    assert cluster["version"] == "1.34"
+    assert cluster["version"] == "1.35"
     assert cluster["resourcesVpcConfig"]["endpointPrivateAccess"] is True
     assert cluster["resourcesVpcConfig"]["endpointPublicAccess"] is False
     assert cluster["encryptionConfig"][0]["resources"] == ["secrets"]

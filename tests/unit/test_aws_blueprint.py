@@ -179,17 +179,15 @@ def test_the_same_version_is_not_checked_on_other_providers(tmp_path):
 
 
 def test_validate_warns_on_a_version_in_extended_support(tmp_path):
-    """1.33 is in extended support from 2026-07-30 to 2027-07-29 (past that, the error above applies)."""
+    """1.33 is in extended support from 2026-07-30 to 2027-07-29 (on 2026-12-06 here: INFRA_TODAY)."""
+    import os
     import subprocess
     import sys
 
     path = tmp_path / "bp.yaml"
     path.write_text(HEAD + 'kubernetes:\n  version: "1.33"\n' + POOLS)
     proc = subprocess.run([sys.executable, "-c", "from orchestrator.cli.main import run; run()", "validate", str(path)],
-                          capture_output=True, text=True, timeout=60)
-    if dt.date.today() > dt.date(2027, 7, 29):
-        assert proc.returncode == 2, proc.stderr
-        return
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "INFRA_TODAY": "2026-12-06"})
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == (f"warning: {path}:6:12 kubernetes.version: 1.33 is in EKS extended support until "
                            "2027-07-29 (standard support ended 2026-07-29): upgrade to 1.35\n")

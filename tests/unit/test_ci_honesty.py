@@ -69,3 +69,33 @@ def test_ci_checks_the_collected_count_before_make_test():
     commands = [line.strip() for line in script.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     assert commands[-1] == "make test"
     assert script.index("--collect-only") < script.rindex("make test")
+
+
+def test_a_local_run_ends_by_naming_what_is_missing_and_the_command(tmp_path):
+    """Outside CI a missing component skips; the end of the run names it and `make test-deps`."""
+    (tmp_path / "test_needs.py").write_text(
+        "from tests.conftest import require\n"
+        "def test_a():\n    require(False, 'a widget (apt install widget)')\n"
+        "def test_b():\n    require(False, 'a widget (apt install widget)')\n"
+        "def test_c():\n    require(True, 'present')\n")
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider", "-n", "0",
+         "--rootdir", str(tmp_path), str(tmp_path / "test_needs.py")],
+        cwd=REPO, env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if "components missing on this machine" in line)
+    tail = [line.strip() for line in lines[start + 1:] if line.strip()]  # the section ends the run
+    assert tail[0] == "2 tests skipped: needs a widget (apt install widget)"
+    assert tail[1].startswith("install them and run everything: `make test-deps && make test`")
+    assert re.fullmatch(r"=+ 1 passed, 2 skipped in .* =+", tail[2]) and len(tail) == 3
+
+    ci = subprocess.run(  # in CI the same test fails instead: nothing to summarise
+        [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider", "-n", "0",
+         "--rootdir", str(tmp_path), str(tmp_path / "test_needs.py")],
+        cwd=REPO, env={**env, "PYTHONPATH": str(REPO), "CI": "true"}, capture_output=True, text=True, timeout=120,
+    )
+    assert ci.returncode == 1 and "CI must provide a widget" in ci.stdout
+    assert "components missing on this machine" not in ci.stdout

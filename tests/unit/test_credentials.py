@@ -74,7 +74,7 @@ def test_gcp_needs_a_project_and_application_default_credentials(tmp_path: Path)
 
 def _clean_env(tmp_path: Path) -> dict[str, str]:
     """No cloud variables, an empty home, terraform still on PATH (it must not be reached)."""
-    keep = ("PATH", "LANG", "LC_ALL", "TMPDIR")
+    keep = ("PATH", "LANG", "LC_ALL", "TMPDIR", "INFRA_TODAY")  # the suite's date (tests/conftest.py)
     env = {k: v for k, v in os.environ.items() if k in keep}
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
     env["HOME"] = str(tmp_path / "home")

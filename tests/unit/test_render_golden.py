@@ -414,7 +414,7 @@ def test_endpoint_and_tags() -> None:
     edge, demo = _tfvars("edge-eu"), _tfvars("demo")
     assert (edge["public_endpoint"], edge["authorized_networks"]) == (True, ["203.0.113.0/24", "198.51.100.16/28"])
     assert (demo["public_endpoint"], demo["authorized_networks"]) == (False, [])
-    assert (edge["region"], edge["name"], edge["kubernetes_version"]) == ("eu-west-1", "edge-eu", "1.34")
+    assert (edge["region"], edge["name"], edge["kubernetes_version"]) == ("eu-west-1", "edge-eu", "1.35")
     assert edge["tags"] == {
         "environment": "edge", "infra.dev/environment": "edge-eu", "managed-by": "infra", "team": "platform",
     }
