@@ -28,8 +28,8 @@ MODEL_LABEL = "infra.dev/model"
 ADHOC_LABEL = "infra.dev/ad-hoc"
 MODEL_URI_ANNOTATION = "infra.dev/model-uri"
 
-# Kueue: v1beta2 (Kueue >= 0.15) with spec.cohortName; validated against the CRDs of
-# kubernetes-sigs/kueue v0.20.0-devel (tests/fixtures/kube/crds/).
+# Kueue: v1beta2 (Kueue >= 0.15) with spec.cohortName; validated against the CRDs of the vendored
+# kubernetes-sigs/kueue v0.19.2 release (orchestrator/data/vendor/kueue-v0.19.2/manifests.yaml).
 KUEUE_GROUP = "kueue.x-k8s.io"
 KUEUE_VERSION = "v1beta2"
 KUEUE_API = f"{KUEUE_GROUP}/{KUEUE_VERSION}"

@@ -7,32 +7,24 @@ live in ``tests/unit/kube_fixtures.py``.
 from __future__ import annotations
 
 import copy
-import functools
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
+from . import crds
 from .server import FakeKube
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "kube"
-CRDS = FIXTURES / "crds"  # upstream CRDs (see the README there)
-EXTRA_CRDS = Path(__file__).resolve().parent / "crds"  # what the fake also installs (see the README there)
+CRDS = FIXTURES / "crds"  # Seldon Core v2's CRDs (see the README there); Kueue's come from its release (crds.py)
 THREE_TEAMS = FIXTURES / "three-teams.yaml"
 
 
-@functools.cache
-def _crd_files() -> tuple[dict[str, Any], ...]:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    paths = sorted(CRDS.glob("*.yaml")) + sorted(EXTRA_CRDS.glob("*.yaml"))
-    return tuple(yaml.load(p.read_text(), Loader=loader) for p in paths)
-
-
 def install_crds(fake: FakeKube, groups: tuple[str, ...] = ("kueue.x-k8s.io", "mlops.seldon.io"),
-                 established: bool = True) -> None:
-    """Store the CRDs of these API groups, as ``kubectl apply`` and the apiextensions server would."""
-    for crd in _crd_files():
+                 established: bool = True, webhooks: bool = True) -> None:
+    """Store the CRDs of these API groups, as ``kubectl apply`` and the apiextensions server
+    would; with the Kueue group and ``webhooks``, also the release's ValidatingWebhookConfiguration
+    (so that Kueue's webhook rules apply, see ``kueue.py``)."""
+    for crd in crds.all_crds():
         if crd["spec"]["group"] not in groups:
             continue
         crd = copy.deepcopy(crd)
@@ -40,6 +32,9 @@ def install_crds(fake: FakeKube, groups: tuple[str, ...] = ("kueue.x-k8s.io", "m
         crd["status"] = {"conditions": [{"type": "NamesAccepted", "status": state, "reason": "NoConflicts"},
                                         {"type": "Established", "status": state, "reason": "InitialNamesAccepted"}]}
         fake.put(crd)
+    if webhooks and "kueue.x-k8s.io" in groups:
+        for config in crds.kueue_webhooks():
+            fake.put(copy.deepcopy(config))
 
 
 TEAM_NAMESPACES = ("vision", "nlp-team", "research", "t")  # the three-teams lab's (as if handed off), and t

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from . import discovery, strict, wire
+from . import discovery, kueue, strict, wire
 from .discovery import Refusal, Resource, Route
 from .wire import APPLY, Fault, matches, misfit, ready, status
 
@@ -227,18 +227,31 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(code, body)
 
     def _refuse(self, res: Resource, ns: str, old: dict[str, Any] | None, obj: dict[str, Any]):
-        """A real server's refusal of this write: a missing namespace (404), a schema, admission
-        or immutability violation (422); None if it would be accepted."""
+        """A real server's refusal of this write, in the order a server meets it: a missing
+        namespace (404), a body that does not decode (400), a schema, CEL, ObjectMeta, kind,
+        immutability or admission violation (422), a denial by an installed Kueue webhook
+        (403); None if it would be accepted."""
         kube = self.kube
         if res.namespaced and ns and ("", "namespaces", "", ns) not in kube.store:
             return 404, status(404, "NotFound", f'namespaces "{ns}" not found')
+        if not res.custom:
+            undecodable = strict.decode_errors(obj)
+            if undecodable:
+                return 400, status(400, "BadRequest", f'{res.kind} in version "{res.version}" cannot be handled as a '
+                                                      f"{res.kind}: {undecodable[0]}")
         limit_ranges = [o for (g, pl, n, _), o in kube.store.items() if (g, pl, n) == ("", "limitranges", ns)]
-        errors = (strict.schema_errors(obj, kube.crds()) or strict.immutable_errors(old, obj)
-                  or strict.admission_errors(obj, limit_ranges))
+        errors = (strict.schema_errors(obj, kube.crds(), old) + strict.kind_errors(obj, builtin=not res.custom)
+                  + strict.immutable_errors(old, obj) + strict.admission_errors(obj, limit_ranges))
+        name = (obj.get("metadata") or {}).get("name")
         if errors:
-            name = (obj.get("metadata") or {}).get("name")
             causes = [{"reason": "FieldValueInvalid", "message": e} for e in errors]
-            return 422, status(422, "Invalid", f'{res.kind} "{name}" is invalid: ' + "; ".join(errors), causes)
+            group = f".{res.group}" if res.group else ""
+            return 422, status(422, "Invalid", f'{res.kind}{group} "{name}" is invalid: ' + "; ".join(errors), causes)
+        configs = [o for (g, pl, _, _), o in kube.store.items()
+                   if (g, pl) == ("admissionregistration.k8s.io", "validatingwebhookconfigurations")]
+        denied = kueue.denial(obj, old, res.plural, configs)
+        if denied:
+            return 403, status(403, "Forbidden", kueue.message(*denied))
         return None
 
     def _route(self, method: str, route: Route, query: dict[str, str], raw: bytes):  # noqa: C901 - a router
@@ -267,7 +280,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return 415, status(415, "UnsupportedMediaType", "only server-side apply is supported here")
             if not query.get("fieldManager"):
                 return 400, status(400, "BadRequest", "fieldManager is required for apply patch")
-            obj = yaml.safe_load(raw) or {}
+            obj = wire.load_yaml(raw) or {}
             if not obj.get("kind") or (obj.get("metadata") or {}).get("name") != name:
                 return 400, status(400, "BadRequest", "apply body must name the object of the path")
             if ns:

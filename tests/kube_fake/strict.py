@@ -3,7 +3,16 @@
 Never imports ``orchestrator``: schemas come from ``kubernetes-validate`` (core kinds, the strict
 variant that rejects unknown fields) and from the CRDs stored on the server (custom kinds).
 
-* ``schema_errors``: the write's object against its kind's OpenAPI schema -> 422.
+* ``decode_errors``: a quantity (resources, ResourceQuota ``hard``, LimitRange) that does not
+  parse, as the server's decoding refuses it -> 400.
+* ``schema_errors``: the write's object against its kind's OpenAPI schema and, for a custom
+  kind, its CRD's CEL rules (``cel``) -> 422.
+* ``kind_errors``: ObjectMeta (name for the kind, labels, annotations: ``syntax``) and the
+  built-in kinds' own validation that no schema carries: a Job's (CronJob's) restartPolicy
+  Never or OnFailure, a workload's Always; a Job name usable as a label value, a CronJob's at
+  most 52 characters; pod template labels and annotations; label selectors; ResourceQuota
+  ``hard`` names and values (not negative, integers where counted); a CRD named
+  ``<plural>.<group>`` -> 422.
 * ``admission_errors``: container ``requests`` above ``limits`` (after the namespace's
   LimitRange defaults, as LimitRanger fills them on the Job's pods), an extended resource
   (``nvidia.com/gpu``) whose request differs from its limit -> 422.
@@ -20,6 +29,9 @@ import json
 import re
 from functools import cache, lru_cache
 from typing import Any
+
+from . import syntax
+from .cel import cel_errors
 
 K8S_VERSION = "1.30"
 EXTENDED = re.compile(r"^[a-z0-9.-]+\.[a-z]+/")  # e.g. nvidia.com/gpu (not kubernetes.io/*)
@@ -65,19 +77,32 @@ def _written(obj: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def schema_errors(obj: dict[str, Any], crds: list[dict[str, Any]]) -> list[str]:
+def schema_errors(obj: dict[str, Any], crds: list[dict[str, Any]], old: dict[str, Any] | None = None) -> list[str]:
     body = _written(obj)
     group, _, version = obj["apiVersion"].rpartition("/")
     crd = next((c for c in crds if c["spec"]["group"] == group and c["spec"]["names"]["kind"] == obj["kind"]), None)
     if crd is None:  # a built-in kind: the answer depends on the body only (a CRD takes seconds to check)
         return list(_core_errors(json.dumps(body, sort_keys=True)))
-    import jsonschema
-
     served = next(v for v in crd["spec"]["versions"] if v["name"] == version)
-    schema = _strict(served["schema"]["openAPIV3Schema"])
-    schema.get("properties", {}).pop("metadata", None)
-    body.pop("metadata")
-    return _errors(jsonschema.Draft7Validator(schema), body)
+    validator = _crd_validator(crd["metadata"]["name"], version, crd["metadata"].get("resourceVersion"), served)
+    errors = _errors(validator, {k: v for k, v in body.items() if k != "metadata"})
+    return errors or cel_errors(obj, old, served["schema"]["openAPIV3Schema"])
+
+
+_VALIDATORS: dict[tuple[Any, ...], Any] = {}
+
+
+def _crd_validator(name: str, version: str, resource_version: Any, served: dict[str, Any]) -> Any:
+    """The compiled schema of one served version of a stored CRD (a CRD's schema can be half a
+    megabyte: compiled once per stored revision)."""
+    key = (name, version, resource_version)
+    if key not in _VALIDATORS:
+        import jsonschema
+
+        schema = _strict(served["schema"]["openAPIV3Schema"])
+        schema.get("properties", {}).pop("metadata", None)
+        _VALIDATORS[key] = jsonschema.Draft7Validator(schema)
+    return _VALIDATORS[key]
 
 
 @lru_cache(maxsize=512)
@@ -92,15 +117,7 @@ def _errors(validator: Any, body: dict[str, Any]) -> list[str]:
     return [f"{'.'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in errors]
 
 
-_UNITS = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30,
-          "Ti": 2**40, "m": 0.001}
-
-
-def quantity(value: Any) -> float:
-    match = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", str(value))
-    if not match or match.group(2) not in _UNITS:
-        raise ValueError(f"quantities must match the regular expression: {value!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+quantity = syntax.parse_quantity
 
 
 def _pod_specs(obj: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -157,6 +174,157 @@ def immutable_errors(old: dict[str, Any] | None, new: dict[str, Any]) -> list[st
         if before != after:
             return ["spec.template: Invalid value: field is immutable"]
     return []
+
+
+# --- decoding and the built-in kinds' own validation ------------------------------------------
+
+WORKLOADS = {("apps/v1", "Deployment"), ("apps/v1", "DaemonSet"), ("apps/v1", "StatefulSet"),
+             ("apps/v1", "ReplicaSet"), ("v1", "ReplicationController")}
+JOBS = {("batch/v1", "Job"): "spec.template", ("batch/v1", "CronJob"): "spec.jobTemplate.spec.template"}
+# ValidateResourceQuotaResourceName: a name without "/" must be one of these (helper.IsStandardQuotaResourceName)
+STANDARD_QUOTA = {"cpu", "memory", "ephemeral-storage", "requests.cpu", "requests.memory", "requests.storage",
+                  "requests.ephemeral-storage", "limits.cpu", "limits.memory", "limits.ephemeral-storage", "pods",
+                  "quotas", "services", "replicationcontrollers", "secrets", "persistentvolumeclaims", "configmaps",
+                  "services.nodeports", "services.loadbalancers", "resourcequotas"}
+INTEGER_QUOTA = {"pods", "quotas", "services", "replicationcontrollers", "secrets", "persistentvolumeclaims",
+                 "configmaps", "services.nodeports", "services.loadbalancers", "resourcequotas"}
+
+
+def _at(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else None
+    return obj
+
+
+def _templates(obj: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(path, pod template) of a workload, Job or CronJob."""
+    key = (obj.get("apiVersion"), obj.get("kind"))
+    path = JOBS.get(key) or ("spec.template" if key in WORKLOADS or key == ("v1", "PodTemplate") else None)
+    if key == ("v1", "PodTemplate"):
+        path = "template"
+    template = _at(obj, path) if path else None
+    return [(path, template)] if isinstance(template, dict) else []
+
+
+def _quantity_fields(obj: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(path, value) of every quantity of a built-in kind that the server decodes as one."""
+    found: list[tuple[str, Any]] = []
+
+    def add(path: str, mapping: Any) -> None:
+        if isinstance(mapping, dict):
+            found.extend((f"{path}[{k}]", v) for k, v in mapping.items())
+
+    kind, spec = obj.get("kind"), obj.get("spec") or {}
+    if kind == "ResourceQuota" and obj.get("apiVersion") == "v1":
+        add("spec.hard", spec.get("hard"))
+    if kind == "LimitRange" and obj.get("apiVersion") == "v1":
+        for i, item in enumerate(spec.get("limits") or []):
+            for field in ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio"):
+                add(f"spec.limits[{i}].{field}", item.get(field))
+    pods = [("spec", spec)] if (obj.get("apiVersion"), kind) == ("v1", "Pod") else []
+    pods += [(f"{path}.spec", t.get("spec")) for path, t in _templates(obj)]
+    for where, pod in pods:
+        for group in ("initContainers", "containers"):
+            for i, c in enumerate((pod or {}).get(group) or []):
+                for field in ("requests", "limits"):
+                    add(f"{where}.{group}[{i}].resources.{field}", (c.get("resources") or {}).get(field))
+    return found
+
+
+def decode_errors(obj: dict[str, Any]) -> list[str]:
+    """Why decoding the body fails (the server answers 400 before any validation)."""
+    errors = []
+    for _, value in _quantity_fields(obj):
+        try:
+            syntax.parse_quantity(value)
+        except ValueError as exc:
+            errors.append(str(exc))
+    return errors
+
+
+def _selectors(value: Any, path: str) -> list[str]:
+    """The labels of every label selector (``matchLabels``) and the keys of its expressions."""
+    errors = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            at = f"{path}.{k}" if path else k
+            if k == "matchLabels" and isinstance(v, dict) and all(isinstance(x, str) for x in v.values()):
+                errors += syntax.label_errors(v, at)
+            elif k == "matchExpressions" and isinstance(v, list):
+                for i, req in enumerate(v):
+                    key = str((req or {}).get("key", "")) if isinstance(req, dict) else ""
+                    errors += [syntax.invalid(f"{at}[{i}].key", key, m) for m in syntax.is_qualified_name(key)]
+            else:
+                errors += _selectors(v, at)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            errors += _selectors(v, f"{path}[{i}]")
+    return errors
+
+
+def _restart_policy(obj: dict[str, Any]) -> list[str]:
+    key = (obj.get("apiVersion"), obj.get("kind"))
+    if key in JOBS:
+        allowed = ("OnFailure", "Never")
+    elif key in WORKLOADS:
+        allowed = ("Always",)
+    elif key == ("v1", "Pod"):
+        allowed = ("Always", "OnFailure", "Never")
+    else:
+        return []
+    pods = [("spec", obj.get("spec") or {})] if key == ("v1", "Pod") else \
+        [(f"{path}.spec", t.get("spec") or {}) for path, t in _templates(obj)]
+    errors = []
+    for where, pod in pods:
+        policy = pod.get("restartPolicy") or "Always"  # SetDefaults_PodSpec
+        if policy not in allowed:
+            supported = ", ".join(f'"{a}"' for a in allowed)
+            errors.append(f'{where}.restartPolicy: Unsupported value: "{policy}": supported values: {supported}')
+    return errors
+
+
+def _resource_quota(obj: dict[str, Any]) -> list[str]:
+    errors = []
+    for path, value in _quantity_fields(obj):
+        name = path[len("spec.hard["):-1]
+        errors += [syntax.invalid(path, name, m) for m in syntax.is_qualified_name(name)]
+        if "/" not in name and name not in STANDARD_QUOTA and not name.startswith("hugepages-"):
+            errors.append(syntax.invalid(path, name, "must be a standard resource for quota"))
+        q = syntax.parse_quantity(value)
+        if q < 0:
+            errors.append(syntax.invalid(path, value, "must be greater than or equal to 0"))
+        if (name in INTEGER_QUOTA or name.startswith("count/")) and q != q.to_integral_value():
+            errors.append(syntax.invalid(path, value, "must be an integer"))
+    return errors
+
+
+def kind_errors(obj: dict[str, Any], builtin: bool) -> list[str]:
+    """ObjectMeta, and for a built-in kind the validation its strategy adds to the schema."""
+    errors = syntax.meta_errors(obj)
+    if not builtin:
+        return errors
+    key = (obj.get("apiVersion"), obj.get("kind"))
+    name = (obj.get("metadata") or {}).get("name") or ""
+    for path, template in _templates(obj):
+        meta = template.get("metadata") or {}
+        errors += syntax.label_errors(meta.get("labels"), f"{path}.labels")
+        errors += syntax.annotation_errors(meta.get("annotations"), f"{path}.annotations")
+    if key == ("batch/v1", "Job") and not (obj.get("spec") or {}).get("manualSelector"):
+        # the server labels the Job's pods with batch.kubernetes.io/job-name: <name>
+        errors += [syntax.invalid("spec.template.labels", name, m) for m in syntax.is_label_value(name)]
+    if key == ("batch/v1", "CronJob") and len(name) > 52:
+        errors.append(syntax.invalid("metadata.name", name, "must be no more than 52 characters"))
+    errors += _restart_policy(obj)
+    if key[1] != "CustomResourceDefinition":  # its schemas name fields "matchLabels" too
+        errors += _selectors({k: v for k, v in obj.items() if k not in ("metadata", "status")}, "")
+    if key == ("v1", "ResourceQuota"):
+        errors += _resource_quota(obj)
+    if key == ("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
+        spec = obj.get("spec") or {}
+        expected = f"{(spec.get('names') or {}).get('plural')}.{spec.get('group')}"
+        if name != expected:
+            errors.append(syntax.invalid("metadata.name", name, 'must be spec.names.plural+"."+spec.group'))
+    return errors
 
 
 # --- server-side apply ---------------------------------------------------------------------------

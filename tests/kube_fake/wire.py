@@ -16,6 +16,11 @@ import yaml
 from .discovery import Resource
 
 APPLY = "application/apply-patch+yaml"
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the safe loader, in C where libyaml is there
+
+
+def load_yaml(raw: bytes) -> Any:
+    return yaml.load(raw, Loader=LOADER)
 
 
 @dataclass
@@ -40,7 +45,7 @@ def status(code: int, reason: str, message: str, causes: list[dict] | None = Non
 def misfit(raw: bytes, content_type: str | None, res: Resource, ns: str) -> str | None:
     """Why a real server would refuse this body at this path (apiVersion, kind, namespace)."""
     try:
-        obj = (yaml.safe_load(raw) if content_type == APPLY else json.loads(raw or b"{}")) or {}
+        obj = (load_yaml(raw) if content_type == APPLY else json.loads(raw or b"{}")) or {}
     except (ValueError, yaml.YAMLError):
         return "the request body is not valid YAML/JSON"
     if obj.get("apiVersion") != res.api_version or obj.get("kind") != res.kind:

@@ -4,6 +4,7 @@ Kubernetes (the official client's generated routes, the CRDs stored in it), not 
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import subprocess
 import sys
@@ -11,9 +12,12 @@ import urllib.error
 import urllib.request
 
 import pytest
+import yaml
 
+from orchestrator import conventions
 from orchestrator.kube import rest
 from tests.conftest import REPO
+from tests.kube_fake import crds as kube_crds
 from tests.kube_fake import discovery
 from tests.kube_fake.fixtures import add_namespace
 from tests.kube_fake.server import FakeKube
@@ -61,11 +65,14 @@ def test_the_fake_never_imports_orchestrator():
                 assert node.level <= 1, f"{path.name}:{node.lineno}: imports from outside tests/kube_fake"
                 names = [node.module or ""]
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-                names = [node.value] if node.value.startswith("orchestrator") else []  # import_module("...")
+                # import_module("..."); the path of a vendored upstream file it reads (crds.py) is no import
+                vendored = node.value.startswith("orchestrator/data/vendor/")
+                names = [node.value] if node.value.startswith("orchestrator") and not vendored else []
             else:
                 continue
             assert not [n for n in names if n.split(".")[0] == "orchestrator"], f"{path.name}:{node.lineno}"
-    probe = ("import sys, tests.kube_fake.fixtures, tests.kube_fake.discovery as d; d.builtin(); "
+    probe = ("import sys, tests.kube_fake.fixtures, tests.kube_fake.crds as c, tests.kube_fake.discovery as d; "
+             "d.builtin(); c.all_crds(); "
              "print(sorted(m for m in sys.modules if m.split('.')[0] == 'orchestrator'))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert (out.returncode, out.stdout) == (0, "[]\n"), out.stderr
@@ -158,6 +165,57 @@ def test_custom_kinds_are_served_once_their_crd_is_established():
         assert _call(bare, "GET", "/apis/mlops.seldon.io/v1alpha1/namespaces/x/models") == (404, NOT_FOUND)
     finally:
         bare.stop()
+
+
+# --- the CRDs it serves are upstream releases ----------------------------------------------------
+
+KUEUE_RELEASE = REPO / "orchestrator" / "data" / "vendor" / "kueue-v0.19.2"
+
+
+def test_the_kueue_crds_are_the_vendored_releases(fake):  # noqa: F811
+    sha = hashlib.sha256((KUEUE_RELEASE / "manifests.yaml").read_bytes()).hexdigest()
+    assert sha == (KUEUE_RELEASE / "manifests.yaml.sha256").read_text().split()[0]
+    assert sha in (REPO / "tests" / "fixtures" / "kube" / "crds" / "README.md").read_text()
+    released = {d["metadata"]["name"]: d for d in yaml.load_all((KUEUE_RELEASE / "manifests.yaml").read_bytes(),
+                                                                 Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+                if d and d["kind"] == "CustomResourceDefinition"}
+    served = {c["metadata"]["name"]: c for c in fake.crds() if c["spec"]["group"] == "kueue.x-k8s.io"}
+    assert sorted(served) == sorted(released) and len(served) == 11
+    for name, crd in served.items():
+        assert crd["spec"] == released[name]["spec"], name  # unmodified
+    group, version = conventions.KUEUE_API.split("/")
+    for kind in ("ResourceFlavor", "ClusterQueue", "LocalQueue", "Workload"):
+        crd = next(c for c in served.values() if c["spec"]["names"]["kind"] == kind)
+        assert any(v["name"] == version and v["served"] for v in crd["spec"]["versions"]), kind
+    hooks = [h["name"] for c in fake.objects("ValidatingWebhookConfiguration") for h in c["webhooks"]]
+    assert {"vclusterqueue.kb.io", "vresourceflavor.kb.io"} <= set(hooks)
+
+
+def test_a_changed_kueue_release_file_is_refused(tmp_path, monkeypatch):
+    copy = tmp_path / "manifests.yaml"
+    copy.write_bytes((KUEUE_RELEASE / "manifests.yaml").read_bytes() + b"# edited\n")
+    (tmp_path / "manifests.yaml.sha256").write_text((KUEUE_RELEASE / "manifests.yaml.sha256").read_text())
+    monkeypatch.setattr(kube_crds, "KUEUE_RELEASE", copy)
+    kube_crds.kueue_release.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match="sha256"):
+            kube_crds.kueue_release()
+    finally:
+        kube_crds.kueue_release.cache_clear()
+
+
+def test_the_seldon_crds_are_the_released_files_the_readme_names(fake):  # noqa: F811
+    folder = REPO / "tests" / "fixtures" / "kube" / "crds"
+    readme = (folder / "README.md").read_text()
+    files = sorted(p.name for p in folder.glob("seldon_*.yaml"))
+    assert files == ["seldon_models.yaml", "seldon_seldonruntimes.yaml", "seldon_servers.yaml"]
+    for name in [*files, "LICENSE-seldon-core-v2"]:
+        row = next(line for line in readme.splitlines() if line.startswith(f"| {name} |"))
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() in row, name
+    assert "60b7401ae5052ccf183c1453575611085bca4bb3" in readme  # the release commit (tag v2.6.0, Apache-2.0)
+    assert "Apache License" in (folder / "LICENSE-seldon-core-v2").read_text()  # not the BSL of v2.7.0 on
+    served = {c["spec"]["names"]["kind"] for c in fake.crds() if c["spec"]["group"] == "mlops.seldon.io"}
+    assert served == {"Model", "Server", "SeldonRuntime"}
 
 
 # --- infra's static table agrees with the server -----------------------------------------------

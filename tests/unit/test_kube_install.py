@@ -4,6 +4,7 @@ priority class to model servers; for every example and golden blueprint."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -13,11 +14,11 @@ from orchestrator.blueprint.loader import load
 from orchestrator.errors import KubernetesError
 from orchestrator.kube.apply import Options, apply_all
 from orchestrator.render.kubernetes import render_kubernetes, render_objects
+from tests.kube_fake.crds import kueue_crd
 from tests.unit.kube_fixtures import client, fake, install_crds, kubeconfig, lab  # noqa: F401
 from tests.unit.test_kube_capacity import BLUEPRINTS
 
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-CRD_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "kube" / "crds" / "kueue_resourceflavors.yaml"
 
 
 class Clock:
@@ -36,7 +37,7 @@ class Clock:
 
 def _small_install() -> list[dict]:
     """The shape of the Kueue release, small: a CRD, the namespace, the webhook Service."""
-    crd = yaml.safe_load(CRD_FILE.read_text())
+    crd = copy.deepcopy(kueue_crd("resourceflavors"))  # from the vendored release
     return [
         {"apiVersion": "v1", "kind": "Service",
          "metadata": {"name": "kueue-webhook-service", "namespace": "kueue-system"},
@@ -54,10 +55,12 @@ def _slice() -> dict:
 
 
 def _bare_fake(fake):  # noqa: F811
-    """The cluster before Kueue: no Kueue CRDs, no endpoints controller answering for us."""
+    """The cluster before Kueue: no Kueue CRDs or webhooks, no endpoints controller answering for us."""
     for crd in fake.crds():
         if crd["spec"]["group"] == "kueue.x-k8s.io":
             fake.store.pop(("apiextensions.k8s.io", "customresourcedefinitions", "", crd["metadata"]["name"]))
+    fake.store.pop(("admissionregistration.k8s.io", "validatingwebhookconfigurations", "",
+                    "kueue-validating-webhook-configuration"))
     fake.on_create.remove(fake._endpoints_controller)
 
 
