@@ -6,7 +6,9 @@ Written down in docs/kubernetes.md ("Capacity"). In short:
   servers) or ``system``; by default a GPU pool trains and a pool without GPUs is ``system``.
 * A pool **holds** the nodes the autoscaler can reach (cloud: ``max``; bare metal: the hosts
   that name it) times GPUs per node (the pool's ``gpu.count``, which the catalog checks against
-  the instance type). MIG slices are not counted: a guarantee is in whole GPUs.
+  the instance type). A guarantee is in whole GPUs; on a MIG pool Kueue and the namespace quota
+  count ``nvidia.com/gpu`` as the device plugin advertises it (each MIG instance is one), so a
+  GPU there is ``units_per_gpu`` of them (data/nodes/mig.yaml).
 * A team's ``gpu_quota`` is its whole guaranteed budget. Its model servers' GPUs
   (replicas x gpu) come out of it first; the rest is its Kueue nominal quota, split over the
   training pools it may use (``teams[].pools``, default all) in proportion to their GPUs.
@@ -26,10 +28,8 @@ from typing import Any
 
 from . import catalog
 from .models import Blueprint, NodePool, Team
+from .nodes import DEFAULT_NODE_MEMORY_GIB, DEFAULT_NODE_VCPUS, mig_units, smallest_machine
 
-# Used where the catalog does not know a machine (bare metal, unlisted instance types).
-DEFAULT_NODE_VCPUS = 64
-DEFAULT_NODE_MEMORY_GIB = 256
 TRAINING, INFERENCE, SYSTEM = "training", "inference", "system"
 
 Issue = tuple[tuple[Any, ...], str]
@@ -42,10 +42,17 @@ class PoolCapacity:
     gpus_per_node: int
     vcpus_per_node: int
     memory_gib_per_node: int
+    # nvidia.com/gpu per GPU as the device plugin advertises it: MIG instances per GPU, else 1.
+    # Guarantees are in whole GPUs; Kueue and quotas count in this unit (``units``).
+    units_per_gpu: int = 1
 
     @property
     def gpus(self) -> int:
         return self.nodes * self.gpus_per_node
+
+    def units(self, gpus: int) -> int:
+        """``gpus`` whole GPUs of this pool in the scheduler's unit (``nvidia.com/gpu``)."""
+        return gpus * self.units_per_gpu
 
     @property
     def vcpus(self) -> int:
@@ -80,14 +87,34 @@ def pool_capacity(bp: Blueprint, pool: NodePool) -> PoolCapacity:
     if not bp.is_cloud:
         host_gpus = [h.gpu.count for h in bp.hosts if h.pool == pool.name and h.gpu]
         gpus = max(host_gpus + [gpus])
-    known = catalog.lookup(bp.provider, pool.instance_type)
+    known = smallest_machine(bp.provider, pool)  # any type of instance_types may come up
     vcpus = known.vcpus if known else DEFAULT_NODE_VCPUS
     memory = int(known.memory_gib) if known else DEFAULT_NODE_MEMORY_GIB
-    return PoolCapacity(pool.name, nodes, gpus, vcpus, memory)
+    return PoolCapacity(pool.name, nodes, gpus, vcpus, memory, mig_units(pool))
 
 
 def capacities(bp: Blueprint) -> dict[str, PoolCapacity]:
     return {p.name: pool_capacity(bp, p) for p in bp.node_pools}
+
+
+def cpu_pools(bp: Blueprint) -> list[NodePool]:
+    """Where Jobs that request no GPU run (each gets a Kueue flavor of its own): pools without
+    GPUs and with purpose training; if there are none, pools without GPUs, purpose and taints,
+    except the cloud's system pool where the cloud keeps it for its own pods (AKS). Empty: CPU-only
+    Jobs have nowhere to go and wait (validate warns); they never run on GPU nodes."""
+    training = [p for p in bp.node_pools if not p.gpu and p.purpose == TRAINING]
+    if training:
+        return training
+    reserved = system_pool_index(bp) if catalog.setting(bp.provider, "system_pool") else None
+    return [p for i, p in enumerate(bp.node_pools)
+            if not p.gpu and p.purpose is None and not p.effective_taints and i != reserved
+            and (pool_capacity(bp, p).nodes if bp.is_cloud else _workers(bp, p))]
+
+
+def _workers(bp: Blueprint, pool: NodePool) -> int:
+    """Hosts of ``pool`` that run workloads (a control plane that is not also a worker keeps
+    kubeadm's taint)."""
+    return sum(1 for h in bp.hosts if h.pool == pool.name and "worker" in h.roles)
 
 
 def gpu_pools(bp: Blueprint, wanted: str) -> list[NodePool]:

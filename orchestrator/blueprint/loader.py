@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ from orchestrator.blueprint.messages import describe
 from orchestrator.blueprint.models import Blueprint
 from orchestrator.blueprint.yamlpos import Loc, Positions, format_path, parse, printable
 from orchestrator.errors import BlueprintError, Problem, UsageError
+
+# A rule from a layer above the model: the blueprint -> ``(field path, message)`` per problem.
+Check = Callable[[Blueprint], Iterable[tuple[tuple[Any, ...], str]]]
 
 Path_ = tuple[Any, ...]
 MAX_EXTENDS = 16  # files in one extends chain, the blueprint itself included
@@ -46,9 +50,11 @@ class LoadedBlueprint:
         return self.positions.locate(tuple(path_tuple))
 
 
-def load(path: str | Path, outputs_of: outputs.Lookup | None = None) -> LoadedBlueprint:
+def load(path: str | Path, outputs_of: outputs.Lookup | None = None, checks: Sequence[Check] = ()) -> LoadedBlueprint:
     """Load, merge, validate and check the blueprint at ``path``. ``${output:ENV.NAME}`` references
-    are resolved with ``outputs_of`` when it is given, else left out of the model (outputs.py)."""
+    are resolved with ``outputs_of`` when it is given, else left out of the model (outputs.py).
+    ``checks``: rules from layers above the model (the placement proof, which renders), run once
+    every other rule has passed and reported located like them."""
     top = Path(path)
     reader = _Reader()
     merged = reader.read(top, printable(str(path)), (), None)
@@ -66,7 +72,7 @@ def load(path: str | Path, outputs_of: outputs.Lookup | None = None) -> LoadedBl
             data = outputs.without(data, refs)
         problems = problems + [_problem(positions, p, m) for p, m in found]
         pending = frozenset(r.path[:-1] for r in refs) if outputs_of is None else frozenset()
-        model, more = _validate(data, outputs.relocated(positions, moved), pending)
+        model, more = _validate(data, outputs.relocated(positions, moved), pending, checks)
         reported = reader.invalid | {format_path(p) for p, _ in found}
         problems = problems + [p for p in more if not _under(p.path, reported)]
     if problems or model is None:
@@ -81,7 +87,7 @@ def data_sha256(data: dict[str, Any]) -> str:
 
 
 def _validate(data: dict[str, Any], positions: Positions, pending: frozenset[tuple[Any, ...]] = frozenset(),
-              ) -> tuple[Blueprint | None, list[Problem]]:
+              checks: Sequence[Check] = ()) -> tuple[Blueprint | None, list[Problem]]:
     """Model validation, then (only if that passed) the semantic rules; ``pending``: the
     containers that references left out of this load fill at run time."""
     try:
@@ -93,7 +99,10 @@ def _validate(data: dict[str, Any], positions: Positions, pending: frozenset[tup
             where_path, message, where = describe(error, data)
             problems.append(_problem(positions, where_path, message, where))
         return None, problems
-    return model, [_problem(positions, p, m) for p, m in semantics.check(model, pending)]
+    issues = semantics.check(model, pending)
+    if not issues:
+        issues = [issue for check in checks for issue in check(model)]
+    return model, [_problem(positions, p, m) for p, m in issues]
 
 
 def _problem(positions: Positions, path: Path_, message: str, where: str = "value") -> Problem:

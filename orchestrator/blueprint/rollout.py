@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.blueprint.files import FileProblem, read_text
 from orchestrator.blueprint.yamlpos import Positions, format_path, parse, printable
 from orchestrator.errors import BlueprintError, Problem, UsageError
+
+if TYPE_CHECKING:
+    from orchestrator.blueprint.loader import Check
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,38}$")
 KEYS = ("rollout", "name", "environments", "max_parallel", "on_failure")
@@ -68,11 +72,11 @@ def is_rollout(path: str | os.PathLike[str]) -> bool:
     return re.search(r"^rollout\s*:", text, re.MULTILINE) is not None
 
 
-def expand(paths: list[Path], name: str = "files", max_parallel: int = 4) -> Rollout:
+def expand(paths: list[Path], name: str = "files", max_parallel: int = 4, checks: Sequence[Check] = ()) -> Rollout:
     """One rollout from command-line arguments: a single rollout file as it is; otherwise every
     blueprint given or found in a given folder, independent of each other."""
     if len(paths) == 1 and is_rollout(paths[0]):
-        return load_rollout(paths[0])
+        return load_rollout(paths[0], checks)
     files: list[Path] = []
     for p in paths:
         if is_folder(p):
@@ -82,7 +86,7 @@ def expand(paths: list[Path], name: str = "files", max_parallel: int = 4) -> Rol
         else:
             files.append(p)
     problems: list[Problem] = []
-    envs = [e for e in (_load_env(f, printable(str(f)), None, problems) for f in files) if e is not None]
+    envs = [e for e in (_load_env(f, printable(str(f)), None, problems, checks) for f in files) if e is not None]
     _check_unique(envs, problems, None)
     _check_outputs(envs, problems)
     if problems:
@@ -107,7 +111,7 @@ def folder_files(folder: Path) -> list[Path]:
     return found
 
 
-def load_rollout(path: str | os.PathLike[str]) -> Rollout:
+def load_rollout(path: str | os.PathLike[str], checks: Sequence[Check] = ()) -> Rollout:
     """Read and check a rollout file and every blueprint it names."""
     path = Path(path)
     display = printable(str(path))
@@ -126,7 +130,7 @@ def load_rollout(path: str | os.PathLike[str]) -> Rollout:
             problems.append(Problem(display, 1, 1, "", "a rollout file must be a mapping of keys to values"))
         raise BlueprintError(_sorted(problems))
     rollout = _check_top(data, pos, display, problems)
-    envs = _read_envs(path, data.get("environments"), pos, display, problems)
+    envs = _read_envs(path, data.get("environments"), pos, display, problems, checks)
     _check_unique(envs, problems, pos)
     _check_after(envs, pos, problems)
     _check_outputs(envs, problems)
@@ -165,7 +169,8 @@ def _check_top(data: dict, pos: Positions, display: str, problems: list[Problem]
     return Rollout(name, [], max_parallel, on_failure)
 
 
-def _read_envs(path: Path, items: Any, pos: Positions, display: str, problems: list[Problem]) -> list[RolloutEnv]:
+def _read_envs(path: Path, items: Any, pos: Positions, display: str, problems: list[Problem],
+               checks: Sequence[Check] = ()) -> list[RolloutEnv]:
     if not isinstance(items, list) or not items:
         where = "value" if items is not None else "parent"
         problems.append(_at(pos, ("environments",), "required: a list of {path, after}", where))
@@ -191,7 +196,7 @@ def _read_envs(path: Path, items: Any, pos: Positions, display: str, problems: l
             problems.append(_at(pos, (*here, "after"), "must be a list of environment names"))
             after = []
         env = _load_env(path.parent / file, printable(os.path.join(os.path.dirname(display), file)),
-                        pos.locate((*here, "path")), problems)
+                        pos.locate((*here, "path")), problems, checks)
         if env is not None:
             env.after = tuple(after)
             env.where = here  # type: ignore[attr-defined]
@@ -200,11 +205,11 @@ def _read_envs(path: Path, items: Any, pos: Positions, display: str, problems: l
 
 
 def _load_env(file: Path, display: str, origin: tuple[str, int, int] | None,
-              problems: list[Problem]) -> RolloutEnv | None:
+              problems: list[Problem], checks: Sequence[Check] = ()) -> RolloutEnv | None:
     from orchestrator.blueprint.loader import load
 
     try:
-        loaded = load(file)
+        loaded = load(file, checks=checks)
     except BlueprintError as exc:
         problems.extend(exc.problems)
         return None

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from orchestrator import clock
-from orchestrator.blueprint import capacity, catalog, eks_versions, network
+from orchestrator.blueprint import capacity, catalog, eks_versions, network, nodes
 from orchestrator.blueprint.models import MIG_GPU_TYPES, Blueprint, Gpu, NodePool
 from orchestrator.blueprint.yamlpos import format_path
 
@@ -146,6 +146,31 @@ def _mig(bp: Blueprint) -> Iterator[Issue]:
             allowed = ", ".join(MIG_GPU_TYPES)
             message = f"MIG is only available on {allowed} (this pool has {pool.gpu.type})"
             yield ("node_pools", i, "mig"), message
+        elif pool.mig.profile == "all-disabled":
+            continue
+        elif bp.is_cloud and not catalog.setting(bp.provider, "mig"):
+            yield ("node_pools", i, "mig"), (
+                f"nothing partitions GPUs on {bp.provider} node pools (infra's MIG manager configures bare-metal "
+                "hosts; GKE partitions its own): Kueue would promise MIG slices the nodes never offer; remove mig")
+        elif not bp.is_cloud:
+            yield from _host_mig_profile(i, pool)
+
+
+def _host_mig_profile(i: int, pool: NodePool) -> Iterator[Issue]:
+    """On hosts, one MIG size per pool that the GPU offers: Kueue and quotas count its instances
+    as ``nvidia.com/gpu`` (``MIG_STRATEGY=single``); ``all-balanced`` mixes sizes the device plugin
+    advertises as ``nvidia.com/mig-<size>``, which no quota infra renders counts."""
+    assert pool.mig is not None and pool.gpu is not None
+    offered = nodes.mig_profiles(pool.gpu.type)
+    size = pool.mig.profile.removeprefix("all-")
+    if pool.mig.profile == "all-balanced":
+        yield ("node_pools", i, "mig", "profile"), (
+            "all-balanced mixes MIG sizes (nvidia.com/mig-<size> resources) that Kueue quotas do not count: "
+            f"use one size, e.g. all-{next(iter(offered))}")
+    elif size not in offered:
+        names = [f"all-{s}" for s in offered]
+        yield ("node_pools", i, "mig", "profile"), (
+            f"no {pool.gpu.type} GPU offers MIG profile {size}: use one of {', '.join(names)}")
 
 
 def _mig_partitions(bp: Blueprint) -> Iterator[Issue]:
@@ -325,7 +350,15 @@ def warnings(bp: Blueprint) -> list[Issue]:
     found = [(("kubernetes", "version"), message)
              for level, message in eks_versions.version_issues(bp.provider, bp.kubernetes.minor, clock.today())
              if level == "warning"]
-    return found + list(capacity.warnings(bp)) + list(_no_groups(bp))
+    return found + list(capacity.warnings(bp)) + list(_no_groups(bp)) + list(_cpu_only_work(bp))
+
+
+def _cpu_only_work(bp: Blueprint) -> Iterator[Issue]:
+    """Jobs that request no GPU run only on CPU pools (``capacity.cpu_pools``), never on GPU
+    nodes: without one they wait."""
+    if bp.teams and not capacity.cpu_pools(bp):
+        yield ("node_pools",), ("no pool for Jobs that request no GPU: they wait (they never run on GPU nodes); "
+                                "add a pool without GPUs (purpose: training to reserve it for Jobs)")
 
 
 def _no_groups(bp: Blueprint) -> Iterator[Issue]:

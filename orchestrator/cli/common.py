@@ -37,8 +37,9 @@ def check_output(fmt: str) -> str:
 
 def load(file: Path):
     from ..blueprint.loader import load as load_blueprint
+    from ..render.kubernetes.placement import CHECKS
 
-    return load_blueprint(file)
+    return load_blueprint(file, checks=CHECKS)
 
 
 def provider_for(loaded):

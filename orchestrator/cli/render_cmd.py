@@ -66,8 +66,9 @@ def validate(
 def _validate_rollout(file: Path, output: str, results: list) -> int:
     """A rollout file and every blueprint it names; returns how many problems were found."""
     from ..blueprint.rollout import load_rollout
+    from ..render.kubernetes.placement import CHECKS
 
-    rollout = load_rollout(file)  # BlueprintError: reported by the caller
+    rollout = load_rollout(file, CHECKS)  # BlueprintError: reported by the caller
     results.append({"file": str(file), "rollout": rollout.name, "ok": True, "problems": [],
                     "environments": [e.name for e in rollout.environments]})
     if output == "text":
@@ -110,8 +111,9 @@ def render(
 
 def _render_many(files: list[Path], out: Path | None, output: str) -> None:
     from ..blueprint.rollout import expand
+    from ..render.kubernetes.placement import CHECKS
 
-    rollout = expand(list(files))  # every blueprint checked first: a problem renders nothing
+    rollout = expand(list(files), checks=CHECKS)  # every blueprint checked first: a problem renders nothing
     results = [_render_one(env.loaded, out, output, quiet=output == "json") for env in rollout.environments]
     if output == "json":
         common.print_json(results)

@@ -77,9 +77,10 @@ def run_many(files: list[Path], command: str, *, sandbox: bool = False, auto_app
              fmt: str = "text") -> None:
     """``infra COMMAND`` over a rollout file, several files or folders; exits like the worst one."""
     from ..blueprint.rollout import expand
+    from ..render.kubernetes.placement import CHECKS
     from ..rollout import report, runner
 
-    rollout = expand(list(files))
+    rollout = expand(list(files), checks=CHECKS)
     stream = sys.stdout if fmt == "text" else sys.stderr
     cancel = threading.Event()
     with _Live([e.name for e in rollout.environments], stream) as live:

@@ -79,8 +79,9 @@ def load(opts: TargetOptions) -> Target:
     loaded = None
     if opts.blueprint is not None:
         from ..blueprint.loader import load as load_blueprint
+        from ..render.kubernetes.placement import CHECKS
 
-        loaded = load_blueprint(opts.blueprint)
+        loaded = load_blueprint(opts.blueprint, checks=CHECKS)
     return Target(opts, loaded, opts.namespace or None)
 
 

@@ -31,10 +31,11 @@ def open_environment(file: Path, sandbox: bool = False, root: Path | None = None
     from ..blueprint.loader import load
     from ..errors import UsageError
     from ..providers.registry import get
+    from ..render.kubernetes.placement import CHECKS
     from ..workspace import Workspace
 
     root = root if root is not None else Path.cwd()
-    loaded = load(file, outputs_of=outputs_lookup(root, sandbox))
+    loaded = load(file, outputs_of=outputs_lookup(root, sandbox), checks=CHECKS)
     provider = get(loaded.model.provider)
     if sandbox and not provider.sandbox:
         raise UsageError(f"--sandbox emulates AWS only; this blueprint's provider is {provider.name}")

@@ -43,6 +43,7 @@ def test_on_gke_the_flavor_selects_the_partition_label_and_pods_ask_for_nvidia_g
     objs = render_objects(bp)
     flavors = {o["metadata"]["name"]: o["spec"]["nodeLabels"] for o in objs if o["kind"] == "ResourceFlavor"}
     assert flavors == {
+        "system": {"infra.dev/pool": "system"},  # the CPU pool: Jobs without GPUs
         "a100": {"cloud.google.com/gke-gpu-partition-size": "1g.5gb", "infra.dev/gpu-type": "a100",
                  "infra.dev/pool": "a100", "nvidia.com/gpu.present": "true"},
         "h100": {"infra.dev/gpu-type": "h100", "infra.dev/pool": "h100", "nvidia.com/gpu.present": "true"},
@@ -55,9 +56,13 @@ def test_on_gke_the_flavor_selects_the_partition_label_and_pods_ask_for_nvidia_g
 
 
 def test_elsewhere_a_mig_pool_flavor_has_no_gke_label(tmp_path: Path) -> None:
-    pool = ("  - {name: a100, instance_type: p4d.24xlarge, gpu: {type: a100, count: 8}, min: 0, max: 1, "
-            "mig: {profile: all-1g.5gb}}\n")
-    bp = load(_path(tmp_path, "aws", pool)).model
+    """On hosts infra partitions the GPUs itself (the MIG manager): no cloud label to select."""
+    (tmp_path / "bp.yaml").write_text(
+        "blueprint: 1\nname: t-env\nprovider: baremetal\nnode_pools:\n"
+        "  - {name: a100, gpu: {type: a100, count: 8}, mig: {profile: all-1g.5gb}}\n"
+        "hosts:\n  - {name: cp, address: 10.0.0.1, roles: [control_plane]}\n"
+        "  - {name: g1, address: 10.0.0.2, roles: [worker], pool: a100}\n")
+    bp = load(tmp_path / "bp.yaml").model
     flavors = [o["spec"]["nodeLabels"] for o in render_objects(bp) if o["kind"] == "ResourceFlavor"]
     assert flavors == [{"infra.dev/gpu-type": "a100", "infra.dev/pool": "a100", "nvidia.com/gpu.present": "true"}]
 

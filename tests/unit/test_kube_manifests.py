@@ -38,8 +38,10 @@ def test_three_teams_quotas_queues_and_flavors_carry_the_blueprint_numbers(lab):
         assert spec["namespaceSelector"] == {"matchLabels": {conventions.TEAM_LABEL: name}}
         group = spec["resourceGroups"][0]
         assert group["coveredResources"] == ["cpu", "memory", GPU]
-        assert [f["name"] for f in group["flavors"]] == ["h100"]
-        for flavor in group["flavors"]:
+        # system: the CPU pool, first (Jobs without GPUs), with an even share and no GPUs.
+        assert [f["name"] for f in group["flavors"]] == ["system", "h100"]
+        assert group["flavors"][0]["resources"][2] == {"name": GPU, "nominalQuota": 0, "borrowingLimit": 0}
+        for flavor in group["flavors"][1:]:
             assert flavor["resources"] == [
                 {"name": "cpu", "nominalQuota": cpu}, {"name": "memory", "nominalQuota": memory},
                 {"name": GPU, "nominalQuota": nominal, "borrowingLimit": borrow}]
@@ -47,7 +49,9 @@ def test_three_teams_quotas_queues_and_flavors_carry_the_blueprint_numbers(lab):
                                       "withinClusterQueue": "LowerPriority"}
 
     flavors = by_kind(objs, "ResourceFlavor")
-    assert sorted(flavors) == ["h100"]  # l4 is an inference pool: model servers, not queued jobs
+    # l4 is an inference pool: model servers, not queued jobs; system carries Jobs without GPUs.
+    assert sorted(flavors) == ["h100", "system"]
+    assert flavors["system"]["spec"]["nodeLabels"] == {"infra.dev/pool": "system"}
     # Exactly the labels the node groups carry (docs/kubernetes.md): pool, its own labels, GPU type.
     assert flavors["h100"]["spec"]["nodeLabels"] == {
         "infra.dev/gpu-type": "h100", "infra.dev/pool": "h100", "nvidia.com/gpu.present": "true",
@@ -67,7 +71,7 @@ def test_nominal_quota_is_split_over_training_pools_by_their_gpus(lab):  # noqa:
     bp.inference.models[0].gpu = 0
     cq = by_kind(render_objects(bp), "ClusterQueue")["vision"]
     gpus = {f["name"]: f["resources"][2]["nominalQuota"] for f in cq["spec"]["resourceGroups"][0]["flavors"]}
-    assert gpus == {"h100": 6, "l4": 2}  # 8 x 32/44 = 5.8 -> 6, 8 x 12/44 = 2.2 -> 2
+    assert gpus == {"system": 0, "h100": 6, "l4": 2}  # 8 x 32/44 = 5.8 -> 6, 8 x 12/44 = 2.2 -> 2
 
 
 def test_no_borrowing_limit_means_no_borrowing(lab):  # noqa: F811
@@ -225,9 +229,14 @@ def test_onnx_model_deployment_requests_gpus_and_tolerates_gpu_pools(lab):  # no
     assert dep["metadata"]["annotations"][conventions.MODEL_URI_ANNOTATION] == "s3://models/resnet50.onnx"
     svc = by_kind(objs, "Service")["vision/resnet50"]
     assert [p["port"] for p in svc["spec"]["ports"]] == [8000, 8001]
+    # A model without GPUs runs on the team's inference pool too (its serving nodes; GPU-tainted,
+    # so tolerated), and sees no GPU there.
     cpu_only = by_kind(objs, "Deployment")["nlp-team/bert"]["spec"]["template"]["spec"]
-    assert cpu_only["tolerations"] == [] and cpu_only["affinity"] == {}
+    assert cpu_only["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == {
+        "nodeSelectorTerms": [{"matchExpressions": [{"key": "infra.dev/pool", "operator": "In", "values": ["l4"]}]}]}
+    assert {"key": GPU, "operator": "Exists", "effect": "NoSchedule"} in cpu_only["tolerations"]
     assert GPU not in cpu_only["containers"][0]["resources"]["limits"]
+    assert cpu_only["containers"][0]["env"] == [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"}]
 
 
 def test_file_model_reads_from_the_node_and_relaxes_pod_security(lab):  # noqa: F811

@@ -41,11 +41,11 @@ def test_reads_back_exactly_the_rendered_objects_in_apply_order(lab, tmp_path): 
     objs = read_rendered(folder)
     assert objs == render_objects(bp)
     # 11 + 11 + 10 per team file, 3 + 1 + 4 cluster (priority classes, device plugin, admission
-    # policies + bindings), 1 + 3 kueue (l4 serves), 2 + 2 inference, and the cluster-autoscaler's
-    # objects (docs/providers.md); the Kueue install is read apart
+    # policies + bindings), 2 + 3 kueue (flavors h100 and system, the CPU pool; l4 serves), 2 + 2
+    # inference, and the cluster-autoscaler's objects (docs/providers.md); the Kueue install is read apart
     from orchestrator.render.kubernetes import autoscaler
 
-    assert len(objs) == 48 + len(autoscaler.cluster_autoscaler(bp) or [])
+    assert len(objs) == 49 + len(autoscaler.cluster_autoscaler(bp) or [])
     installed = read_install(folder)
     assert len(installed) == 79 and installed[0]["kind"] == "Namespace"
     assert not {o["kind"] for o in installed} & {"ClusterQueue", "LocalQueue", "ResourceFlavor"}

@@ -78,6 +78,7 @@ def test_one_label_convention_for_terraform_ansible_and_kueue(tmp_path):
             "workload": "training"}
     assert node_groups["h100"] == h100 and node_groups["system"] == {"infra.dev/pool": "system"}
     flavors = _flavor_labels(aws)
-    assert flavors == {"h100": h100}  # l4 is an inference pool: no flavor (docs/kubernetes.md)
+    # l4 is an inference pool: no flavor (docs/kubernetes.md); system carries Jobs without GPUs.
+    assert flavors == {"system": {"infra.dev/pool": "system"}, "h100": h100}
     assert node_groups["l4"] == {"infra.dev/gpu-type": "l4", "infra.dev/pool": "l4", "nvidia.com/gpu.present": "true",
                                  "workload": "inference"}

@@ -100,17 +100,27 @@ PROVIDER_LACKS = {"gcp": {"cluster/device-plugin.yaml"}}
 TENANCY = ("teams/nlp.yaml", "teams/vision.yaml", "kueue/cluster-queues.yaml", "kueue/resource-flavors.yaml")
 
 
+# Where Jobs without GPUs run (capacity.cpu_pools): the system pool, except where the platform
+# keeps it for itself: AKS taints it CriticalAddonsOnly, and the bare-metal "system" hosts are
+# control planes (kubeadm's taint). There those Jobs wait; they never take a GPU flavor.
+CPU_FLAVORS = {"aws": ["system"], "gcp": ["system"], "azure": [], "baremetal": []}
+
+
 def test_tenancy_and_kueue_objects_are_identical(tmp_path) -> None:
     rendered = {p: render_kubernetes(_blueprint(tmp_path, p)) for p in ("aws", "azure", "gcp", "baremetal")}
     for provider, files in rendered.items():
         assert set(TENANCY) <= set(files), provider
         common = set(files) - PROVIDER_ONLY.get(provider, set()) | PROVIDER_LACKS.get(provider, set())
         assert common == set(rendered["azure"]) - PROVIDER_ONLY.get("azure", set()), provider
+        flavors = [d["metadata"]["name"] for d in yaml.safe_load_all(files["kueue/resource-flavors.yaml"])]
+        assert [f for f in flavors if f in CPU_FLAVORS[provider]] == CPU_FLAVORS[provider], provider
         for rel in TENANCY:
-            assert _gpu_only(files[rel]) == _gpu_only(rendered["aws"][rel]), (provider, rel)
+            mine = _gpu_only(files[rel], CPU_FLAVORS[provider])
+            theirs = _gpu_only(rendered["aws"][rel], CPU_FLAVORS["aws"])
+            assert mine == theirs, (provider, rel)
 
 
-def _gpu_only(text: str) -> list:
+def _gpu_only(text: str, cpu_flavors: list[str] = ()) -> list:
     """CPU and memory quotas follow each cloud's machine sizes (a p5.48xlarge has 192 vCPUs, an
     ND96isr H100 v5 96), and the HTTPS egress policy's ``except`` list is each provider's own
     in-cluster networks (asserted literally by test_egress_excepts_every_in_cluster_network):
@@ -125,7 +135,14 @@ def _gpu_only(text: str) -> list:
         if isinstance(node, list):
             return [mask(v) for v in node]
         return "<machine>" if re.fullmatch(r"(\w+\.)?(cpu|memory)", key) else node
-    return [mask(doc) for doc in yaml.safe_load_all(text)]
+    def drop(doc):  # the CPU flavor, where the provider has one (CPU_FLAVORS)
+        if doc.get("kind") == "ResourceFlavor" and doc["metadata"]["name"] in cpu_flavors:
+            return None
+        if doc.get("kind") == "ClusterQueue":
+            for group in doc["spec"]["resourceGroups"]:
+                group["flavors"] = [f for f in group["flavors"] if f["name"] not in cpu_flavors]
+        return doc
+    return [mask(doc) for doc in map(drop, yaml.safe_load_all(text)) if doc is not None]
 
 
 # What allow-egress-https excepts ("inside the cluster") for LOGICAL (network.cidr 10.0.0.0/16):
@@ -185,7 +202,8 @@ def test_a_spot_pool_carries_what_its_cloud_adds_in_terraform_and_kueue_alike(tm
         row = next(r for r in _pools(provider, get_provider(provider).terraform_variables(bp)) if r[0] == "batch")
         assert (row[3], row[4]) == (labels, taints), provider
         files = render_kubernetes(bp)
-        flavor = next(yaml.safe_load_all(files["kueue/resource-flavors.yaml"]))
+        flavor = next(d for d in yaml.safe_load_all(files["kueue/resource-flavors.yaml"])
+                      if d["metadata"]["name"] == "batch")
         assert flavor["spec"]["nodeLabels"] == labels, provider
         assert [_taint(t) for t in flavor["spec"]["tolerations"]] == taints, provider
         if "cluster/device-plugin.yaml" in files:  # the plugin must run on spot GPU nodes too

@@ -80,7 +80,24 @@ def _labels(tags: dict[str, str]) -> dict[str, str]:
     return {clean(k): clean(v) for k, v in tags.items()}
 
 
-def _node_pool(pool: NodePool) -> dict[str, Any]:
+# GKE replicates a regional cluster's node pool in three zones of the region unless node_locations
+# names others: https://cloud.google.com/kubernetes-engine/docs/concepts/regional-clusters#node_pools
+DEFAULT_ZONES = 3
+
+
+def zones_per_pool(bp: Blueprint) -> int:
+    """How many zones each node pool spans: the pinned zone names, else GKE's default."""
+    return len(bp.network.zone_names) or DEFAULT_ZONES
+
+
+def initial_per_zone(pool: NodePool, zones: int) -> int:
+    """``initial_node_count`` counts nodes *per zone* on a regional pool (the autoscaler's
+    ``total_*`` limits count the whole pool): ``desired`` spread over the zones, rounded down so
+    the pool never starts above ``desired`` (or ``max``); the autoscaler brings it up to ``min``."""
+    return (pool.effective_desired or 0) // zones
+
+
+def _node_pool(pool: NodePool, zones: int) -> dict[str, Any]:
     machine = pool.all_instance_types[0]
     return {
         "name": pool.name,
@@ -91,7 +108,7 @@ def _node_pool(pool: NodePool) -> dict[str, Any]:
         "gpu_partition_size": (mig_partition(pool) or "") if pool.gpu else "",
         "min_count": pool.min or 0,
         "max_count": pool.max or 0,
-        "initial_count": pool.effective_desired or 0,
+        "initial_count": initial_per_zone(pool, zones),
         "spot": pool.effective_capacity_type == "spot",
         "disk_size_gb": _GPU_DISK_GB if pool.gpu else _CPU_DISK_GB,
         "labels": pool_labels(pool, "gcp"),
@@ -122,7 +139,7 @@ class GcpProvider(Provider):
             "security_group": security_group(bp),
             "cluster_admins": sorted({iam_member(a) for a in bp.access.admins}),
             "cluster_viewers": sorted({iam_member(m) for team in bp.teams for m in team.members}),
-            "node_pools": [_node_pool(p) for p in bp.node_pools],
+            "node_pools": [_node_pool(p, zones_per_pool(bp)) for p in bp.node_pools],
         }
 
     def cluster_networks(self, bp: Blueprint) -> list[str]:

@@ -83,14 +83,28 @@ def model_labels(model: Model) -> dict[str, str]:
 
 
 def _gpu_scheduling(gpu: int, where: Placement) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    if gpu <= 0:
-        return {}, []
+    """Node affinity and tolerations of a model server: the team's inference pools (a model
+    without GPUs too: they are the team's serving nodes, and GPU nodes are tainted, so a CPU-only
+    server with no pool of its own would find no node on a cluster of GPU hosts); without
+    inference pools, a GPU model goes to any GPU node and a CPU-only one wherever it fits."""
     if where.pools:
         term = {"matchExpressions": [{"key": POOL_LABEL, "operator": "In", "values": list(where.pools)}]}
-    else:
+    elif gpu > 0:
         term = {"matchExpressions": [{"key": GPU_PRESENT_LABEL, "operator": "In", "values": ["true"]}]}
+    else:
+        return {}, []
     affinity = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
     return affinity, list(where.gpu_tolerations)
+
+
+# A container that requests no GPU sees none, even on a GPU node whose default runtime is
+# NVIDIA's and whose image sets NVIDIA_VISIBLE_DEVICES=all (Triton's does): "void" tells the
+# NVIDIA container runtime to expose no GPU (docs/kubernetes.md, "Where pods land").
+NO_GPU_ENV = [{"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"}]
+
+
+def _server_env(gpu: int, where: Placement) -> list[dict[str, str]]:
+    return [dict(e) for e in NO_GPU_ENV] if gpu <= 0 and where.pools else []
 
 
 def _resources(gpu: int) -> dict[str, Any]:
@@ -161,6 +175,7 @@ def onnx_objects(model: Model, where: Placement, labels: dict[str, str]) -> list
         "metrics_port": METRICS_PORT,
         "ready_path": f"/v2/models/{model.name}/ready",
         "resources": _resources(model.gpu),
+        "env": _server_env(model.gpu, where),
         "volumes": [staging, {"name": "models", "emptyDir": {}}],
     }
     return objects_from_template("onnx-model.yaml.j2", ctx)

@@ -10,6 +10,12 @@ Kueue Configuration changed in two places (docs/kubernetes.md, "How queueing is 
   are untouched.
 * ``integrations.frameworks: [batch/job]``: model servers (Deployments) are budgeted by the
   namespace's ResourceQuota, not queued, so Kueue must not gate their pods.
+
+and the controller's pod given a home on every platform (docs/kubernetes.md, "Where pods land"):
+it tolerates the taints platforms put on the nodes meant for cluster services, kubeadm's
+control-plane taint and AKS's ``CriticalAddonsOnly`` system pool (data/nodes/<provider>.yaml),
+and is ``system-cluster-critical``. It does not tolerate GPU taints: GPU nodes are for GPU
+work. A blueprint whose every node carries another taint gets a placement error at validate.
 """
 
 from __future__ import annotations
@@ -38,6 +44,22 @@ _QUEUE_TEAMS = f"""    manageJobsWithoutQueueName: true
           operator: Exists
 """
 _FRAMEWORKS_START = "    integrations:\n      frameworks:\n"
+_POD_END = "      serviceAccountName: kueue-controller-manager\n      terminationGracePeriodSeconds: 10\n"
+CONTROLLER_TOLERATIONS = (
+    {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": "CriticalAddonsOnly", "operator": "Exists"},
+)
+CONTROLLER_PRIORITY = "system-cluster-critical"
+
+
+def _controller_placement() -> str:
+    lines = [f"      priorityClassName: {CONTROLLER_PRIORITY}\n", "      tolerations:\n"]
+    for tol in CONTROLLER_TOLERATIONS:
+        first = True
+        for key in sorted(tol):
+            lines.append(f"      {'- ' if first else '  '}{key}: {tol[key]}\n")
+            first = False
+    return "".join(lines)
 _FRAMEWORKS_END = "    #  externalFrameworks:\n"
 
 
@@ -52,9 +74,10 @@ def checksum() -> str:
 @cache
 def install_manifest() -> str:
     text = MANIFESTS.read_text(encoding="utf-8")
-    if text.count(_QUEUE_ALL) != 1 or text.count(_FRAMEWORKS_START) != 1 or text.count(_FRAMEWORKS_END) != 1:
+    if (text.count(_QUEUE_ALL) != 1 or text.count(_FRAMEWORKS_START) != 1 or text.count(_FRAMEWORKS_END) != 1
+            or text.count(_POD_END) != 1 or "\n      tolerations:\n" in text):
         raise VendorError(f"{MANIFESTS}: the Kueue Configuration does not have the expected layout")
-    text = text.replace(_QUEUE_ALL, _QUEUE_TEAMS)
+    text = text.replace(_QUEUE_ALL, _QUEUE_TEAMS).replace(_POD_END, _POD_END + _controller_placement())
     start = text.index(_FRAMEWORKS_START) + len(_FRAMEWORKS_START)
     end = text.index(_FRAMEWORKS_END)
     return text[:start] + '      - "batch/job"\n' + text[end:]

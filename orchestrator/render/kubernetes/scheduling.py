@@ -49,7 +49,7 @@ def largest_node(bp: Blueprint) -> tuple[int, int, int]:
     return (
         max(c.vcpus_per_node for c in caps),
         max(c.memory_gib_per_node for c in caps),
-        max(c.gpus_per_node for c in caps),
+        max(c.units(c.gpus_per_node) for c in caps),
     )
 
 
@@ -70,14 +70,15 @@ def pool_tolerations(pool: NodePool, provider: str) -> list[dict[str, str]]:
 
 
 def resource_flavors(bp: Blueprint) -> list[dict[str, Any]]:
-    """A flavor per GPU pool, selecting exactly the labels its nodes carry (``flavor_labels``: the
-    pool's labels and, on GKE, a MIG pool's partition size)."""
+    """A flavor per CPU pool (``capacity.cpu_pools``: where Jobs without GPUs run) and per training
+    GPU pool, each selecting exactly the labels its nodes carry (``flavor_labels``: the pool's
+    labels and, on GKE, a MIG pool's partition size) and tolerating their taints."""
     pools = capacity.gpu_pools(bp, capacity.TRAINING)
     if not pools:  # nothing to tell apart: one flavor that matches any node
         ctx = {"api_version": KUEUE_API, "name": DEFAULT_FLAVOR, "node_labels": {}, "tolerations": []}
         return objects_from_template("resource-flavor.yaml.j2", ctx)
     objs: list[dict[str, Any]] = []
-    for pool in pools:
+    for pool in capacity.cpu_pools(bp) + pools:
         ctx = {
             "api_version": KUEUE_API,
             "name": pool.name,
@@ -97,16 +98,49 @@ def _gpu_quota(gpus: int, borrow: int, lend: int | None) -> dict[str, Any]:
     return quota
 
 
+def _lent(amount: int, lend: int | None, gpus: int) -> int | None:
+    """CPU or memory lent with ``lend`` of ``gpus`` GPUs: the same share (None: all, like GPUs)."""
+    return None if lend is None else capacity.share(amount, lend, gpus)
+
+
+def _resource(name: str, nominal: int, lend: int | None, unit: str = "") -> dict[str, Any]:
+    quota: dict[str, Any] = {"name": name, "nominalQuota": f"{nominal}{unit}" if unit else nominal}
+    if lend is not None:
+        quota["lendingLimit"] = f"{lend}{unit}" if unit else lend
+    return quota
+
+
 def _flavor_quota(name: str, cap: PoolCapacity, gpus: int, borrow: int, lend: int | None) -> dict[str, Any]:
     """The team's share of one pool: ``gpus`` nominal GPUs and the same share of CPU and memory;
-    it may borrow ``borrow`` more GPUs there and lend ``lend`` of its own (None: all)."""
+    it may borrow ``borrow`` more GPUs there and lend ``lend`` of its own (None: all), CPU and
+    memory lent in the same proportion (so ``lending_limit: 0`` keeps them too)."""
     whole = cap.gpus
+    cpu, memory = capacity.share(cap.vcpus, gpus, whole), capacity.share(cap.memory_gib, gpus, whole)
     return {
         "name": name,
-        "resources": [  # same order as COVERED_RESOURCES
-            {"name": "cpu", "nominalQuota": capacity.share(cap.vcpus, gpus, whole)},
-            {"name": "memory", "nominalQuota": f"{capacity.share(cap.memory_gib, gpus, whole)}Gi"},
-            _gpu_quota(gpus, borrow, lend),
+        "resources": [  # same order as COVERED_RESOURCES; GPUs in the scheduler's unit (MIG instances)
+            _resource("cpu", cpu, _lent(cpu, lend, gpus)),
+            _resource("memory", memory, _lent(memory, lend, gpus), "Gi"),
+            _gpu_quota(cap.units(gpus), cap.units(borrow), None if lend is None else cap.units(lend)),
+        ],
+    }
+
+
+def _cpu_flavor_quota(bp: Blueprint, team: Team, cap: PoolCapacity) -> dict[str, Any]:
+    """The team's share of a CPU pool: an even share of its CPU and memory, no GPUs (so a Job
+    that requests GPUs never gets this flavor); lent like its GPUs (``lending_limit`` of its
+    nominal GPUs: the same fraction, none given: all)."""
+    teams = max(len(bp.teams), 1)
+    cpu, memory = cap.vcpus // teams, cap.memory_gib // teams
+    nominal = capacity.training_quota(bp, team)
+    lend = None if team.lending_limit is None else min(team.lending_limit, nominal)
+    return {
+        "name": cap.name,
+        "resources": [
+            _resource("cpu", cpu, _lent(cpu, lend, nominal) if nominal else (None if lend is None else 0)),
+            _resource("memory", memory, (_lent(memory, lend, nominal) if nominal else (None if lend is None else 0)),
+                      "Gi"),
+            _gpu_quota(0, 0, None if lend is None else 0),
         ],
     }
 
@@ -122,6 +156,8 @@ def cluster_queue(bp: Blueprint, team: Team) -> list[dict[str, Any]]:
             nothing = None if team.lending_limit is None else 0
             flavors = [_flavor_quota(p.name, caps[p.name], 0, 0, nothing)
                        for p in capacity.gpu_pools(bp, capacity.TRAINING)]
+        # CPU pools first: Kueue tries flavors in order, and only these fit a Job without GPUs.
+        flavors = [_cpu_flavor_quota(bp, team, caps[p.name]) for p in capacity.cpu_pools(bp)] + flavors
     else:  # no training pool: one flavor, no GPUs to guarantee; CPU and memory of the cluster
         totals = cluster_totals(bp)
         flavors = [{"name": DEFAULT_FLAVOR, "resources": [

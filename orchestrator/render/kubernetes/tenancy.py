@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...blueprint import capacity
 from ...blueprint.models import Blueprint, Team
 from ...conventions import COMPONENT_LABEL, GPU_RESOURCE, OIP_HTTP_PORT, PRIORITY_CLASSES, TEAM_LABEL
 from ...providers import registry
@@ -42,9 +43,13 @@ TEAM_RULES: list[dict[str, Any]] = [
 ]
 
 
-def team_gpu_limit(team: Team) -> int:
-    """GPUs the namespace may request at once: guaranteed plus borrowable."""
-    return team.gpu_quota + (team.borrowing_limit or 0)
+def team_gpu_limit(bp: Blueprint, team: Team) -> int:
+    """``nvidia.com/gpu`` the namespace may request at once: guaranteed plus borrowable, with a
+    MIG pool's share counted in MIG instances (what Kueue admits there)."""
+    caps = capacity.capacities(bp)
+    nominal, borrow = capacity.nominal_split(bp, team), capacity.borrowing_split(bp, team)
+    extra = sum((nominal[p] + borrow[p]) * (caps[p].units_per_gpu - 1) for p in nominal)
+    return team.gpu_quota + (team.borrowing_limit or 0) + extra
 
 
 def cluster_networks(bp: Blueprint) -> list[str]:
@@ -79,7 +84,7 @@ def team_objects(bp: Blueprint, team: Team) -> list[dict[str, Any]]:
         "requests.memory": f"{totals.memory_gib}Gi",
         "limits.memory": f"{totals.memory_gib}Gi",
         # Extended resources take only the requests. prefix (limits.nvidia.com/gpu is invalid).
-        f"requests.{GPU_RESOURCE}": str(team_gpu_limit(team)),
+        f"requests.{GPU_RESOURCE}": str(team_gpu_limit(bp, team)),
     }
     context = {
         "namespace": team.effective_namespace,

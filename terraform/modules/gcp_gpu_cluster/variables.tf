@@ -136,7 +136,7 @@ variable "node_pools" {
       effect = string
     }))
   }))
-  description = "One node pool per blueprint pool: machine type, GPUs (accelerator type, count, MIG gpu_partition_size or \"\"; GKE installs the driver), autoscaling from min (0 allowed) to max, spot, labels and taints (GKE spelling: NO_SCHEDULE, NO_EXECUTE, PREFER_NO_SCHEDULE)."
+  description = "One node pool per blueprint pool: machine type, GPUs (accelerator type, count, MIG gpu_partition_size or \"\"; GKE installs the driver), autoscaling from min (0 allowed) to max (totals over the zones), initial_count per zone (GKE starts it in every zone), spot, labels and taints (GKE spelling: NO_SCHEDULE, NO_EXECUTE, PREFER_NO_SCHEDULE)."
 
   validation {
     condition     = alltrue([for p in var.node_pools : can(regex("^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$", p.name)) && p.min_count >= 0 && p.min_count <= p.max_count])
