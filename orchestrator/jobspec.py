@@ -46,6 +46,11 @@ class JobRequest:
     tolerations: list[dict[str, Any]] = field(default_factory=lambda: [dict(GPU_TOLERATION)])
 
 
+# The priority tiers a Job may take: infra-inference is for model servers only (an admission
+# policy refuses it on Jobs and their pods, render/kubernetes/admission.py).
+JOB_TIERS = ("batch", "interactive")
+
+
 def _slug(text: str) -> str:
     base = text.rsplit("/", 1)[-1].split(":")[0].split("@")[0]
     return re.sub(r"[^a-z0-9-]+", "-", base.lower()).strip("-")[:20] or "job"
@@ -86,8 +91,10 @@ def _queue_labels(team: str) -> dict[str, str]:
 
 
 def build_job(req: JobRequest) -> dict[str, Any]:
-    if req.priority not in PRIORITY_BY_TIER:
-        raise UsageError(f"--priority must be one of {', '.join(PRIORITY_BY_TIER)}, not {req.priority!r}")
+    if req.priority not in JOB_TIERS:
+        hint = " (inference is for model servers: the admission policy refuses it on Jobs)" \
+            if req.priority in PRIORITY_BY_TIER else ""
+        raise UsageError(f"--priority must be one of {', '.join(JOB_TIERS)}, not {req.priority!r}{hint}")
     try:
         command = shlex.split(req.command)
     except ValueError as exc:

@@ -213,8 +213,28 @@ def issues(bp: Blueprint) -> Iterator[Issue]:
 
 
 def warnings(bp: Blueprint) -> list[Issue]:
-    """With ``overcommit: true``, what would otherwise be capacity errors."""
-    return list(overcommitted(bp)) if bp.overcommit else []
+    """With ``overcommit: true``, what would otherwise be capacity errors; and training pools
+    whose nodes no team may fill (``no_whole_node``)."""
+    return (list(overcommitted(bp)) if bp.overcommit else []) + list(no_whole_node(bp))
+
+
+def no_whole_node(bp: Blueprint) -> Iterator[Issue]:
+    """A training pool where no team's nominal plus borrowing quota reaches one node's GPUs: a Job
+    that needs a whole node there (multi-GPU training) is never admitted."""
+    if not bp.teams:
+        return
+    caps = capacities(bp)
+    reach = {p.name: 0 for p in gpu_pools(bp, TRAINING)}
+    for team in bp.teams:
+        nominal, borrow = nominal_split(bp, team), borrowing_split(bp, team)
+        for pool in nominal:
+            reach[pool] = max(reach[pool], nominal[pool] + borrow[pool])
+    for i, pool in enumerate(bp.node_pools):
+        if pool.name in reach and caps[pool.name].nodes and reach[pool.name] < caps[pool.name].gpus_per_node:
+            yield ("node_pools", i, "gpu"), (
+                f"no team may hold a whole node of pool '{pool.name}' ({caps[pool.name].gpus_per_node} GPUs): the most "
+                f"any team's nominal plus borrowing quota reaches there is {reach[pool.name]}, so a Job that needs "
+                "a whole node is never admitted; raise a team's gpu_quota or borrowing_limit")
 
 
 def _references(bp: Blueprint) -> Iterator[Issue]:

@@ -68,10 +68,16 @@ def pool_taints(pool: NodePool, provider: str) -> list[Taint]:
 
 
 def cloud_labels(pool: NodePool, provider: str) -> dict[str, str]:
-    """Labels the cloud puts on the pool's nodes (``spot_node_labels`` in data/catalog/<provider>.yaml)."""
-    if pool.effective_capacity_type != "spot":
-        return {}
-    return dict(catalog.setting(provider, "spot_node_labels", {}))
+    """Labels the pool's nodes carry for the cloud's sake (data/catalog/<provider>.yaml): what the
+    cloud puts on spot nodes (``spot_node_labels``), and what its autoscaler needs on GPU nodes
+    (``gpu_node_labels``, e.g. EKS's ``k8s.amazonaws.com/accelerator``)."""
+    labels: dict[str, str] = {}
+    if pool.gpu:
+        labels.update({k: str(v).replace("{gpu}", pool.gpu.type)
+                       for k, v in catalog.setting(provider, "gpu_node_labels", {}).items()})
+    if pool.effective_capacity_type == "spot":
+        labels.update(catalog.setting(provider, "spot_node_labels", {}))
+    return labels
 
 
 def _cloud_taints(pool: NodePool, provider: str) -> list[Taint]:

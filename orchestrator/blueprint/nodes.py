@@ -47,6 +47,7 @@ class NodeShape:
     gpus: int                       # allocatable nvidia.com/gpu (MIG instances under MIG)
     count: int
     instance_type: str | None = None
+    where: tuple[Any, ...] = ()     # the blueprint field that made it: ("node_pools", i) or ("hosts", i)
 
     @property
     def has_gpus(self) -> bool:
@@ -135,7 +136,7 @@ def _platform_taints(provider: str, which: str) -> list[dict[str, str]]:
     return [_taint(t) for t in platform(provider)["taints"].get(which) or []]
 
 
-def pool_shape(bp: Blueprint, pool: NodePool, system_pool: bool = False) -> NodeShape:
+def pool_shape(bp: Blueprint, pool: NodePool, system_pool: bool = False, where: tuple[Any, ...] = ()) -> NodeShape:
     """The node a cloud node pool gives (``count`` = its ``max``)."""
     machine = smallest_machine(bp.provider, pool)
     capacity = "SPOT" if pool.effective_capacity_type == "spot" else "ON_DEMAND"
@@ -152,7 +153,7 @@ def pool_shape(bp: Blueprint, pool: NodePool, system_pool: bool = False) -> Node
         name=pool.name, pool=pool.name, role=role, labels=dict(sorted(labels.items())), taints=taints,
         cpu_millis=1000 * (machine.vcpus if machine else DEFAULT_NODE_VCPUS),
         memory_mib=int(1024 * (machine.memory_gib if machine else DEFAULT_NODE_MEMORY_GIB)),
-        gpus=gpus, count=pool.max or 0, instance_type=machine.name if machine else None,
+        gpus=gpus, count=pool.max or 0, instance_type=machine.name if machine else None, where=where,
     )
 
 
@@ -162,7 +163,7 @@ def host_shapes(bp: Blueprint) -> list[NodeShape]:
     from ..inventory import from_blueprint
 
     shapes = []
-    for host in from_blueprint(bp):
+    for i, host in enumerate(from_blueprint(bp)):
         pool = bp.pool(host.pool) if host.pool else None
         values = {"host": host.name}
         labels = {**_platform_labels(bp.provider, values), **host.labels}
@@ -174,7 +175,7 @@ def host_shapes(bp: Blueprint) -> list[NodeShape]:
         shapes.append(NodeShape(
             name=host.name, pool=host.pool, role=role, labels=dict(sorted(labels.items())), taints=taints,
             cpu_millis=1000 * DEFAULT_NODE_VCPUS, memory_mib=1024 * DEFAULT_NODE_MEMORY_GIB,
-            gpus=host.gpu_count * units, count=1,
+            gpus=host.gpu_count * units, count=1, where=("hosts", i),
         ))
     return shapes
 
@@ -186,4 +187,4 @@ def node_shapes(bp: Blueprint) -> list[NodeShape]:
     from .capacity import system_pool_index
 
     system = system_pool_index(bp) if catalog.setting(bp.provider, "system_pool") else None
-    return [pool_shape(bp, p, system_pool=(i == system)) for i, p in enumerate(bp.node_pools)]
+    return [pool_shape(bp, p, system_pool=(i == system), where=("node_pools", i)) for i, p in enumerate(bp.node_pools)]

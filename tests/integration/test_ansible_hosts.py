@@ -284,11 +284,13 @@ def test_check_on_a_fresh_host_exits_0_and_reports_what_it_would_change(lab, tmp
 
 
 def test_declared_gpus_missing_from_the_host_fail_clearly(converged, lab, tmp_path):
+    """A worker (node-2) declared with a GPU it lacks. (On node-1, a control plane only, the
+    placement proof refuses the GPU at validate: the device plugin could not run there.)"""
     blueprint = tmp_path / "gpu.yaml"
-    write_blueprint(blueprint, lab.hosts, lab.model, gpu_host="node-1")
-    result = run_infra(["configure", "--limit", "node-1", str(blueprint)], lab.dir, _env(lab))
-    assert result.code == 4
-    assert "node-1 failed at task 'nvidia_gpu : Fail when the blueprint gives this host GPUs" in result.stderr
+    write_blueprint(blueprint, lab.hosts, lab.model, gpu_host="node-2")
+    result = run_infra(["configure", "--limit", "node-2", str(blueprint)], lab.dir, _env(lab))
+    assert result.code == 4, result.stderr
+    assert "node-2 failed at task 'nvidia_gpu : Fail when the blueprint gives this host GPUs" in result.stderr
     assert "1 x l4 GPUs, but no NVIDIA GPU is on its PCI bus" in result.stderr
 
 

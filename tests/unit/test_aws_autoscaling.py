@@ -35,9 +35,20 @@ def test_node_template_tags_equal_labels_taints_and_gpus(tmp_path, case, tf_mirr
     subprocess.run(["terraform", "init", "-input=false", "-backend=false"], cwd=module, env=env, check=True,
                    capture_output=True)
     out = subprocess.run(["terraform", "console"], cwd=module, env=env, capture_output=True, text=True,
-                         input="jsonencode([local.autoscaler_tags, local.control_plane_to_node_ports])\n")
+                         input="jsonencode([local.autoscaler_tags, local.control_plane_to_node_ports, "
+                               "local.pool_subnet_indexes])\n")
     assert out.returncode == 0, out.stderr
-    tags_line, ports_line = json.loads(json.loads(out.stdout.strip()))
+    tags_line, ports_line, subnets = json.loads(json.loads(out.stdout.strip()))
+    # CHECKLISTS §5: a cluster placement group lives in one zone, so its pool uses one subnet.
+    zones = len(variables["private_subnets"])
+    assert subnets == {p["name"]: [0] if p["placement_group"] else list(range(zones))
+                       for p in variables["node_pools"]}
+    if case == "prod-us":  # p5.48xlarge training pool: placed, in the first zone only
+        assert subnets["h100"] == [0] and subnets["system"] == [0, 1, 2]
+    for pool in variables["node_pools"]:  # the Cluster Autoscaler waits for GPUs only on this label
+        if pool["gpu_count"]:
+            assert pool["labels"]["k8s.amazonaws.com/accelerator"].startswith("nvidia-"), pool["name"]
+            assert f"{pool['name']}|{PREFIX}node-template/label/k8s.amazonaws.com/accelerator" in tags_line
     for pool in variables["node_pools"]:
         mine = {k.split("|", 1)[1]: v for k, v in tags_line.items() if k.startswith(pool["name"] + "|")}
         expected = {PREFIX + "enabled": "true", PREFIX + variables["name"]: "owned"}

@@ -55,6 +55,7 @@ def test_three_teams_quotas_queues_and_flavors_carry_the_blueprint_numbers(lab):
     # Exactly the labels the node groups carry (docs/kubernetes.md): pool, its own labels, GPU type.
     assert flavors["h100"]["spec"]["nodeLabels"] == {
         "infra.dev/gpu-type": "h100", "infra.dev/pool": "h100", "nvidia.com/gpu.present": "true",
+        "k8s.amazonaws.com/accelerator": "nvidia-h100",  # EKS: what the Cluster Autoscaler waits for
         "workload": "training",
     }
     assert flavors["h100"]["spec"]["tolerations"] == [

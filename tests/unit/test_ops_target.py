@@ -75,10 +75,10 @@ def test_one_label_convention_for_terraform_ansible_and_kueue(tmp_path):
     aws = load(THREE_TEAMS).model
     node_groups = {p["name"]: p["labels"] for p in get("aws").terraform_variables(aws)["node_pools"]}
     h100 = {"infra.dev/gpu-type": "h100", "infra.dev/pool": "h100", "nvidia.com/gpu.present": "true",
-            "workload": "training"}
+            "workload": "training", "k8s.amazonaws.com/accelerator": "nvidia-h100"}
     assert node_groups["h100"] == h100 and node_groups["system"] == {"infra.dev/pool": "system"}
     flavors = _flavor_labels(aws)
     # l4 is an inference pool: no flavor (docs/kubernetes.md); system carries Jobs without GPUs.
     assert flavors == {"system": {"infra.dev/pool": "system"}, "h100": h100}
     assert node_groups["l4"] == {"infra.dev/gpu-type": "l4", "infra.dev/pool": "l4", "nvidia.com/gpu.present": "true",
-                                 "workload": "inference"}
+                                 "workload": "inference", "k8s.amazonaws.com/accelerator": "nvidia-l4"}

@@ -339,3 +339,52 @@ def test_validate_refuses_an_unplaceable_model_server(tmp_path):
     assert first.startswith(f"{path}:61:7 inference.models[0]: Deployment vision/resnet50 fits no node (")
     assert "pool l4: insufficient nvidia.com/gpu: requests 2, node allocatable 1" in first
     assert "Traceback" not in proc.stderr
+
+
+def test_a_pool_no_team_can_fill_a_node_of_is_a_warning(tmp_path):
+    """Three teams on 2 x 8 H100: 5 + 5 + 6 GPUs guaranteed, no borrowing: no team reaches 8, so
+    an 8-GPU Job is never admitted. Borrowing enough makes it go away."""
+    text = """blueprint: 1
+name: t-env
+provider: baremetal
+node_pools:
+  - {name: dgx, gpu: {type: h100, count: 8}}
+  - {name: cpu}
+hosts:
+  - {name: cp, address: 10.0.0.1, roles: [control_plane]}
+  - {name: c1, address: 10.0.0.2, roles: [worker], pool: cpu}
+  - {name: g1, address: 10.0.0.3, roles: [worker], pool: dgx}
+  - {name: g2, address: 10.0.0.4, roles: [worker], pool: dgx}
+teams:
+  - {name: a, gpu_quota: 5, groups: [a]}
+  - {name: b, gpu_quota: 5, groups: [b]}
+  - {name: c, gpu_quota: 6, groups: [c]}
+"""
+    from orchestrator.blueprint import semantics
+
+    found = semantics.warnings(load(_write(tmp_path, text)).model)
+    assert (("node_pools", 0, "gpu"), "no team may hold a whole node of pool 'dgx' (8 GPUs): the most any team's "
+            "nominal plus borrowing quota reaches there is 6, so a Job that needs a whole node is never admitted; "
+            "raise a team's gpu_quota or borrowing_limit") in found
+    fixed = text.replace("{name: c, gpu_quota: 6, groups: [c]}",
+                         "{name: c, gpu_quota: 6, borrowing_limit: 2, groups: [c]}")
+    assert not [w for w in semantics.warnings(load(_write(tmp_path, fixed)).model) if "whole node" in w[1]]
+
+
+def test_jobs_cannot_ask_for_the_inference_priority():
+    """The admission policy refuses infra-inference on Jobs: submit says so instead of offering it."""
+    with pytest.raises(Exception, match=r"--priority must be one of batch, interactive, not 'inference' "
+                                        r"\(inference is for model servers"):
+        build_job(JobRequest(team="t", namespace="t", image="x", command="true", priority="inference"))
+    assert build_job(JobRequest(team="t", namespace="t", image="x", command="true", priority="interactive"))
+
+
+def test_a_gpu_on_a_control_plane_only_host_is_refused_at_that_host(tmp_path):
+    """The device plugin does not tolerate kubeadm's control-plane taint (GPU nodes are for GPU
+    work): a GPU declared on a control plane that is not also a worker would never be advertised."""
+    text = ONPREM_GPU_ONLY.replace("roles: [control_plane]}", "roles: [control_plane], gpu: {type: l4, count: 1}}")
+    with pytest.raises(BlueprintError) as info:
+        load(_write(tmp_path, text), checks=placement.CHECKS)
+    assert ("hosts[0]", "DaemonSet kube-system/nvidia-device-plugin selects host cp-1 but cannot run there: "
+                        "untolerated taint node-role.kubernetes.io/control-plane:NoSchedule") in \
+        [(p.path, p.message) for p in info.value.problems]

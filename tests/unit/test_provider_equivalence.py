@@ -76,8 +76,20 @@ def _pools(provider: str, variables: dict) -> list[tuple]:
     else:
         rows = variables["node_pools"]
     lo, hi = ("min_size", "max_size") if provider == "aws" else ("min_count", "max_count")
-    return sorted((r["name"], r["labels"].get("infra.dev/gpu-type"), r["gpu_count"], r["labels"],
+    for r in rows:  # what only one cloud's autoscaler needs on GPU nodes, checked and set apart
+        gpu = r["labels"].get("infra.dev/gpu-type")
+        assert {k: r["labels"][k] for k in GPU_NODE_LABELS.get(provider, {}) if k in r["labels"]} == (
+            {k: v.format(gpu=gpu) for k, v in GPU_NODE_LABELS.get(provider, {}).items()} if gpu else {}), r
+    return sorted((r["name"], r["labels"].get("infra.dev/gpu-type"), r["gpu_count"], _common(provider, r["labels"]),
                    [_taint(t) for t in r["taints"]], r[lo], r[hi]) for r in rows)
+
+
+# EKS's Cluster Autoscaler waits for GPUs only on nodes with this label (CHECKLISTS §5).
+GPU_NODE_LABELS = {"aws": {"k8s.amazonaws.com/accelerator": "nvidia-{gpu}"}}
+
+
+def _common(provider: str, labels: dict) -> dict:
+    return {k: v for k, v in labels.items() if k not in GPU_NODE_LABELS.get(provider, {})}
 
 
 def test_cloud_pools_are_equivalent(tmp_path) -> None:
@@ -135,9 +147,13 @@ def _gpu_only(text: str, cpu_flavors: list[str] = ()) -> list:
         if isinstance(node, list):
             return [mask(v) for v in node]
         return "<machine>" if re.fullmatch(r"(\w+\.)?(cpu|memory)", key) else node
-    def drop(doc):  # the CPU flavor, where the provider has one (CPU_FLAVORS)
+    def drop(doc):  # the CPU flavor, where the provider has one (CPU_FLAVORS), and GPU_NODE_LABELS
         if doc.get("kind") == "ResourceFlavor" and doc["metadata"]["name"] in cpu_flavors:
             return None
+        if doc.get("kind") == "ResourceFlavor":
+            for labels in GPU_NODE_LABELS.values():
+                for key in labels:
+                    doc["spec"].get("nodeLabels", {}).pop(key, None)
         if doc.get("kind") == "ClusterQueue":
             for group in doc["spec"]["resourceGroups"]:
                 group["flavors"] = [f for f in group["flavors"] if f["name"] not in cpu_flavors]
@@ -204,7 +220,7 @@ def test_a_spot_pool_carries_what_its_cloud_adds_in_terraform_and_kueue_alike(tm
         files = render_kubernetes(bp)
         flavor = next(d for d in yaml.safe_load_all(files["kueue/resource-flavors.yaml"])
                       if d["metadata"]["name"] == "batch")
-        assert flavor["spec"]["nodeLabels"] == labels, provider
+        assert _common(provider, flavor["spec"]["nodeLabels"]) == labels, provider  # + GPU_NODE_LABELS
         assert [_taint(t) for t in flavor["spec"]["tolerations"]] == taints, provider
         if "cluster/device-plugin.yaml" in files:  # the plugin must run on spot GPU nodes too
             docs = yaml.safe_load_all(files["cluster/device-plugin.yaml"])

@@ -366,6 +366,7 @@ def test_demo_node_pools() -> None:
     assert pools["a100"]["labels"] == {
         "infra.dev/gpu-type": "a100",
         "infra.dev/pool": "a100",
+        "k8s.amazonaws.com/accelerator": "nvidia-a100",
         "nvidia.com/gpu.present": "true",
         "workload": "training",
     }

@@ -188,8 +188,8 @@ def check(pod: Pod, nodes: list[NodeShape]) -> Iterator[Finding]:
     if pod.daemon:
         for node in nodes:
             if node.count and affinity_failure(pod.spec, node.labels) is None and node not in fits:
-                yield Finding(pod.where, f"{pod.what} selects {_node_pool(node)} but cannot run there: "
-                                         f"{why_not(pod.spec, node)}")
+                yield Finding(node.where or pod.where, f"{pod.what} selects {_node_pool(node)} but cannot run "
+                                                       f"there: {why_not(pod.spec, node)}")
         return
     if not fits:
         yield Finding(pod.where, _no_node(pod, [n for n in nodes if n.count]))
@@ -236,8 +236,6 @@ def rendered_pods(bp: Blueprint, objs: list[dict[str, Any]]) -> list[Pod]:
             continue
         inference = (meta.get("labels") or {}).get(COMPONENT_LABEL) == "inference" or kind == "Server"
         where = _model_where(bp, obj) if inference else _cluster_where(bp)
-        if kind == "DaemonSet" and bp.gpu_pools():
-            where = ("node_pools", next(i for i, p in enumerate(bp.node_pools) if p.gpu))
         pods.append(Pod(what, spec, where, daemon=kind == "DaemonSet"))
     return pods
 

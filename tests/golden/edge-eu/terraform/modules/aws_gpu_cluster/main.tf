@@ -61,6 +61,12 @@ locals {
   # Training pools on EFA-capable types get a cluster placement group (low-latency NCCL).
   # The emulator implements no placement groups: var.emulated leaves them out of a sandbox apply.
   placed_pools = { for name, p in local.pools : name => p if p.placement_group && !var.emulated }
+  # Which private subnets (by index) each pool launches in: a cluster placement group lives in one
+  # Availability Zone, so its pool uses the first private subnet only (spread over the zones,
+  # instances outside the group's zone fail to launch); every other pool spans all of them.
+  pool_subnet_indexes = {
+    for name, p in local.pools : name => contains(keys(local.placed_pools), name) ? [0] : range(length(var.private_subnets))
+  }
 }
 
 resource "aws_placement_group" "pool" {
@@ -134,7 +140,7 @@ resource "aws_eks_node_group" "pool" {
   cluster_name           = aws_eks_cluster.this.name
   node_group_name_prefix = "${each.key}-"
   node_role_arn          = aws_iam_role.node.arn
-  subnet_ids             = aws_subnet.private[*].id
+  subnet_ids             = [for i in local.pool_subnet_indexes[each.key] : aws_subnet.private[i].id]
   version                = aws_eks_cluster.this.version
   instance_types         = each.value.instance_types
   ami_type               = each.value.ami_type
