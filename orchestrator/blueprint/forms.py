@@ -28,6 +28,11 @@ PRINCIPAL_FORMS = {
     "google_member": (_GOOGLE_MEMBER, "a Google identity on gcp: an email, or user:, group: or serviceAccount: "
                                       "and an email (e.g. group:ml-admins@example.com)"),
 }
+# teams[].groups per provider (settings ``group.form``): what its RBAC sees of a group.
+GROUP_FORMS = {
+    "entra_object_id": _ENTRA_OBJECT_ID,
+    "google_group": re.compile(r"[A-Za-z0-9._%+'-]+@([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})"),
+}
 AWS_ZONE = re.compile(r"[a-z]{2}(-[a-z]+)+-[0-9][a-z]?(-[a-z0-9]+)?[a-z]")
 
 

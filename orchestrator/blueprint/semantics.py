@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from orchestrator import clock
-from orchestrator.blueprint import capacity, catalog, eks_versions, network, nodes
+from orchestrator.blueprint import capacity, catalog, eks_versions, forms, network, nodes
 from orchestrator.blueprint.models import MIG_GPU_TYPES, Blueprint, Gpu, NodePool
 from orchestrator.blueprint.yamlpos import format_path
 
@@ -35,7 +35,7 @@ def check(bp: Blueprint, pending: frozenset[tuple[Any, ...]] = frozenset()) -> l
     ``${output:...}`` reference left out of this load fills at run time (blueprint/outputs.py)."""
     rules = (_placement, _pools, _unique_names, _references, _mig, _mig_partitions, _gpu_catalog, _hosts,
              functools.partial(_endpoint, pending=pending), _capacity, capacity.issues, _state, _purchase,
-             _system_pool, _one_machine, _members, _version)
+             _system_pool, _one_machine, _members, _group_forms, _model_uris, _version)
     return [issue for rule in rules for issue in rule(bp)]
 
 
@@ -330,6 +330,46 @@ def _members(bp: Blueprint) -> Iterator[Issue]:
             yield ("teams", i, "members"), "needs groups: members are mapped to the team's Kubernetes groups"
 
 
+def _group_forms(bp: Blueprint) -> Iterator[Issue]:
+    """A group the provider's RBAC can see (``group`` in data/catalog/<provider>.yaml): AKS binds
+    Entra group object IDs, GKE Google Group emails, all under one gke-security-groups domain."""
+    facts = catalog.setting(bp.provider, "group") or {}
+    form = forms.GROUP_FORMS.get(facts.get("form", ""))
+    if form is None:
+        return
+    domains: dict[str, tuple[Any, ...]] = {}
+    for i, team in enumerate(bp.teams):
+        for j, group in enumerate(team.groups):
+            match = form.fullmatch(group)
+            if match is None:
+                yield ("teams", i, "groups", j), f"must be {facts['says']}"
+            elif facts["form"] == "google_group":
+                domains.setdefault(match.group(1).lower(), ("teams", i, "groups", j))
+    if len(domains) > 1:
+        first, *others = sorted(domains)
+        for domain in others:
+            yield domains[domain], (f"GKE binds the groups of one domain (gke-security-groups@{first}): "
+                                    f"a group of {domain} reaches nobody; use groups of {first}")
+
+
+def _model_uris(bp: Blueprint) -> Iterator[Issue]:
+    """On a cloud, a model URI its model servers can fetch (``model_uri_schemes``); the storage
+    initializer reads Azure blobs only as https URLs. (Bare-metal hosts fetch every scheme with
+    the cloud's CLI: docs/ansible.md.)"""
+    schemes = catalog.setting(bp.provider, "model_uri_schemes")
+    models = bp.inference.models if bp.inference and schemes else []  # hosts fetch with the cloud's CLI
+    for i, model in enumerate(models):
+        scheme = model.uri.split("://", 1)[0] + "://"
+        if scheme == "az://":
+            yield ("inference", "models", i, "uri"), (
+                "az:// is not a form the model fetcher reads: write the blob's URL, "
+                "https://<account>.blob.core.windows.net/<container>/<path>")
+        elif schemes and scheme not in schemes:
+            yield ("inference", "models", i, "uri"), (
+                f"a model server on {bp.provider} cannot read {scheme} (no credentials for it there): "
+                f"use {', '.join(schemes)}")
+
+
 def _version(bp: Blueprint) -> Iterator[Issue]:
     """A patch release on a cloud (the managed service picks it); a Kubernetes version the provider
     no longer runs (past the end of extended support on EKS)."""
@@ -350,7 +390,20 @@ def warnings(bp: Blueprint) -> list[Issue]:
     found = [(("kubernetes", "version"), message)
              for level, message in eks_versions.version_issues(bp.provider, bp.kubernetes.minor, clock.today())
              if level == "warning"]
-    return found + list(capacity.warnings(bp)) + list(_no_groups(bp)) + list(_cpu_only_work(bp))
+    return found + list(capacity.warnings(bp)) + list(_no_groups(bp)) + list(_cpu_only_work(bp)) + list(
+        _groups_without_members(bp))
+
+
+def _groups_without_members(bp: Blueprint) -> Iterator[Issue]:
+    """Where members carry groups (EKS access entries), a team with groups and no members binds
+    its RoleBinding to groups nobody is in."""
+    if (catalog.setting(bp.provider, "group") or {}).get("carried_by") != "members":
+        return
+    for i, team in enumerate(bp.teams):
+        if team.groups and not team.members:
+            yield ("teams", i, "groups"), (
+                f"no access entry carries {', '.join(team.groups)}: list the IAM principals of team "
+                f"'{team.name}' in members (EKS maps them to these groups), or nobody but admins can use it")
 
 
 def _cpu_only_work(bp: Blueprint) -> Iterator[Issue]:

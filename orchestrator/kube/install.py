@@ -6,7 +6,9 @@ Deployment, webhook configurations, APIService); then a wait until Kueue's webho
 has a ready endpoint (an EndpointSlice of ``kueue-webhook-service`` with a ready address):
 until then every write of a Kueue object, and every Job in a managed namespace, is refused by
 the webhook's ``failurePolicy: Fail``. Only after that are ResourceFlavors, ClusterQueues and
-LocalQueues applied. These waits run with ``--no-wait`` too (``--timeout`` bounds them).
+LocalQueues applied; last, a wait until every APIService of the install is ``Available`` (Kueue's
+visibility API: an unavailable aggregated API breaks API discovery for every client and leaves
+deleted namespaces Terminating). These waits run with ``--no-wait`` too (``--timeout`` bounds them).
 
 Installed objects are applied as written: not relabelled, and never pruned (a cluster-wide
 component another environment may share).
@@ -55,6 +57,13 @@ def webhook_ready(client: Client) -> bool:
     return False
 
 
+def api_service_available(client: Client, name: str) -> bool:
+    """Whether the aggregator reports the APIService ``Available`` (it reached the Service behind it)."""
+    found = client.get(rest.resource("apiregistration.k8s.io/v1", "APIService"), name)
+    conditions = ((found or {}).get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Available" and c.get("status") == "True" for c in conditions)
+
+
 def _until(what: str, check: Any, opts: Any, progress: Progress, hint: str) -> None:
     deadline = opts.clock() + opts.timeout
     while not check():
@@ -90,3 +99,7 @@ def apply_install(client: Client, objs: list[dict[str, Any]], opts: Any, progres
                lambda: webhook_ready(client), opts, progress,
                f"see `kubectl -n {KUEUE_NAMESPACE} get pods,endpointslices`: GPU-less clusters need a node "
                "for kueue-controller-manager; rerun with a larger --timeout")
+    for name in [o["metadata"]["name"] for o in objs if o.get("kind") == "APIService"]:
+        _until(f"APIService {name} not Available", lambda n=name: api_service_available(client, n), opts, progress,
+               f"see `kubectl get apiservice {name} -o yaml` (status.conditions): the control plane must reach "
+               "the Service behind it (Kueue's visibility API listens on 8082: open it from the control plane)")

@@ -163,6 +163,7 @@ def test_one_node_group_per_pool_with_types_labels_taints(project, first_up):
     assert groups["a100"]["labels"] == {
         "infra.dev/gpu-type": "a100",
         "infra.dev/pool": "a100",
+        "k8s.amazonaws.com/accelerator": "nvidia-a100",  # the Cluster Autoscaler's GPU label
         "nvidia.com/gpu.present": "true",
         "workload": "training",
     }
@@ -185,6 +186,7 @@ def test_node_groups_carry_discovery_and_node_template_tags(project, first_up):
         "k8s.io/cluster-autoscaler/demo": "owned",
         "k8s.io/cluster-autoscaler/node-template/label/infra.dev/gpu-type": "a100",
         "k8s.io/cluster-autoscaler/node-template/label/infra.dev/pool": "a100",
+        "k8s.io/cluster-autoscaler/node-template/label/k8s.amazonaws.com/accelerator": "nvidia-a100",
         "k8s.io/cluster-autoscaler/node-template/label/nvidia.com/gpu.present": "true",
         "k8s.io/cluster-autoscaler/node-template/label/workload": "training",
         "k8s.io/cluster-autoscaler/node-template/taint/nvidia.com/gpu": "present:NoSchedule",
@@ -201,7 +203,7 @@ def test_node_security_group_opens_webhook_ports_from_the_control_plane(project,
         p["FromPort"] for p in by_name["demo-node"]["IpPermissions"]
         if any(pair["GroupId"] == cluster_sg for pair in p.get("UserIdGroupPairs", []))
     )
-    assert from_cluster == [443, 4443, 6443, 8443, 9443, 10250]
+    assert from_cluster == [443, 4443, 6443, 8082, 8443, 9443, 10250]  # 8082: Kueue's visibility API
 
 
 def test_flow_log_and_closed_default_security_group(project, first_up):

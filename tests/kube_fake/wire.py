@@ -89,6 +89,9 @@ def ready(obj: dict[str, Any]) -> None:
         obj["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
     elif kind == "Namespace":
         obj["status"] = {"phase": "Active"}
+    elif kind == "APIService":  # the aggregator reached the Service behind it
+        obj["status"] = {"conditions": [{"type": "Available", "status": "True", "reason": "Passed",
+                                         "message": "all checks passed"}]}
     elif kind == "CustomResourceDefinition":
         obj["status"] = {"conditions": [{"type": "NamesAccepted", "status": "True", "reason": "NoConflicts"},
                                         {"type": "Established", "status": "True", "reason": "InitialNamesAccepted"}]}

@@ -58,7 +58,8 @@ def test_node_template_tags_equal_labels_taints_and_gpus(tmp_path, case, tf_mirr
         if pool["gpu_count"]:
             expected[f"{PREFIX}node-template/resources/nvidia.com/gpu"] = str(pool["gpu_count"])
         assert mine == expected, pool["name"]
-    assert sorted(ports_line, key=int) == ["443", "4443", "6443", "8443", "9443", "10250"]
+    # 8082: Kueue's visibility API (an APIService the handoff waits for: CHECKLISTS §5)
+    assert sorted(ports_line, key=int) == ["443", "4443", "6443", "8082", "8443", "9443", "10250"]
 
 
 def test_demo_gpu_pool_tags_literal():

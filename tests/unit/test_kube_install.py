@@ -105,6 +105,41 @@ def test_a_crd_never_established_stops_the_install(client, fake, lab):  # noqa: 
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/resourceflavors.kueue.x-k8s.io"]
 
 
+_VISIBILITY = {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+               "metadata": {"name": "v1beta1.visibility.kueue.x-k8s.io"},
+               "spec": {"group": "visibility.kueue.x-k8s.io", "version": "v1beta1", "groupPriorityMinimum": 100,
+                        "versionPriority": 100, "insecureSkipTLSVerify": True,
+                        "service": {"name": "kueue-visibility-server", "namespace": "kueue-system"}}}
+
+
+def test_the_install_waits_until_its_apiservices_are_available(client, fake, lab):  # noqa: F811
+    """The double's aggregator reports the visibility API unavailable (its Service unreachable from
+    the control plane): the handoff stops naming it, and applies no queue; once Available, it goes on."""
+    bp, _ = lab
+    _bare_fake(fake)
+    fake.on_create.append(lambda obj: obj.get("kind") == "APIService" and fake.put({**obj, "status": {
+        "conditions": [{"type": "Available", "status": "False", "reason": "FailedDiscoveryCheck",
+                        "message": "failing or missing response from https://10.96.0.12:443"}]}}))
+    clock = Clock(on_sleep=lambda n: n == 1 and fake.put(_slice()))
+    flavors = [o for o in render_objects(bp) if o["kind"] == "ResourceFlavor"]
+    with pytest.raises(KubernetesError, match=r"^APIService v1beta1.visibility.kueue.x-k8s.io not Available "
+                                              r"after 20s$") as info:
+        apply_all(client, flavors, bp.name, Options(sleep=clock.sleep, clock=clock, timeout=20.0),
+                  install=[*_small_install(), copy.deepcopy(_VISIBILITY)])
+    assert "8082" in info.value.hint and "control plane" in info.value.hint
+    assert not [r for r in fake.requests if "resourceflavors/" in r["path"] and r["method"] == "PATCH"]
+
+
+def test_an_available_apiservice_lets_the_install_go_on(client, fake, lab):  # noqa: F811
+    bp, _ = lab
+    _bare_fake(fake)
+    clock = Clock(on_sleep=lambda n: n == 1 and fake.put(_slice()))
+    flavors = [o for o in render_objects(bp) if o["kind"] == "ResourceFlavor"]
+    apply_all(client, flavors, bp.name, Options(sleep=clock.sleep, clock=clock, timeout=20.0, wait=False,
+                                                prune=False), install=[*_small_install(), copy.deepcopy(_VISIBILITY)])
+    assert "/apis/apiregistration.k8s.io/v1/apiservices/v1beta1.visibility.kueue.x-k8s.io" in fake.paths("GET")
+
+
 def _team_labels(objs: list[dict]) -> list[dict]:
     return [o["metadata"]["labels"] for o in objs if o["kind"] == "Namespace"]
 

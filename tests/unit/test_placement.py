@@ -388,3 +388,17 @@ def test_a_gpu_on_a_control_plane_only_host_is_refused_at_that_host(tmp_path):
     assert ("hosts[0]", "DaemonSet kube-system/nvidia-device-plugin selects host cp-1 but cannot run there: "
                         "untolerated taint node-role.kubernetes.io/control-plane:NoSchedule") in \
         [(p.path, p.message) for p in info.value.problems]
+
+
+def test_a_changed_kueue_configuration_rolls_the_controller():
+    """The controller reads its Configuration at start only: the pod template carries the
+    ConfigMap's checksum, so a changed configuration is a changed template (a rollout)."""
+    import hashlib
+    import json
+
+    docs = [d for d in yaml.safe_load_all(kueue.install_manifest()) if d]
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "kueue-manager-config")
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    annotation = deployment["spec"]["template"]["metadata"]["annotations"]["infra.dev/config-sha256"]
+    assert annotation == hashlib.sha256(json.dumps(config["data"], sort_keys=True).encode()).hexdigest()
+    assert "manageJobsWithoutQueueName: true" in config["data"]["controller_manager_config.yaml"]

@@ -16,6 +16,8 @@ it tolerates the taints platforms put on the nodes meant for cluster services, k
 control-plane taint and AKS's ``CriticalAddonsOnly`` system pool (data/nodes/<provider>.yaml),
 and is ``system-cluster-critical``. It does not tolerate GPU taints: GPU nodes are for GPU
 work. A blueprint whose every node carries another taint gets a placement error at validate.
+Its pod template carries ``infra.dev/config-sha256`` (of the ConfigMap above): the controller reads
+its Configuration at start only, so a changed configuration rolls it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ CONTROLLER_TOLERATIONS = (
     {"key": "CriticalAddonsOnly", "operator": "Exists"},
 )
 CONTROLLER_PRIORITY = "system-cluster-critical"
+_POD_ANNOTATION = "        kubectl.kubernetes.io/default-container: manager\n"
+CONFIG_MAP = "kueue-manager-config"
+CONFIG_ANNOTATION = "infra.dev/config-sha256"
 
 
 def _controller_placement() -> str:
@@ -75,9 +80,23 @@ def checksum() -> str:
 def install_manifest() -> str:
     text = MANIFESTS.read_text(encoding="utf-8")
     if (text.count(_QUEUE_ALL) != 1 or text.count(_FRAMEWORKS_START) != 1 or text.count(_FRAMEWORKS_END) != 1
-            or text.count(_POD_END) != 1 or "\n      tolerations:\n" in text):
+            or text.count(_POD_END) != 1 or "\n      tolerations:\n" in text or text.count(_POD_ANNOTATION) != 1):
         raise VendorError(f"{MANIFESTS}: the Kueue Configuration does not have the expected layout")
     text = text.replace(_QUEUE_ALL, _QUEUE_TEAMS).replace(_POD_END, _POD_END + _controller_placement())
     start = text.index(_FRAMEWORKS_START) + len(_FRAMEWORKS_START)
     end = text.index(_FRAMEWORKS_END)
-    return text[:start] + '      - "batch/job"\n' + text[end:]
+    text = text[:start] + '      - "batch/job"\n' + text[end:]
+    # The controller reads its Configuration at start only: a changed ConfigMap must restart it.
+    return text.replace(_POD_ANNOTATION, _POD_ANNOTATION + f"        {CONFIG_ANNOTATION}: {_config_sha256(text)}\n")
+
+
+def _config_sha256(text: str) -> str:
+    """SHA-256 of the controller's ConfigMap data (canonical JSON)."""
+    import json
+
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    config = next(d for d in yaml.load_all(text, Loader=loader)
+                  if d and d.get("kind") == "ConfigMap" and d["metadata"]["name"] == CONFIG_MAP)
+    return hashlib.sha256(json.dumps(config["data"], sort_keys=True).encode()).hexdigest()

@@ -48,7 +48,8 @@ resource "google_compute_router_nat" "this" {
 }
 
 # The control plane reaches admission webhooks on the nodes (Kueue 9443, metrics-server 4443,
-# others 8443/6443); GKE's own rules open only 443 and 10250 from it.
+# others 8443/6443) and Kueue's visibility API (8082, an aggregated APIService: unreachable, API
+# discovery breaks); GKE's own rules open only 443 and 10250 from it.
 resource "google_compute_firewall" "webhooks" {
   name                    = "${var.name}-webhooks"
   network                 = google_compute_network.this.id
@@ -58,7 +59,7 @@ resource "google_compute_firewall" "webhooks" {
 
   allow {
     protocol = "tcp"
-    ports    = ["4443", "6443", "8443", "9443"]
+    ports    = ["4443", "6443", "8082", "8443", "9443"]
   }
 
   log_config {

@@ -226,6 +226,7 @@ locals {
     "443"   = "Control plane to webhooks and extension API servers on 443"
     "4443"  = "Control plane to metrics-server"
     "6443"  = "Control plane to webhooks listening on 6443 (e.g. prometheus-adapter)"
+    "8082"  = "Control plane to the Kueue visibility API (an aggregated APIService)"
     "8443"  = "Control plane to webhooks listening on 8443 (e.g. Karpenter, ingress controllers)"
     "9443"  = "Control plane to webhooks listening on 9443 (Kueue, AWS load balancer controller)"
     "10250" = "Control plane to kubelets (logs, exec, metrics)"

@@ -1,0 +1,117 @@
+"""The identity chain (CHECKLISTS §5): IdP group -> cloud principal -> Kubernetes group ->
+RoleBinding. Every group a RoleBinding names must be one some identity carries, per provider;
+validate refuses groups the provider's RBAC cannot see, and model URIs its servers cannot read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.blueprint import semantics
+from orchestrator.blueprint.loader import load
+from orchestrator.errors import BlueprintError
+from orchestrator.providers.registry import get as get_provider
+from orchestrator.render.kubernetes import render_objects
+from tests.conftest import EXAMPLES, REPO
+
+BLUEPRINTS = sorted([*EXAMPLES.glob("*.yaml"), *(REPO / "tests/golden/inputs").glob("*.yaml")])
+GUID = "0b9c3f8e-1d2a-4c6b-9e7f-2a3b4c5d6e7f"
+
+
+def _carried(provider: str, tfvars: dict) -> set[str] | None:
+    """The groups some identity carries into the cluster (None: the cluster's IdP, not ours)."""
+    if provider == "aws":  # access entries map members to kubernetes_groups
+        return {g for m in tfvars["access_members"] for g in m["kubernetes_groups"]}
+    if provider == "azure":  # AKS tokens carry these group object IDs (Cluster User role granted)
+        return set(tfvars["team_group_object_ids"])
+    if provider == "gcp":  # Google Groups for RBAC: emails under gke-security-groups@<domain>
+        domain = tfvars["security_group"].split("@", 1)[1] if tfvars["security_group"] else None
+        return {"*@" + domain} if domain else set()
+    return None
+
+
+@pytest.mark.parametrize("path", BLUEPRINTS, ids=lambda p: p.stem)
+def test_every_rolebinding_group_is_carried_by_some_identity(path: Path) -> None:
+    bp = load(path).model
+    provider = get_provider(bp.provider)
+    carried = _carried(bp.provider, provider.terraform_variables(bp)) if provider.terraform_module else None
+    bound = {s["name"] for o in render_objects(bp) if o["kind"] == "RoleBinding"
+             for s in o.get("subjects") or [] if s["kind"] == "Group"}
+    assert bound == {g for t in bp.teams for g in t.groups}
+    if carried is None:  # bare metal: groups come from the site's own authenticator
+        return
+    assert bound, path  # not vacuous: every cloud example binds groups
+    for group in bound:
+        assert group in carried or "*@" + group.split("@", 1)[-1] in carried, (path.name, group)
+
+
+def _bp(tmp_path: Path, provider: str, region: str, pool: str, teams: str, extra: str = "") -> Path:
+    path = tmp_path / "bp.yaml"
+    path.write_text(f"blueprint: 1\nname: t-env\nprovider: {provider}\nregion: {region}\nnode_pools:\n"
+                    f"  - {pool}\nteams:\n{teams}{extra}")
+    return path
+
+
+AKS = ("azure", "westeurope", "{name: system, instance_type: Standard_D4s_v5, min: 1, max: 2}")
+GKE = ("gcp", "us-central1", "{name: system, instance_type: n2-standard-4, min: 1, max: 2}")
+EKS = ("aws", "us-east-1", "{name: system, instance_type: m6i.large, min: 1, max: 2}")
+
+
+def _problems(path: Path) -> list[str]:
+    with pytest.raises(BlueprintError) as info:
+        load(path)
+    return [f"{p.line}:{p.column} {p.path}: {p.message}" for p in info.value.problems]
+
+
+def test_aks_refuses_a_group_that_is_not_an_entra_object_id(tmp_path):
+    path = _bp(tmp_path, *AKS, f"  - {{name: vision, groups: [{GUID}, vision-devs]}}\n")
+    assert _problems(path) == [
+        "8:67 teams[0].groups[1]: must be an Entra ID group object ID (a GUID such as "
+        "0b9c3f8e-1d2a-4c6b-9e7f-2a3b4c5d6e7f): AKS tokens carry group object IDs, so a RoleBinding to a name "
+        "binds nobody"]
+
+
+def test_gke_refuses_a_group_that_is_not_an_email_or_of_another_domain(tmp_path):
+    path = _bp(tmp_path, *GKE, "  - {name: vision, groups: [vision-devs]}\n")
+    assert _problems(path) == [
+        "8:29 teams[0].groups[0]: must be a Google Group's email (e.g. ml-devs@example.com): GKE's Google Groups "
+        "for RBAC binds group emails under gke-security-groups@<domain>"]
+    path = _bp(tmp_path, *GKE, "  - {name: a, groups: [a@example.com]}\n  - {name: b, groups: [b@other.org]}\n")
+    assert _problems(path) == [
+        "9:24 teams[1].groups[0]: GKE binds the groups of one domain (gke-security-groups@example.com): a group of "
+        "other.org reaches nobody; use groups of example.com"]
+
+
+def test_eks_warns_about_groups_no_member_carries(tmp_path):
+    path = _bp(tmp_path, *EKS, "  - {name: vision, groups: [vision-devs]}\n")
+    found = semantics.warnings(load(path).model)
+    assert (("teams", 0, "groups"), "no access entry carries vision-devs: list the IAM principals of team 'vision' "
+            "in members (EKS maps them to these groups), or nobody but admins can use it") in found
+    carried = _bp(tmp_path, *EKS, "  - {name: vision, groups: [vision-devs], "
+                                  "members: ['arn:aws:iam::123456789012:role/v']}\n")
+    assert not [w for w in semantics.warnings(load(carried).model) if "access entry" in w[1]]
+
+
+@pytest.mark.parametrize(("cloud", "uri", "message"), [
+    (AKS, "az://models/m.onnx", "az:// is not a form the model fetcher reads: write the blob's URL, "
+                                "https://<account>.blob.core.windows.net/<container>/<path>"),
+    (AKS, "s3://models/m.onnx", "a model server on azure cannot read s3:// (no credentials for it there): "
+                                "use https://, file://"),
+    (GKE, "s3://models/m.onnx", "a model server on gcp cannot read s3:// (no credentials for it there): "
+                                "use gs://, https://, file://"),
+    (EKS, "gs://models/m.onnx", "a model server on aws cannot read gs:// (no credentials for it there): "
+                                "use s3://, https://, file://"),
+])
+def test_model_uris_a_cloud_cannot_read_are_refused_at_the_uri(tmp_path, cloud, uri, message):
+    group = {"azure": GUID, "gcp": "v@example.com"}.get(cloud[0], "v")
+    extra = f"inference:\n  models:\n    - {{name: m, uri: '{uri}', team: vision}}\n"
+    path = _bp(tmp_path, *cloud, f"  - {{name: vision, groups: ['{group}']}}\n", extra)
+    assert _problems(path) == [f"11:22 inference.models[0].uri: {message}"]
+
+
+def test_a_blob_url_is_what_aks_model_servers_read(tmp_path):
+    extra = ("inference:\n  models:\n"
+             "    - {name: m, uri: 'https://acct.blob.core.windows.net/models/m.onnx', team: vision}\n")
+    assert load(_bp(tmp_path, *AKS, f"  - {{name: vision, groups: ['{GUID}']}}\n", extra)).model
