@@ -24,7 +24,10 @@ from .rest import RetryPolicy, parse_retry_after, retryable
 
 APPLY_PATCH = "application/apply-patch+yaml"
 DEFAULT_TIMEOUT = (5.0, 60.0)  # connect, read (seconds)
-CONNECT_BUDGET = 8.0  # seconds after which an unreachable API is reported (retries included)
+# An unreachable API is reported within this many seconds (retries included): a retry is not
+# started when its backoff plus its own connect timeout would end past it (a server that drops
+# connection attempts makes every try last the whole connect timeout).
+UNREACHABLE_WITHIN = 10.0
 NOISY_LOGGERS = ("kubernetes", "urllib3", "urllib3.connectionpool", "root")
 
 
@@ -55,7 +58,8 @@ def _one_line(exc: BaseException | str) -> str:
 def _reason(text: str) -> str:
     """The innermost reason of a urllib3 error (``[Errno 111] Connection refused``), whole."""
     text = " ".join(text.split())
-    found = re.findall(r"(\[Errno -?\d+\][^'\")]*|timed out[^'\")]*)", text)
+    # a parenthesised part belongs to the reason: "timed out. (connect timeout=5.0)" stays whole
+    found = re.findall(r"(\[Errno -?\d+\][^'\")]*|timed out(?:[^'\"()]|\([^)]*\))*)", text)
     return found[-1].strip().rstrip(".") if found else _one_line(Exception(text))
 
 
@@ -154,7 +158,7 @@ class Client:
 
         A request that is not ``idempotent`` (a POST whose name the server generates) is retried
         only after a 429, which the server sends before doing anything. An unreachable server is
-        given up on once ``CONNECT_BUDGET`` seconds have gone by."""
+        reported within ``UNREACHABLE_WITHIN`` seconds, its last try included."""
         attempt, waited, started = 0, 0.0, time.monotonic()
         while True:
             timeout = (self.timeout[0], None) if stream else self.timeout
@@ -172,7 +176,7 @@ class Client:
             attempt += 1
             exhausted = attempt >= self.retry.attempts or waited >= self.retry.deadline
             delay = self.retry.delay(attempt - 1, parse_retry_after(_header(headers, "Retry-After")))
-            if status == 0 and max(time.monotonic() - started, waited) + delay > CONNECT_BUDGET:
+            if status == 0 and max(time.monotonic() - started, waited) + delay + self.timeout[0] > UNREACHABLE_WITHIN:
                 exhausted = True
             if exhausted or not retryable(status, parsed) or (not idempotent and status != 429):
                 raise self._error(method, path, status, parsed, data, attempt)

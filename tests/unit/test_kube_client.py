@@ -162,6 +162,44 @@ def test_unreachable_server_is_retried_then_explained(tmp_path):
     assert info.value.status == 0 and len(c.retry.slept) == 2
 
 
+def test_a_server_that_drops_connection_attempts_is_reported_within_ten_seconds(tmp_path, monkeypatch):
+    """Every try lasts the whole connect timeout (5 s) when packets are dropped: a second try
+    after the backoff would end past 10 s, so the error comes after the first (it came after 11-15 s
+    when only the backoff was counted). The clock is simulated: each try and each sleep advance it."""
+    from orchestrator.kube import client as client_module
+
+    now = [100.0]
+    monkeypatch.setattr(client_module.time, "monotonic", lambda: now[0])
+    cfg = tmp_path / "kc"
+    cfg.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: x\n"
+        "clusters: [{name: x, cluster: {server: 'https://192.0.2.1:443'}}]\n"
+        "users: [{name: x, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: x, user: x}}]\n"
+    )
+    c = Client.from_kubeconfig(cfg, retry=RetryPolicy(sleep=lambda s: now.__setitem__(0, now[0] + s),
+                                                      rand=lambda: 1.0))
+
+    def dropped(*args, **kwargs):  # what urllib3 gives after the connect timeout
+        now[0] += c.timeout[0]
+        return Exception("HTTPSConnectionPool(host='192.0.2.1', port=443): Max retries exceeded with url: /version "
+                         "(Caused by ConnectTimeoutError(<urllib3.connection.HTTPSConnection object at 0x7f>, "
+                         "'Connection to 192.0.2.1 timed out. (connect timeout=5.0)'))")
+
+    monkeypatch.setattr(c, "_send", dropped)
+    with pytest.raises(ApiError) as dropped_info:
+        c.server_version()
+    assert dropped_info.value.message == ("cannot reach the Kubernetes API at https://192.0.2.1:443: "
+                                          "timed out. (connect timeout=5.0)")  # whole, not cut at the ")"
+    assert now[0] - 100.0 <= client_module.UNREACHABLE_WITHIN  # reported in time, last try included
+    refused = Client.from_kubeconfig(cfg, retry=RetryPolicy(sleep=lambda s: now.__setitem__(0, now[0] + s),
+                                                            rand=lambda: 1.0))
+    monkeypatch.setattr(refused, "_send", lambda *a, **k: Exception("[Errno 111] Connection refused"))
+    start = now[0]
+    with pytest.raises(ApiError, match=r"\(after \d+ attempts\): \[Errno 111\] Connection refused") as info:
+        refused.server_version()  # a fast refusal is retried while a try still fits the budget
+    assert info.value.attempts >= 3 and now[0] - start + refused.timeout[0] <= client_module.UNREACHABLE_WITHIN + 5
+
+
 def test_missing_kubeconfig_is_a_kubernetes_error(tmp_path):
     with pytest.raises(KubernetesError, match="cannot load kubeconfig") as info:
         Client.from_kubeconfig(tmp_path / "missing")
