@@ -1,4 +1,4 @@
-"""The AWS emulator process behind ``--sandbox``: moto's server, plus four small additions.
+"""The AWS emulator process behind ``--sandbox``: moto's server, plus three small additions.
 
 ``sandbox.start`` runs ``python -m orchestrator.sandbox_moto -H 127.0.0.1 -p PORT``. Before the
 server starts, ``install()`` registers in this process (moto's own files are never changed)
@@ -15,12 +15,6 @@ what the real ``hashicorp/aws`` provider needs from EKS and moto 5 lacks (docs/s
    so every cluster of a region got the same issuer, hence the same IAM OIDC provider ARN,
    and the second sandbox environment in a region failed with 409 EntityAlreadyExists. AWS
    gives each cluster its own issuer id (32 hex digits); so does this.
-4. **One request at a time**: moto's backends are not thread-safe, and its server is threaded.
-   Two environments applying at once (a rollout), or one Terraform creating several rules of a
-   security group in parallel, could interleave inside a backend; a request that fails there is
-   retried by the AWS SDK after the first attempt took effect, and Terraform then fails with
-   ``InvalidPermission.Duplicate``. Requests are served one after another (each takes
-   milliseconds; Terraform's waits happen between them).
 
 This module imports moto; nothing else of ours imports it (it runs in the server process only).
 """
@@ -104,29 +98,9 @@ def install() -> None:
     responses.EKSResponse.list_updates = list_updates  # type: ignore[attr-defined]
 
 
-def serialize_requests() -> None:
-    """Serve one request at a time (addition 4 above)."""
-    import threading
-
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
-
-    if getattr(DomainDispatcherApplication, "_infra_serialized", False):
-        return
-    lock = threading.Lock()
-    call = DomainDispatcherApplication.__call__
-
-    def one_at_a_time(self: Any, environ: Any, start_response: Any) -> Any:
-        with lock:
-            return list(call(self, environ, start_response))  # the whole body, inside the lock
-
-    DomainDispatcherApplication.__call__ = one_at_a_time  # type: ignore[method-assign]
-    DomainDispatcherApplication._infra_serialized = True  # type: ignore[attr-defined]
-
-
 def main() -> None:
     """``python -m orchestrator.sandbox_moto`` takes moto's server arguments (``-H``, ``-p``)."""
     install()
-    serialize_requests()
     from moto.server import main as serve
 
     serve()
