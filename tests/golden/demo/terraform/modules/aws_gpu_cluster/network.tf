@@ -234,7 +234,7 @@ locals {
 }
 
 resource "aws_security_group_rule" "node_from_cluster" {
-  for_each = local.control_plane_to_node_ports
+  for_each = { for port, why in local.control_plane_to_node_ports : port => why if port != "8082" }
 
   type                     = "ingress"
   security_group_id        = aws_security_group.node.id
@@ -243,6 +243,21 @@ resource "aws_security_group_rule" "node_from_cluster" {
   from_port                = tonumber(each.key)
   to_port                  = tonumber(each.key)
   description              = each.value
+}
+
+# Kueue's visibility API (8082), created after the other control-plane rules: no more than six
+# rules of this group are created at once (seven in parallel made the sandbox's emulator answer one
+# of them InvalidPermission.Duplicate in CI: a request it had already applied, sent again).
+resource "aws_security_group_rule" "node_from_cluster_visibility" {
+  type                     = "ingress"
+  security_group_id        = aws_security_group.node.id
+  source_security_group_id = aws_security_group.cluster.id
+  protocol                 = "tcp"
+  from_port                = 8082
+  to_port                  = 8082
+  description              = local.control_plane_to_node_ports["8082"]
+
+  depends_on = [aws_security_group_rule.node_from_cluster]
 }
 
 resource "aws_security_group_rule" "node_to_node" {
