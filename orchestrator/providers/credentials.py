@@ -38,11 +38,8 @@ class Credentials:
     summary: str
     hint: str
 
-    def missing(self, env: Mapping[str, str]) -> list[str]:
-        """What is missing in ``env`` (and the files and PATH it names): [] when usable."""
-
-        def is_set(name: str) -> bool:
-            return env.get(name, "").strip().lower() not in ("", "0", "false")
+    def usable(self, env: Mapping[str, str]) -> list[CredentialSource]:
+        """The sources usable in ``env`` (and the files and PATH it names), in ``sources`` order."""
 
         def found(path: str, contains: str | None) -> bool:
             expanded = re.sub(r"\$(\w+)", lambda m: env.get(m.group(1)) or "\0", path)  # unset: no such path
@@ -54,11 +51,21 @@ class Credentials:
             return contains is None or contains in file.read_text(errors="replace")
 
         def usable(src: CredentialSource) -> bool:
-            return (all(is_set(v) for v in src.env)
+            return (all(is_set(env, v) for v in src.env)
                     and (src.binary is None or shutil.which(src.binary, path=env.get("PATH")) is not None)
                     and (not src.files or any(found(f, src.contains) for f in src.files)))
 
-        missing = [f"{' or '.join(group)} is not set" for group in self.required if not any(map(is_set, group))]
-        if not any(usable(src) for src in self.sources):
+        return [src for src in self.sources if usable(src)]
+
+    def missing(self, env: Mapping[str, str]) -> list[str]:
+        """What is missing in ``env`` (and the files and PATH it names): [] when usable."""
+        missing = [f"{' or '.join(group)} is not set" for group in self.required
+                   if not any(is_set(env, name) for name in group)]
+        if not self.usable(env):
             missing.append(self.summary)
         return missing
+
+
+def is_set(env: Mapping[str, str], name: str) -> bool:
+    """Set, and not empty, ``0`` or ``false`` (how the Terraform providers read their switches)."""
+    return env.get(name, "").strip().lower() not in ("", "0", "false")
