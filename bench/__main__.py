@@ -134,6 +134,7 @@ def generated_blueprint(pools: int, teams: int) -> dict:
         "region": "us-east-1",
         "tags": {"cost-center": "bench"},
         "network": {"cidr": "10.0.0.0/16", "zones": 3},
+        "kubernetes": {"private_access": {"via": "inside_network"}},
         "node_pools": node_pools,
         "teams": [{"name": f"team-{i}", "gpu_quota": 4, "borrowing_limit": 2, "groups": [f"team-{i}-devs"]}
                   for i in range(teams)],

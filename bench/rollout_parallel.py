@@ -34,6 +34,7 @@ region: us-east-1
 network: {{cidr: 10.{octet}.0.0/16, zones: 2}}
 node_pools:
   - {{name: system, instance_type: m6i.large, min: 1, max: 2}}
+kubernetes: {{private_access: {{via: inside_network}}}}
 """
 
 

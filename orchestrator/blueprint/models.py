@@ -121,6 +121,28 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False, validate_default=True)
 
 
+def _cidr_list(value: list[str]) -> list[str]:
+    for i, cidr in enumerate(value):
+        try:
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"[{i}] {cidr!r} is not a CIDR block ({exc})") from None
+    return value
+
+
+class PrivateAccess(_Model):
+    """How operators, CI and team members reach a private API endpoint (docs/security.md).
+
+    ``inside_network``: ``infra`` and ``kubectl`` run inside the cluster's VPC/VNet (a CI runner or
+    a bastion there); ``networks``: routed networks (VPN, peering, Direct Connect, ExpressRoute,
+    Interconnect) whose CIDRs the endpoint admits."""
+
+    via: Literal["inside_network", "networks"]
+    networks: list[Annotated[str, _text(64)]] = Field(default_factory=list)
+
+    _cidrs = field_validator("networks")(_cidr_list)
+
+
 class Kubernetes(_Model):
     # Default: the newest version of data/versions/eks.yaml (in EKS standard support when recorded).
     # "MAJOR.MINOR", or on hosts "MAJOR.MINOR.PATCH" (semantics.py: clouds choose the patch).
@@ -128,6 +150,7 @@ class Kubernetes(_Model):
                          pattern=r"^1\.(2[6-9]|3[0-9])(\.(0|[1-9][0-9]{0,2}))?$")
     public_endpoint: bool = False
     authorized_networks: list[Annotated[str, _text(64)]] = Field(default_factory=list)
+    private_access: PrivateAccess | None = None
 
     @property
     def minor(self) -> str:
@@ -139,15 +162,7 @@ class Kubernetes(_Model):
         """The pinned patch release ("1.30.2") when the blueprint gives one, else None."""
         return self.version if self.version.count(".") == 2 else None
 
-    @field_validator("authorized_networks")
-    @classmethod
-    def _cidrs(cls, value: list[str]) -> list[str]:
-        for i, cidr in enumerate(value):
-            try:
-                ipaddress.ip_network(cidr, strict=True)
-            except ValueError as exc:
-                raise ValueError(f"[{i}] {cidr!r} is not a CIDR block ({exc})") from None
-        return value
+    _cidrs = field_validator("authorized_networks")(_cidr_list)
 
 
 class Network(_Model):

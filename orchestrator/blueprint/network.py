@@ -9,6 +9,10 @@ The VPC CIDR is split with 4 new bits into 16 equal subnets. Private subnets tak
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestrator.blueprint.models import Blueprint
 
 NEW_BITS = 4
 PUBLIC_OFFSET = 8
@@ -37,3 +41,13 @@ def usable_private_addresses(cidr: str, zones: int) -> int:
 def node_capacity(cidr: str, zones: int) -> int:
     """How many nodes the private subnets can hold."""
     return usable_private_addresses(cidr, zones) // ADDRESSES_PER_NODE
+
+
+def api_access_networks(bp: Blueprint) -> list[str]:
+    """The CIDRs a private API endpoint admits besides the nodes (``kubernetes.private_access``):
+    the cluster's own network for ``inside_network`` (a CI runner or bastion there), the routed
+    networks for ``networks``; none for a public endpoint (``authorized_networks`` says who)."""
+    access = bp.kubernetes.private_access
+    if access is None or bp.kubernetes.public_endpoint:
+        return []
+    return [bp.network.cidr] if access.via == "inside_network" else list(access.networks)

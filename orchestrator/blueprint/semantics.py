@@ -8,6 +8,7 @@ loader then points at the enclosing mapping. Messages never quote secret values.
 from __future__ import annotations
 
 import functools
+import ipaddress
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -246,6 +247,42 @@ def _endpoint(bp: Blueprint, pending: frozenset[tuple[Any, ...]] = frozenset()) 
             yield ("kubernetes", "authorized_networks", i), (
                 f"{cidr} opens the API endpoint to the whole internet: list your office or VPN CIDRs instead"
             )
+    yield from _way_in(bp)
+
+
+WAY_IN = ("kubernetes.private_access: {via: inside_network} (infra and kubectl run in the cluster's network: "
+          "a CI runner or bastion there) or {via: networks, networks: [VPN or peered CIDRs]}, or "
+          "public_endpoint: true with authorized_networks (docs/security.md)")
+
+
+def _way_in(bp: Blueprint) -> Iterator[Issue]:
+    """A private API endpoint needs a declared way in for operators, CI and team members: without
+    one ``infra up`` applies Terraform and then cannot reach the API it made."""
+    k8s, access = bp.kubernetes, bp.kubernetes.private_access
+    if not bp.is_cloud:
+        if access is not None:
+            yield ("kubernetes", "private_access"), (
+                "is for a cloud API endpoint; on hosts infra reaches the control plane over SSH")
+        return
+    if access is None:
+        if not k8s.public_endpoint:
+            yield ("kubernetes", "public_endpoint"), (
+                f"a private API endpoint (false, the default) needs a declared way in: {WAY_IN}")
+        return
+    if k8s.public_endpoint:
+        yield ("kubernetes", "private_access"), (
+            "is for a private endpoint; a public one is reached from kubernetes.authorized_networks")
+    elif access.via == "networks" and not access.networks:
+        yield ("kubernetes", "private_access", "networks"), (
+            "via: networks needs the CIDRs of the routed networks (VPN, peering) to admit")
+    elif access.via == "inside_network" and access.networks:
+        yield ("kubernetes", "private_access", "networks"), (
+            "is for via: networks; with inside_network the cluster's own network is admitted")
+    for i, cidr in enumerate(access.networks):
+        if cidr in OPEN_NETWORKS or ipaddress.ip_network(cidr).is_global:
+            yield ("kubernetes", "private_access", "networks", i), (
+                f"{cidr} is not a private range: a private endpoint is reached over private addresses "
+                "(RFC 1918); for internet addresses use public_endpoint with authorized_networks")
 
 
 def _capacity(bp: Blueprint) -> Iterator[Issue]:

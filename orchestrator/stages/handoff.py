@@ -1,10 +1,12 @@
 """The ``handoff`` stage: read the manifests the render stage wrote, validate them, apply them.
 
 It runs in ``infra up`` after Ansible, and alone as ``infra handoff FILE`` (after the render
-stage). It applies ``build/<name>/kubernetes/`` as written (``rendered.read_rendered``), never a
-second rendering: the vendored installs under ``install/`` (Kueue) first, then the rest
-(``kube.install``, ``kube.apply``). In the sandbox there is no Kubernetes API: the stage validates the rendered
-manifests, and says it did not apply them.
+stage). It first checks that the API answers at all (``kube.reach``: a private endpoint answers
+only inside its network) and stops with one line if not. It applies ``build/<name>/kubernetes/``
+as written (``rendered.read_rendered``), never a second rendering: the vendored installs under
+``install/`` (Kueue) first, then the rest (``kube.install``, ``kube.apply``). In the sandbox
+there is no Kubernetes API: the stage validates the rendered manifests, and says it did not
+apply them, unless ``--kubeconfig`` names a cluster to apply to.
 
 The cluster credentials: the stage's own ``kubeconfig``/``context`` (``infra handoff``), else
 the run's ``--kubeconfig``/``--context``, else the admin kubeconfig kubeadm gave the configure
@@ -16,6 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..blueprint.models import Blueprint
+from ..errors import KubernetesError
+from ..kube import reach
 from ..kube.apply import Options, apply_all
 from ..kube.rendered import read_install, read_rendered
 from ..kube.rest import RetryPolicy
@@ -42,12 +47,14 @@ class HandoffStage:
         folder = ctx.ws.build_dir / "kubernetes"
         objs = require_valid(read_rendered(folder), ctx.bp.kubernetes.minor, ctx.progress)
         install = read_install(folder)  # vendored and checksummed: not schema-checked (docs/kubernetes.md)
-        if ctx.ws.sandbox:
+        given = self.kubeconfig or ctx.kube.kubeconfig
+        if ctx.ws.sandbox and given is None:
             return SANDBOX_DETAIL.format(n=len(objs))
         path, context = kubeconfig.resolve(
             ctx.ws, ctx.bp, ctx.provider, ctx.state.outputs,
-            self.kubeconfig or ctx.kube.kubeconfig or ctx.state.kubeconfig, self.context or ctx.kube.context,
+            given or ctx.state.kubeconfig, self.context or ctx.kube.context,
         )
+        _require_reachable(ctx, path, context)
         from ..kube.client import Client
 
         client = Client.from_kubeconfig(path, context, retry=RetryPolicy())
@@ -60,3 +67,30 @@ class HandoffStage:
         for ns in result.stale_namespaces:
             ctx.progress.warn(f"namespace {ns} is no longer in the blueprint and was kept")
         return result.summary()
+
+
+def way_in(bp: Blueprint) -> str:
+    """Where the blueprint says the API may be reached from: its field and what it admits."""
+    k8s, access = bp.kubernetes, bp.kubernetes.private_access
+    if not bp.is_cloud:
+        return "the control plane host must be reachable from this machine (hosts[].address)"
+    if k8s.public_endpoint:
+        return f"kubernetes.authorized_networks admits {', '.join(k8s.authorized_networks) or 'nobody'}"
+    if access is None:
+        return "kubernetes.private_access declares no way in"
+    if access.via == "inside_network":
+        return f"kubernetes.private_access is inside_network: run from {bp.network.cidr}"
+    return f"kubernetes.private_access.networks admits {', '.join(access.networks)}"
+
+
+def _require_reachable(ctx: Context, path: Path, context: str | None) -> None:
+    """Name resolution and TCP to the API within ``reach.REACH_WITHIN`` seconds, or one line
+    (exit 5) naming the endpoint and the blueprint field, before any credential plugin runs."""
+    server = reach.server_of(path, context)
+    reason = reach.probe(server) if server else None
+    if reason:
+        raise KubernetesError(
+            f"cannot reach the Kubernetes API at {server} from this machine ({reason}); {way_in(ctx.bp)}",
+            hint=f"what Terraform applied stays; finish with `infra handoff {ctx.loaded.path}` "
+                 "from a machine that can reach it (docs/security.md, \"Who can reach what\")",
+        )

@@ -440,7 +440,8 @@ max_parallel: 2
 def test_hybrid_rollout_bare_metal_and_two_sandbox_environments(converged, lab, tf_mirror):
     """The lab (bare metal, real SSH hosts: --sandbox leaves it alone) and sb-x run at the same
     time; sb-y comes after the lab. Their run records show it."""
-    (lab.dir / "sb-x.yaml").write_text(AWS_BP.format(name="sb-x", cidr="10.41.0.0/16"))
+    (lab.dir / "sb-x.yaml").write_text(AWS_BP.format(name="sb-x", cidr="10.41.0.0/16")
+                                        + "kubernetes: {private_access: {via: inside_network}}\n")
     # sb-y, the cloud burst, reads the lab's outputs (saved by its configure): its API admits the lab's hosts
     (lab.dir / "sb-y.yaml").write_text(AWS_BP.format(name="sb-y", cidr="10.42.0.0/16") + (
         'tags: {peer: "${output:lab.control_plane_endpoint}"}\n'

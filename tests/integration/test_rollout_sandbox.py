@@ -33,6 +33,7 @@ tags: {{cost-center: ml}}
 network: {{cidr: {cidr}, zones: 2}}
 node_pools:
   - {{name: system, instance_type: m6i.large, min: 1, max: {max}}}
+kubernetes: {{private_access: {{via: inside_network}}}}
 """
 ROLLOUT = """rollout: 1
 name: pair

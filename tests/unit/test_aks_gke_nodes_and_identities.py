@@ -14,6 +14,7 @@ from orchestrator.errors import BlueprintError, KubernetesError
 from orchestrator.kube.apply import apply_all
 from orchestrator.providers.registry import get as get_provider
 from orchestrator.render.kubernetes import render_kubernetes, render_objects
+from tests.blueprints import with_way_in
 from tests.unit.kube_fixtures import client, fake, kubeconfig  # noqa: F401
 from tests.unit.test_kube_apply import opts
 
@@ -31,7 +32,7 @@ def _path(tmp_path: Path, provider: str, body: str) -> Path:
     path = tmp_path / "bp.yaml"
     pools = f"node_pools:\n  - {{name: system, instance_type: {SYSTEM[provider]}, min: 1, max: 2}}\n"  # lines 5-6
     body = body if body.startswith("  - ") else textwrap.dedent(body).lstrip("\n")  # more pools, or more keys
-    path.write_text(HEAD[provider] + pools + body)
+    path.write_text(with_way_in(HEAD[provider] + pools + body))
     return path
 
 

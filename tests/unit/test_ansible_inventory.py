@@ -157,6 +157,7 @@ def test_inventory_is_valid_for_ansible(tmp_path):
 
 def test_cloud_providers_with_managed_node_groups_render_no_inventory():
     aws = bp({"blueprint": 1, "name": "cloud", "provider": "aws", "region": "us-east-1",
+              "kubernetes": {"private_access": {"via": "inside_network"}},
               "node_pools": [{"name": "system", "instance_type": "m6i.large", "min": 1, "max": 2}]})
     assert render_ansible(aws, AwsProvider()) == {}
     assert inventory.provider_hosts(AwsProvider(), aws, {"cluster_name": "x"}) == []
@@ -164,6 +165,7 @@ def test_cloud_providers_with_managed_node_groups_render_no_inventory():
 
 def test_configure_stage_skips_and_says_so_without_hosts(tmp_path):
     aws = bp({"blueprint": 1, "name": "cloud", "provider": "aws", "region": "us-east-1",
+              "kubernetes": {"private_access": {"via": "inside_network"}},
               "node_pools": [{"name": "system", "instance_type": "m6i.large", "min": 1, "max": 2}]})
     out = io.StringIO()
     ctx = _context(tmp_path, aws, Progress(stream=out, interactive=False))

@@ -13,6 +13,7 @@ from orchestrator.blueprint import eks_versions
 from orchestrator.blueprint.loader import load
 from orchestrator.errors import BlueprintError
 from orchestrator.providers.registry import get as get_provider
+from tests.blueprints import with_way_in
 
 HEAD = "blueprint: 1\nname: t-env\nprovider: aws\nregion: us-east-1\n"  # lines 1-4
 ARN = "arn:aws:iam::123456789012:role/"
@@ -20,7 +21,7 @@ ARN = "arn:aws:iam::123456789012:role/"
 
 def _load(tmp_path: Path, body: str):
     path = tmp_path / "bp.yaml"
-    path.write_text(HEAD + textwrap.dedent(body))
+    path.write_text(with_way_in(HEAD + textwrap.dedent(body)))
     return load(path).model
 
 
@@ -185,7 +186,7 @@ def test_validate_warns_on_a_version_in_extended_support(tmp_path):
     import sys
 
     path = tmp_path / "bp.yaml"
-    path.write_text(HEAD + 'kubernetes:\n  version: "1.33"\n' + POOLS)
+    path.write_text(with_way_in(HEAD + 'kubernetes:\n  version: "1.33"\n' + POOLS))
     proc = subprocess.run([sys.executable, "-c", "from orchestrator.cli.main import run; run()", "validate", str(path)],
                           capture_output=True, text=True, timeout=60, env={**os.environ, "INFRA_TODAY": "2026-12-06"})
     assert proc.returncode == 0, proc.stderr

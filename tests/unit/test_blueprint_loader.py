@@ -13,6 +13,7 @@ import yaml
 from orchestrator.blueprint.loader import data_sha256, load
 from orchestrator.blueprint.models import GPU_TAINT
 from orchestrator.errors import BlueprintError, Problem, UsageError
+from tests.blueprints import with_way_in
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "blueprints"
 VALID = """\
@@ -30,7 +31,7 @@ node_pools:
 
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    path.write_text(with_way_in(textwrap.dedent(text).lstrip("\n")))
     return path
 
 
@@ -76,13 +77,13 @@ def test_loaded_blueprint_carries_path_files_data_and_hash():
 def test_locate_points_at_values_and_collection_keys():
     path = FIXTURES / "full_aws.yaml"
     loaded = load(path)
-    assert loaded.locate(("node_pools", 1, "gpu", "count")) == (str(path), 26, 30)
-    assert loaded.locate(("node_pools", 1, "gpu")) == (str(path), 26, 5)
-    assert loaded.locate(("node_pools", 1)) == (str(path), 24, 5)
-    assert loaded.locate(("node_pools",)) == (str(path), 18, 1)
+    assert loaded.locate(("node_pools", 1, "gpu", "count")) == (str(path), 29, 30)
+    assert loaded.locate(("node_pools", 1, "gpu")) == (str(path), 29, 5)
+    assert loaded.locate(("node_pools", 1)) == (str(path), 27, 5)
+    assert loaded.locate(("node_pools",)) == (str(path), 21, 1)
     assert loaded.locate(("region",)) == (str(path), 6, 9)
     # an absent value falls back to the nearest ancestor that was written
-    assert loaded.locate(("node_pools", 1, "desired")) == (str(path), 24, 5)
+    assert loaded.locate(("node_pools", 1, "desired")) == (str(path), 27, 5)
     assert loaded.locate(("hosts",)) == (str(path), 3, 1)
 
 

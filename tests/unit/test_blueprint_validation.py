@@ -9,6 +9,7 @@ import pytest
 
 from orchestrator.blueprint.loader import load
 from orchestrator.errors import BlueprintError, Problem
+from tests.blueprints import with_way_in
 
 # Building blocks; the line numbers they occupy are part of each case's expectation.
 AWS = "blueprint: 1\nname: t-env\nprovider: aws\nregion: us-east-1\n"  # lines 1-4
@@ -30,7 +31,7 @@ def item(text: str) -> str:
 
 def problems_in(tmp_path: Path, text: str) -> list[Problem]:
     path = tmp_path / "bp.yaml"
-    path.write_text(text)
+    path.write_text(with_way_in(text))
     with pytest.raises(BlueprintError) as info:
         load(path)
     return info.value.problems

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.blueprints import with_way_in
+
 REPO = Path(__file__).resolve().parents[2]
 INFRA = Path(sys.executable).with_name("infra")
 FAKE_TF = REPO / "tests" / "fixtures" / "tfengine" / "fake_terraform.py"
@@ -73,7 +75,7 @@ def _errors(proc: subprocess.CompletedProcess[str], code: int) -> list[str]:
 
 
 def _write(tmp_path: Path, name: str, text: str) -> str:
-    (tmp_path / name).write_text(text)
+    (tmp_path / name).write_text(with_way_in(text))
     return name
 
 

@@ -22,6 +22,7 @@ from orchestrator.cli.common import print_cost
 from orchestrator.rollout import report, runner
 from orchestrator.rollout.scheduler import EnvResult
 from orchestrator.workspace import Workspace
+from tests.blueprints import with_way_in
 
 INFRA = Path(sys.executable).with_name("infra")
 PRICES = cost.parse_prices({"currency": "USD", "region": "us-east-1", "groups": [
@@ -48,7 +49,7 @@ node_pools:
 
 def _bp(tmp_path: Path, text: str = BLUEPRINT):
     path = tmp_path / "bp.yaml"
-    path.write_text(text)
+    path.write_text(with_way_in(text))
     return load(path).model
 
 

@@ -15,6 +15,7 @@ from orchestrator.blueprint.loader import load
 from orchestrator.providers.registry import get as get_provider
 from orchestrator.render.kubernetes import render_objects
 from tests import provider_schema
+from tests.blueprints import with_way_in
 from tests.unit.test_aks_gke_nodes_and_identities import _path, _problems, _tfvars
 from tests.unit.test_kube_capacity import _validate
 from tests.unit.test_provider_schemas import _mutated, _schema
@@ -57,11 +58,11 @@ def test_on_gke_the_flavor_selects_the_partition_label_and_pods_ask_for_nvidia_g
 
 def test_elsewhere_a_mig_pool_flavor_has_no_gke_label(tmp_path: Path) -> None:
     """On hosts infra partitions the GPUs itself (the MIG manager): no cloud label to select."""
-    (tmp_path / "bp.yaml").write_text(
+    (tmp_path / "bp.yaml").write_text(with_way_in(
         "blueprint: 1\nname: t-env\nprovider: baremetal\nnode_pools:\n"
         "  - {name: a100, gpu: {type: a100, count: 8}, mig: {profile: all-1g.5gb}}\n"
         "hosts:\n  - {name: cp, address: 10.0.0.1, roles: [control_plane]}\n"
-        "  - {name: g1, address: 10.0.0.2, roles: [worker], pool: a100}\n")
+        "  - {name: g1, address: 10.0.0.2, roles: [worker], pool: a100}\n"))
     bp = load(tmp_path / "bp.yaml").model
     flavors = [o["spec"]["nodeLabels"] for o in render_objects(bp) if o["kind"] == "ResourceFlavor"]
     assert flavors == [{"infra.dev/gpu-type": "a100", "infra.dev/pool": "a100", "nvidia.com/gpu.present": "true"}]
@@ -118,8 +119,8 @@ def test_gpu_partition_size_is_checked_against_the_google_schema(tmp_path: Path)
 
 def _azure_system_spot(tmp_path: Path, field: str) -> list[str]:
     path = tmp_path / "bp.yaml"
-    path.write_text("blueprint: 1\nname: t-env\nprovider: azure\nregion: westeurope\nnode_pools:\n"
-                    f"  - {{name: system, instance_type: Standard_D4s_v5, min: 1, max: 2, {field}}}\n")
+    path.write_text(with_way_in("blueprint: 1\nname: t-env\nprovider: azure\nregion: westeurope\nnode_pools:\n"
+                    f"  - {{name: system, instance_type: Standard_D4s_v5, min: 1, max: 2, {field}}}\n"))
     return _problems_of(path)
 
 
@@ -148,9 +149,9 @@ def test_aks_takes_spot_pools_beside_an_on_demand_system_pool(tmp_path: Path) ->
 
 def test_an_on_demand_purpose_system_pool_lets_the_first_cpu_pool_be_spot(tmp_path: Path) -> None:
     path = tmp_path / "bp.yaml"
-    path.write_text("blueprint: 1\nname: t-env\nprovider: azure\nregion: westeurope\nnode_pools:\n"
+    path.write_text(with_way_in("blueprint: 1\nname: t-env\nprovider: azure\nregion: westeurope\nnode_pools:\n"
                     "  - {name: batch, instance_type: Standard_D4s_v5, min: 0, max: 2, spot: true}\n"
-                    "  - {name: sys, instance_type: Standard_D4s_v5, min: 1, max: 2, purpose: system}\n")
+                    "  - {name: sys, instance_type: Standard_D4s_v5, min: 1, max: 2, purpose: system}\n"))
     tfvars = get_provider("azure").terraform_variables(load(path).model)
     assert tfvars["system_pool"]["name"] == "sys"
     assert [(p["name"], p["spot"]) for p in tfvars["node_pools"]] == [("batch", True)]
@@ -158,6 +159,6 @@ def test_an_on_demand_purpose_system_pool_lets_the_first_cpu_pool_be_spot(tmp_pa
 
 def test_spot_system_pools_are_only_refused_where_the_cloud_refuses_them(tmp_path: Path) -> None:
     path = tmp_path / "bp.yaml"
-    path.write_text("blueprint: 1\nname: t-env\nprovider: gcp\nregion: us-central1\nnode_pools:\n"
-                    "  - {name: system, instance_type: n2-standard-4, min: 1, max: 2, spot: true}\n")
+    path.write_text(with_way_in("blueprint: 1\nname: t-env\nprovider: gcp\nregion: us-central1\nnode_pools:\n"
+                    "  - {name: system, instance_type: n2-standard-4, min: 1, max: 2, spot: true}\n"))
     assert [p["spot"] for p in get_provider("gcp").terraform_variables(load(path).model)["node_pools"]] == [True]

@@ -14,6 +14,7 @@ from orchestrator.blueprint.loader import load
 from orchestrator.errors import BlueprintError
 from orchestrator.providers.registry import get as get_provider
 from orchestrator.render.kubernetes import render_objects
+from tests.blueprints import with_way_in
 from tests.conftest import EXAMPLES, REPO
 
 BLUEPRINTS = sorted([*EXAMPLES.glob("*.yaml"), *(REPO / "tests/golden/inputs").glob("*.yaml")])
@@ -49,8 +50,8 @@ def test_every_rolebinding_group_is_carried_by_some_identity(path: Path) -> None
 
 def _bp(tmp_path: Path, provider: str, region: str, pool: str, teams: str, extra: str = "") -> Path:
     path = tmp_path / "bp.yaml"
-    path.write_text(f"blueprint: 1\nname: t-env\nprovider: {provider}\nregion: {region}\nnode_pools:\n"
-                    f"  - {pool}\nteams:\n{teams}{extra}")
+    path.write_text(with_way_in(f"blueprint: 1\nname: t-env\nprovider: {provider}\nregion: {region}\nnode_pools:\n"
+                    f"  - {pool}\nteams:\n{teams}{extra}"))
     return path
 
 

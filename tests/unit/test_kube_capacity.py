@@ -14,6 +14,7 @@ import pytest
 from orchestrator.blueprint import catalog
 from orchestrator.blueprint.loader import load
 from orchestrator.render.kubernetes import render_objects
+from tests.blueprints import with_way_in
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = Path(sys.executable).with_name("infra")
@@ -131,7 +132,7 @@ teams:
 
 
 def _validate(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "bp.yaml").write_text(text)
+    (tmp_path / "bp.yaml").write_text(with_way_in(text))
     return subprocess.run([str(INFRA), "validate", "bp.yaml"], cwd=tmp_path, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=60)
 
@@ -230,7 +231,7 @@ hosts:
 teams:
   - {name: vision, gpu_quota: 4, lending_limit: 3, groups: [v]}
 """
-    (tmp_path / "bp.yaml").write_text(text)
+    (tmp_path / "bp.yaml").write_text(with_way_in(text))
     queue = next(o for o in render_objects(load(tmp_path / "bp.yaml").model) if o["kind"] == "ClusterQueue")
     gpu = [f["resources"][2] for f in queue["spec"]["resourceGroups"][0]["flavors"]]
     assert [(r["nominalQuota"], r["lendingLimit"]) for r in gpu] == [(0, 0), (2, 2), (2, 1)]

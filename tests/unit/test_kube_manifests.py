@@ -7,6 +7,7 @@ import yaml
 from orchestrator import conventions
 from orchestrator.render.kubernetes import inference, render_kubernetes, render_objects, scheduling, tenancy
 from orchestrator.render.writer import write_tree
+from tests.blueprints import with_way_in
 from tests.unit.kube_fixtures import lab  # noqa: F401
 
 GPU = "nvidia.com/gpu"
@@ -287,14 +288,14 @@ def test_bare_metal_pools_hold_the_hosts_that_name_them(tmp_path):
     from orchestrator.blueprint.loader import load
 
     path = tmp_path / "bm.yaml"
-    path.write_text(
+    path.write_text(with_way_in(
         "blueprint: 1\nname: onprem\nprovider: baremetal\n"
         "node_pools:\n  - name: dgx\n    gpu: {type: h100, count: 8}\n"
         "hosts:\n  - {name: cp-01, address: 10.1.0.10, roles: [control_plane]}\n"
         "  - {name: gpu-01, address: 10.1.0.11, roles: [worker], pool: dgx}\n"
         "  - {name: gpu-02, address: 10.1.0.12, roles: [worker], pool: dgx}\n"
         "teams:\n  - {name: vision, gpu_quota: 16, borrowing_limit: 4}\n"
-    )
+    ))
     bp = load(path).model  # 2 hosts x 8 GPUs: 16 is all the pool holds (17 is refused: test_kube_capacity)
     objs = render_objects(bp)
     cq = by_kind(objs, "ClusterQueue")["vision"]["spec"]["resourceGroups"][0]["flavors"][0]

@@ -20,6 +20,7 @@ from orchestrator.errors import BlueprintError
 from orchestrator.progress import Progress
 from orchestrator.providers.registry import get
 from orchestrator.render import render_files
+from tests.blueprints import with_way_in
 from tests.conftest import REPO
 
 AWS = ("blueprint: 1\nname: t-env\nprovider: aws\nregion: us-east-1\nkubernetes:\n  version: \"{v}\"\n"
@@ -32,7 +33,7 @@ BIN = Path(sys.executable).parent
 
 def blueprint(tmp_path: Path, template: str, version: str):
     path = tmp_path / "bp.yaml"
-    path.write_text(template.format(v=version))
+    path.write_text(with_way_in(template.format(v=version)))
     return load(path).model
 
 
@@ -47,7 +48,7 @@ def test_a_patch_version_on_a_cloud_is_a_located_error(tmp_path):
 def test_validate_exits_2_on_a_cloud_patch_version(tmp_path):
     path = tmp_path / "bp.yaml"
     gcp = AWS.replace("provider: aws\nregion: us-east-1", "provider: gcp\nregion: us-central1")
-    path.write_text(gcp.format(v="1.35.1"))
+    path.write_text(with_way_in(gcp.format(v="1.35.1")))
     proc = subprocess.run([sys.executable, "-c", "from orchestrator.cli.main import run; run()", "validate", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from orchestrator.blueprint.loader import load
 from orchestrator.cli.main import app
 from orchestrator.errors import BlueprintError, UsageError
+from tests.blueprints import with_way_in
 
 INFRA = Path(sys.executable).with_name("infra")
 VALID = (
@@ -96,7 +97,7 @@ def write(path: Path, text: str | bytes) -> Path:
     if isinstance(text, bytes):
         path.write_bytes(text)
     else:
-        path.write_text(text, encoding="utf-8")
+        path.write_text(with_way_in(text), encoding="utf-8")
     return path
 
 

@@ -23,6 +23,7 @@ from orchestrator.kube.jobs import JobRequest, build_job, prepare_job
 from orchestrator.providers.registry import get as get_provider
 from orchestrator.render.kubernetes import kueue, placement, render_objects
 from orchestrator.render.kubernetes.placement import Pod, admit, check, job_pods, prove, why_not
+from tests.blueprints import with_way_in
 from tests.conftest import EXAMPLES, REPO
 
 BLUEPRINTS = sorted([*EXAMPLES.glob("*.yaml"), *(REPO / "tests/golden/inputs").glob("*.yaml"),
@@ -41,7 +42,7 @@ def _spec(requests=None, **extra) -> dict:
 
 def _write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "bp.yaml"
-    path.write_text(text)
+    path.write_text(with_way_in(text))
     return path
 
 
@@ -336,7 +337,7 @@ def test_validate_refuses_an_unplaceable_model_server(tmp_path):
                            str(path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, proc.stderr
     first = proc.stderr.splitlines()[0]
-    assert first.startswith(f"{path}:61:7 inference.models[0]: Deployment vision/resnet50 fits no node (")
+    assert first.startswith(f"{path}:64:7 inference.models[0]: Deployment vision/resnet50 fits no node (")
     assert "pool l4: insufficient nvidia.com/gpu: requests 2, node allocatable 1" in first
     assert "Traceback" not in proc.stderr
 

@@ -12,6 +12,7 @@ import yaml
 from orchestrator.blueprint.loader import load
 from orchestrator.providers.registry import get as get_provider
 from orchestrator.render.kubernetes import render_kubernetes
+from tests.blueprints import with_way_in
 
 LOGICAL = {
     "blueprint": 1, "name": "same-env",
@@ -67,7 +68,7 @@ def _blueprint(tmp_path, provider: str):
         for pool, machine in zip(data["node_pools"], types, strict=True):
             pool["instance_type"] = machine
     path = tmp_path / f"{provider}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.write_text(with_way_in(yaml.safe_dump(data, sort_keys=False)))
     return load(path).model
 
 
@@ -221,7 +222,7 @@ def test_a_spot_pool_carries_what_its_cloud_adds_in_terraform_and_kueue_alike(tm
                                {"name": "batch", "instance_types": machines, "gpu": {"type": "t4", "count": 1},
                                 "min": 0, "max": 4, "spot": True}]}
         path = tmp_path / f"{provider}.yaml"
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        path.write_text(with_way_in(yaml.safe_dump(data, sort_keys=False)))
         bp = load(path).model
         labels = {"infra.dev/gpu-type": "t4", "infra.dev/pool": "batch", "nvidia.com/gpu.present": "true",
                   **SPOT_LABELS[provider]}

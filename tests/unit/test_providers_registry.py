@@ -122,7 +122,8 @@ def test_a_new_provider_package_is_a_valid_provider_without_touching_core_files(
     blueprints = tmp_path / "bp"
     blueprints.mkdir()
     pool = "node_pools:\n  - {name: gpu, instance_type: nc.gpu8, gpu: {type: h100, count: 8}, min: 0, max: 2}\n"
-    cloud = "blueprint: 1\nname: nc-env\nprovider: newcloud\nregion: r-1\n" + pool
+    cloud = ("blueprint: 1\nname: nc-env\nprovider: newcloud\nregion: r-1\n"
+             "kubernetes: {private_access: {via: inside_network}}\n" + pool)
     (blueprints / "cloud.yaml").write_text(cloud)
     (blueprints / "mismatch.yaml").write_text(cloud.replace("h100", "a100"))
     host = "hosts:\n  - {name: h1, address: 10.0.0.1, roles: [worker]}\n"
@@ -137,9 +138,9 @@ def test_a_new_provider_package_is_a_valid_provider_without_touching_core_files(
     assert out["names"] == ["aws", "azure", "baremetal", "gcp", "newcloud", "rack"]
     assert out["cloud"] == {"provider": "newcloud", "is_cloud": True}
     # the new cloud's catalog is checked like any other: nc.gpu8 carries h100s, not a100s
-    assert out["mismatch"] == [f"{blueprints / 'mismatch.yaml'}:6:53 node_pools[0].gpu.type: nc.gpu8 has "
+    assert out["mismatch"] == [f"{blueprints / 'mismatch.yaml'}:7:53 node_pools[0].gpu.type: nc.gpu8 has "
                                "8 x h100, not 8 x a100"]
-    assert out["hosts_on_cloud"] == [f"{blueprints / 'hosts_on_cloud.yaml'}:7:1 hosts: only allowed on baremetal or "
+    assert out["hosts_on_cloud"] == [f"{blueprints / 'hosts_on_cloud.yaml'}:8:1 hosts: only allowed on baremetal or "
                                      "rack (provider is newcloud): remove hosts"]
     # a hosts provider: region forbidden, hosts required, named from the data
     assert out["rack"] == [

@@ -19,6 +19,7 @@ import pytest
 
 from orchestrator import secrets
 from orchestrator.progress import Progress
+from tests.blueprints import with_way_in
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = Path(sys.executable).with_name("infra")
@@ -89,12 +90,12 @@ def test_progress_redacts_every_line_it_prints() -> None:
 
 def _blueprint(tmp_path: Path) -> Path:
     path = tmp_path / "canary.yaml"
-    path.write_text(
+    path.write_text(with_way_in(
         "blueprint: 1\nname: canary\nprovider: aws\nregion: us-east-1\n"
         "network: {cidr: 10.20.0.0/16, zones: 2}\n"
         "node_pools:\n  - {name: system, instance_type: m6i.large, min: 1, max: 2}\n"
         "secrets:\n  token: ${env:CANARY}\n"
-    )
+    ))
     return path
 
 

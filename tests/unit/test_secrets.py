@@ -18,6 +18,7 @@ node_pools:
 secrets:
   token: ${env:INFRA_TEST_TOKEN}
   key: ${file:keys/id.pem}
+kubernetes: {private_access: {via: inside_network}}
 """
 
 

@@ -20,6 +20,7 @@ from orchestrator import clock
 from orchestrator.blueprint import eks_versions, semantics
 from orchestrator.blueprint.loader import load
 from orchestrator.errors import BlueprintError, UsageError
+from tests.blueprints import with_way_in
 from tests.conftest import EXAMPLES, REPO, SUITE_TODAY
 
 HEAD = "blueprint: 1\nname: t-env\nprovider: aws\nregion: us-east-1\n"  # lines 1-4
@@ -33,7 +34,7 @@ NOTICE_DAYS = 60
 def _validate(tmp_path: Path, version: str) -> tuple[str, list[str]]:
     """``("ok"|"error", messages)`` for an EKS blueprint on ``version``, as validate judges it."""
     path = tmp_path / "bp.yaml"
-    path.write_text(HEAD + f'kubernetes:\n  version: "{version}"\n' + POOLS)
+    path.write_text(with_way_in(HEAD + f'kubernetes:\n  version: "{version}"\n' + POOLS))
     try:
         model = load(path).model
     except BlueprintError as err:

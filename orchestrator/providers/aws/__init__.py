@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from ...blueprint.labels import pool_labels, pool_taints
 from ...blueprint.models import Blueprint, NodePool
-from ...blueprint.network import subnet_plan
+from ...blueprint.network import api_access_networks, subnet_plan
 from ..base import Provider
 
 # EKS API taint effects differ from Kubernetes' spelling.
@@ -80,6 +80,7 @@ class AwsProvider(Provider):
             "kubernetes_version": bp.kubernetes.minor,
             "public_endpoint": bp.kubernetes.public_endpoint,
             "authorized_networks": list(bp.kubernetes.authorized_networks),
+            "api_access_cidrs": api_access_networks(bp),
             "vpc_cidr": bp.network.cidr,
             "service_cidr": service_cidr(bp.network.cidr),
             "private_subnets": subnets["private"],

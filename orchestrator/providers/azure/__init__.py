@@ -108,6 +108,8 @@ class AzureProvider(Provider):
             "kubernetes_version": bp.kubernetes.minor,
             "public_endpoint": bp.kubernetes.public_endpoint,
             "authorized_networks": list(bp.kubernetes.authorized_networks),
+            "private_fqdn_in_public_dns": bool(bp.kubernetes.private_access
+                                               and bp.kubernetes.private_access.via == "networks"),
             "vnet_cidr": bp.network.cidr,
             "node_subnet": next(ipaddress.IPv4Network(bp.network.cidr).subnets(prefixlen_diff=1)).exploded,
             "pod_cidr": pods,

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from ...blueprint.labels import mig_partition, pool_labels, pool_taints
 from ...blueprint.models import Blueprint, NodePool
+from ...blueprint.network import api_access_networks
 from ...errors import UsageError
 from ..base import Provider
 from ..credentials import Credentials
@@ -131,6 +132,7 @@ class GcpProvider(Provider):
             "kubernetes_version": bp.kubernetes.minor,
             "public_endpoint": bp.kubernetes.public_endpoint,
             "authorized_networks": list(bp.kubernetes.authorized_networks),
+            "api_access_cidrs": api_access_networks(bp),
             "subnet_cidr": bp.network.cidr,
             "pods_cidr": pods,
             "services_cidr": services,

@@ -5,6 +5,7 @@ module "cluster" {
   source = "./modules/aws_gpu_cluster"
 
   access_members      = var.access_members
+  api_access_cidrs    = var.api_access_cidrs
   authorized_networks = var.authorized_networks
   cluster_admins      = var.cluster_admins
   creator_admin       = var.creator_admin

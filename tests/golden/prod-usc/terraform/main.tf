@@ -6,6 +6,7 @@ module "cluster" {
 
   region = var.region
 
+  api_access_cidrs    = var.api_access_cidrs
   authorized_networks = var.authorized_networks
   cluster_admins      = var.cluster_admins
   cluster_viewers     = var.cluster_viewers

@@ -6,21 +6,22 @@ module "cluster" {
 
   location = var.region
 
-  admin_group_object_ids = var.admin_group_object_ids
-  authorized_networks    = var.authorized_networks
-  creator_admin          = var.creator_admin
-  dns_service_ip         = var.dns_service_ip
-  kubernetes_version     = var.kubernetes_version
-  member_object_ids      = var.member_object_ids
-  name                   = var.name
-  node_pools             = var.node_pools
-  node_subnet            = var.node_subnet
-  pod_cidr               = var.pod_cidr
-  public_endpoint        = var.public_endpoint
-  service_cidr           = var.service_cidr
-  system_pool            = var.system_pool
-  tags                   = var.tags
-  team_group_object_ids  = var.team_group_object_ids
-  vnet_cidr              = var.vnet_cidr
-  zones                  = var.zones
+  admin_group_object_ids     = var.admin_group_object_ids
+  authorized_networks        = var.authorized_networks
+  creator_admin              = var.creator_admin
+  dns_service_ip             = var.dns_service_ip
+  kubernetes_version         = var.kubernetes_version
+  member_object_ids          = var.member_object_ids
+  name                       = var.name
+  node_pools                 = var.node_pools
+  node_subnet                = var.node_subnet
+  pod_cidr                   = var.pod_cidr
+  private_fqdn_in_public_dns = var.private_fqdn_in_public_dns
+  public_endpoint            = var.public_endpoint
+  service_cidr               = var.service_cidr
+  system_pool                = var.system_pool
+  tags                       = var.tags
+  team_group_object_ids      = var.team_group_object_ids
+  vnet_cidr                  = var.vnet_cidr
+  zones                      = var.zones
 }

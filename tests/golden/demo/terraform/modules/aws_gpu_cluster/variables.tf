@@ -41,6 +41,17 @@ variable "authorized_networks" {
   }
 }
 
+variable "api_access_cidrs" {
+  type        = list(string)
+  description = "Networks admitted to the private API endpoint on 443 besides the nodes (kubernetes.private_access): the VPC for a runner inside it, or routed VPN/peered networks."
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.api_access_cidrs : can(cidrhost(c, 0)) && c != "0.0.0.0/0"])
+    error_message = "api_access_cidrs must be CIDR blocks, and not 0.0.0.0/0."
+  }
+}
+
 variable "vpc_cidr" {
   type        = string
   description = "VPC CIDR block (RFC 1918)."

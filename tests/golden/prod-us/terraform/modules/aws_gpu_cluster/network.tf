@@ -219,6 +219,20 @@ resource "aws_security_group_rule" "cluster_from_nodes" {
   description              = "Nodes to the Kubernetes API"
 }
 
+# The declared way in to the private endpoint (kubernetes.private_access): operators, CI and team
+# members reach the API from these networks only (EKS answers on the cluster security groups).
+resource "aws_security_group_rule" "cluster_from_operators" {
+  count = length(var.api_access_cidrs) > 0 ? 1 : 0
+
+  type              = "ingress"
+  security_group_id = aws_security_group.cluster.id
+  cidr_blocks       = var.api_access_cidrs
+  protocol          = "tcp"
+  from_port         = 443
+  to_port           = 443
+  description       = "Operators and CI to the private Kubernetes API (kubernetes.private_access)"
+}
+
 # The EKS recommended node rules (terraform-aws-eks node_security_group_enable_recommended_rules):
 # the control plane calls kubelets and every admission webhook the handoff installs.
 locals {

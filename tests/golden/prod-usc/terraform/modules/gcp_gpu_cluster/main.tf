@@ -50,9 +50,10 @@ resource "google_container_cluster" "this" {
     }
   }
 
+  # Public endpoint: authorized_networks; private: the declared way in (kubernetes.private_access).
   master_authorized_networks_config {
     dynamic "cidr_blocks" {
-      for_each = var.authorized_networks
+      for_each = var.public_endpoint ? var.authorized_networks : var.api_access_cidrs
       content {
         cidr_block   = cidr_blocks.value
         display_name = "authorized-${cidr_blocks.key}"

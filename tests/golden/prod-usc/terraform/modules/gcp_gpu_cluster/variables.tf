@@ -52,6 +52,17 @@ variable "authorized_networks" {
   }
 }
 
+variable "api_access_cidrs" {
+  type        = list(string)
+  description = "Networks admitted to the private API endpoint besides the node subnet (kubernetes.private_access): master authorized networks of a private endpoint."
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.api_access_cidrs : can(cidrhost(c, 0)) && c != "0.0.0.0/0"])
+    error_message = "api_access_cidrs must be CIDR blocks, and not 0.0.0.0/0."
+  }
+}
+
 variable "subnet_cidr" {
   type        = string
   description = "Primary range of the node subnet (RFC 1918)."

@@ -35,21 +35,23 @@ resource "azurerm_kubernetes_cluster" "this" {
   #checkov:skip=CKV_AZURE_226:Ephemeral OS disks depend on the VM size's cache; pools use managed OS disks with encryption at host instead
   #checkov:skip=CKV_AZURE_115:Private by default (private_cluster_enabled = !public_endpoint); a public API server is opt-in and needs authorized IP ranges (blueprint validation)
   #checkov:skip=CKV_AZURE_6:Authorized IP ranges apply to a public API server only; the default is a private cluster (CKV_AZURE_115)
-  name                              = var.name
-  location                          = azurerm_resource_group.this.location
-  resource_group_name               = azurerm_resource_group.this.name
-  dns_prefix                        = var.name
-  kubernetes_version                = var.kubernetes_version
-  sku_tier                          = "Standard"
-  private_cluster_enabled           = !var.public_endpoint
-  local_account_disabled            = true
-  role_based_access_control_enabled = true
-  oidc_issuer_enabled               = true
-  workload_identity_enabled         = true
-  azure_policy_enabled              = true
-  automatic_upgrade_channel         = "patch"
-  node_os_upgrade_channel           = "NodeImage"
-  tags                              = var.tags
+  name                    = var.name
+  location                = azurerm_resource_group.this.location
+  resource_group_name     = azurerm_resource_group.this.name
+  dns_prefix              = var.name
+  kubernetes_version      = var.kubernetes_version
+  sku_tier                = "Standard"
+  private_cluster_enabled = !var.public_endpoint
+  # Routed networks (kubernetes.private_access via networks) resolve the API's name from public DNS.
+  private_cluster_public_fqdn_enabled = !var.public_endpoint && var.private_fqdn_in_public_dns
+  local_account_disabled              = true
+  role_based_access_control_enabled   = true
+  oidc_issuer_enabled                 = true
+  workload_identity_enabled           = true
+  azure_policy_enabled                = true
+  automatic_upgrade_channel           = "patch"
+  node_os_upgrade_channel             = "NodeImage"
+  tags                                = var.tags
 
   dynamic "api_server_access_profile" {
     for_each = var.public_endpoint ? [1] : []

@@ -41,6 +41,12 @@ variable "authorized_networks" {
   }
 }
 
+variable "private_fqdn_in_public_dns" {
+  type        = bool
+  description = "Publish the private cluster's FQDN in public DNS (it resolves to the private address), so routed VPN/peered networks resolve it without a link to the private DNS zone (kubernetes.private_access via networks)."
+  default     = false
+}
+
 variable "vnet_cidr" {
   type        = string
   description = "Address space of the virtual network (RFC 1918)."
