@@ -27,6 +27,9 @@ COMPONENT_LABEL = "infra.dev/component"
 MODEL_LABEL = "infra.dev/model"
 ADHOC_LABEL = "infra.dev/ad-hoc"
 MODEL_URI_ANNOTATION = "infra.dev/model-uri"
+# The service account a team's model servers run as, bound to a cloud identity that reads its
+# models (blueprint/storage.py: EKS Pod Identity, GKE Workload Identity Federation).
+MODEL_SERVICE_ACCOUNT = "model-server"
 
 # Kueue: v1beta2 (Kueue >= 0.15) with spec.cohortName; validated against the CRDs of the vendored
 # kubernetes-sigs/kueue v0.19.2 release (orchestrator/data/vendor/kueue-v0.19.2/manifests.yaml).

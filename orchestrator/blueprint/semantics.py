@@ -428,7 +428,20 @@ def warnings(bp: Blueprint) -> list[Issue]:
              for level, message in eks_versions.version_issues(bp.provider, bp.kubernetes.minor, clock.today())
              if level == "warning"]
     return found + list(capacity.warnings(bp)) + list(_no_groups(bp)) + list(_cpu_only_work(bp)) + list(
-        _groups_without_members(bp))
+        _groups_without_members(bp)) + list(_seldon_without_identity(bp))
+
+
+def _seldon_without_identity(bp: Blueprint) -> Iterator[Issue]:
+    """Seldon Core v2 loads models with rclone from its own storage configuration: infra binds no
+    cloud identity to it (``blueprint.storage`` covers the onnx runtime's fetcher only)."""
+    scheme = (catalog.setting(bp.provider, "workload_identity") or {}).get("scheme")
+    if not scheme or bp.inference is None or bp.inference.runtime != "seldon":
+        return
+    for i, model in enumerate(bp.inference.models):
+        if model.uri.startswith(scheme):
+            yield ("inference", "models", i, "uri"), (
+                f"Seldon loads {scheme} models with its rclone storage settings; infra binds it no cloud identity "
+                "(runtime onnx does): configure Seldon's storage secret, or the model does not load")
 
 
 def _groups_without_members(bp: Blueprint) -> Iterator[Issue]:

@@ -5,12 +5,14 @@ validate refuses groups the provider's RBAC cannot see, and model URIs its serve
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
 
-from orchestrator.blueprint import semantics
+from orchestrator.blueprint import catalog, semantics
 from orchestrator.blueprint.loader import load
+from orchestrator.conventions import MODEL_URI_ANNOTATION
 from orchestrator.errors import BlueprintError
 from orchestrator.providers.registry import get as get_provider
 from orchestrator.render.kubernetes import render_objects
@@ -116,3 +118,120 @@ def test_a_blob_url_is_what_aks_model_servers_read(tmp_path):
     extra = ("inference:\n  models:\n"
              "    - {name: m, uri: 'https://acct.blob.core.windows.net/models/m.onnx', team: vision}\n")
     assert load(_bp(tmp_path, *AKS, f"  - {{name: vision, groups: ['{GUID}']}}\n", extra)).model
+
+
+# --- every model server reaches its model: service account -> cloud identity -> object -------------
+
+def model_identity_problems(provider: str, objs: list[dict], tfvars: dict) -> list[str]:
+    """What stops a model server from reading its model with its pod's identity: no service account,
+    one the namespace lacks, one Terraform binds to no identity, an identity whose policy misses the
+    object, or no egress to the cloud's identity endpoint. Reads only rendered objects, Terraform
+    variables and the catalog (each fact from its public source there)."""
+    settings = catalog.setting(provider, "workload_identity")
+    problems: list[str] = []
+    accounts = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objs if o["kind"] == "ServiceAccount"}
+    policies = [o for o in objs if o["kind"] == "NetworkPolicy"]
+    readers = {(r["namespace"], r["service_account"]): r for r in tfvars.get("model_readers") or []}
+    for dep in (o for o in objs if o["kind"] == "Deployment" and MODEL_URI_ANNOTATION in o["metadata"].get(
+            "annotations", {})):
+        uri, ns, name = dep["metadata"]["annotations"][MODEL_URI_ANNOTATION], dep["metadata"]["namespace"], \
+            dep["metadata"]["name"]
+        if not settings or not uri.startswith(settings["scheme"]):
+            continue
+        bucket, _, key = uri[len(settings["scheme"]):].partition("/")
+        pod = dep["spec"]["template"]
+        account = pod["spec"].get("serviceAccountName")
+        if not account:
+            problems.append(f"{ns}/{name}: fetches {uri} with no service account (the node's identity)")
+            continue
+        if (ns, account) not in accounts:
+            problems.append(f"{ns}/{name}: service account {account} is not rendered in {ns}")
+        reader = readers.get((ns, account))
+        if reader is None:
+            problems.append(f"{ns}/{name}: Terraform binds {ns}/{account} to no cloud identity")
+            continue
+        if not any(f"{bucket}/{key}" == o or (o.endswith("*") and f"{bucket}/{key}".startswith(o[:-1]))
+                   for o in reader["objects"]):
+            problems.append(f"{ns}/{name}: the identity of {ns}/{account} may not read {uri}")
+        if bucket not in reader["buckets"]:
+            problems.append(f"{ns}/{name}: the identity of {ns}/{account} is granted nothing on bucket {bucket}")
+        labels = pod["metadata"].get("labels", {})
+        for endpoint in settings["endpoints"]:
+            if not any(p["metadata"]["namespace"] == ns and "Egress" in p["spec"].get("policyTypes", [])
+                       and all(labels.get(k) == v for k, v in p["spec"]["podSelector"].get("matchLabels", {}).items())
+                       and any(t.get("ipBlock", {}).get("cidr") == endpoint["cidr"]
+                               and {"protocol": "TCP", "port": endpoint["port"]} in rule.get("ports", [])
+                               for rule in p["spec"].get("egress", []) for t in rule.get("to", []))
+                       for p in policies):
+                problems.append(f"{ns}/{name}: no egress to the identity endpoint "
+                                f"{endpoint['cidr']}:{endpoint['port']}")
+    return problems
+
+
+def _rendered(bp):
+    provider = get_provider(bp.provider)
+    tfvars = provider.terraform_variables(bp) if provider.terraform_module else {}
+    return render_objects(bp), tfvars
+
+
+MODELS = ("inference:\n  models:\n"
+          "    - {{name: a, uri: '{scheme}models/vision/a.onnx', team: vision}}\n"
+          "    - {{name: b, uri: '{scheme}shared/zoo/', team: vision}}\n"
+          "    - {{name: c, uri: '{scheme}nlp-models/c.onnx', team: nlp}}\n"
+          "    - {{name: d, uri: 'https://example.com/d.onnx', team: nlp}}\n")
+
+
+def _two_teams(tmp_path: Path, cloud: tuple, scheme: str) -> Path:
+    group = {"gcp": "x@example.com"}.get(cloud[0], "x")
+    teams = f"  - {{name: vision, groups: ['{group}']}}\n  - {{name: nlp, groups: ['{group}']}}\n"
+    return _bp(tmp_path, *cloud, teams, MODELS.format(scheme=scheme))
+
+
+@pytest.mark.parametrize("path", BLUEPRINTS, ids=lambda p: p.stem)
+def test_every_model_server_has_an_identity_that_reads_its_model(path: Path) -> None:
+    bp = load(path).model
+    assert model_identity_problems(bp.provider, *_rendered(bp)) == []
+
+
+@pytest.mark.parametrize(("cloud", "scheme"), [(EKS, "s3://"), (GKE, "gs://")], ids=["eks", "gke"])
+def test_each_team_reads_exactly_its_own_models(tmp_path, cloud, scheme) -> None:
+    bp = load(_two_teams(tmp_path, cloud, scheme)).model
+    objs, tfvars = _rendered(bp)
+    assert model_identity_problems(bp.provider, objs, tfvars) == []
+    by_team = {r["team"]: r for r in tfvars["model_readers"]}
+    assert by_team["vision"]["objects"] == ["models/vision/a.onnx", "shared/zoo/*"]
+    assert by_team["vision"]["buckets"] == ["models", "shared"]
+    assert by_team["nlp"]["objects"] == ["nlp-models/c.onnx"]  # its https:// model needs no identity
+    assert {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objs if o["kind"] == "ServiceAccount"
+            and o["metadata"]["namespace"] != "kube-system"} == {("vision", "model-server"), ("nlp", "model-server")}
+
+
+def _break(objs: list[dict], tfvars: dict, how: str) -> tuple[list[dict], dict]:
+    objs, tfvars = copy.deepcopy(objs), copy.deepcopy(tfvars)
+    dep = next(o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "a")
+    if how == "no service account":
+        del dep["spec"]["template"]["spec"]["serviceAccountName"]
+    elif how == "account not rendered":
+        objs = [o for o in objs if not (o["kind"] == "ServiceAccount" and o["metadata"]["namespace"] == "vision")]
+    elif how == "no binding":
+        tfvars["model_readers"] = [r for r in tfvars["model_readers"] if r["team"] != "vision"]
+    elif how == "another object":
+        vision = next(r for r in tfvars["model_readers"] if r["team"] == "vision")
+        vision["objects"][0] = "models/vision/other.onnx"
+    elif how == "no egress":
+        objs = [o for o in objs if o["metadata"]["name"] != "allow-model-identity"]
+    return objs, tfvars
+
+
+@pytest.mark.parametrize(("how", "says"), [
+    ("no service account", "vision/a: fetches {s}models/vision/a.onnx with no service account"),
+    ("account not rendered", "vision/a: service account model-server is not rendered in vision"),
+    ("no binding", "vision/a: Terraform binds vision/model-server to no cloud identity"),
+    ("another object", "vision/a: the identity of vision/model-server may not read {s}models/vision/a.onnx"),
+    ("no egress", "vision/a: no egress to the identity endpoint"),
+])
+@pytest.mark.parametrize(("cloud", "scheme"), [(EKS, "s3://"), (GKE, "gs://")], ids=["eks", "gke"])
+def test_the_model_identity_check_fails_on_each_broken_link(tmp_path, cloud, scheme, how, says) -> None:
+    bp = load(_two_teams(tmp_path, cloud, scheme)).model
+    problems = model_identity_problems(bp.provider, *_break(*_rendered(bp), how))
+    assert problems and problems[0].startswith(says.format(s=scheme)), problems

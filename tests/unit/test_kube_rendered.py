@@ -40,12 +40,16 @@ def test_reads_back_exactly_the_rendered_objects_in_apply_order(lab, tmp_path): 
     write_tree(folder, render_kubernetes(bp))
     objs = read_rendered(folder)
     assert objs == render_objects(bp)
-    # 11 + 11 + 10 per team file, 3 + 1 + 4 cluster (priority classes, device plugin, admission
-    # policies + bindings), 2 + 3 kueue (flavors h100 and system, the CPU pool; l4 serves), 2 + 2
-    # inference, and the cluster-autoscaler's objects (docs/providers.md); the Kueue install is read apart
+    # 11 + 11 + 10 per team file (+ 2 where the team's models are in s3: its model-server service
+    # account and egress to the Pod Identity Agent), 3 + 1 + 4 cluster (priority classes, device
+    # plugin, admission policies + bindings), 2 + 3 kueue (flavors h100 and system, the CPU pool; l4
+    # serves), 2 + 2 inference, and the cluster-autoscaler's objects (docs/providers.md); the Kueue
+    # install is read apart
+    from orchestrator.blueprint import storage
     from orchestrator.render.kubernetes import autoscaler
 
-    assert len(objs) == 49 + len(autoscaler.cluster_autoscaler(bp) or [])
+    assert len(storage.readers(bp)) == 1
+    assert len(objs) == 49 + 2 + len(autoscaler.cluster_autoscaler(bp) or [])
     installed = read_install(folder)
     assert len(installed) == 79 and installed[0]["kind"] == "Namespace"
     assert not {o["kind"] for o in installed} & {"ClusterQueue", "LocalQueue", "ResourceFlavor"}

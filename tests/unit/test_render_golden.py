@@ -188,8 +188,8 @@ def test_golden_covers_the_expected_layout() -> None:
     modules = {rel for rel in _golden("demo") if rel.startswith("terraform/modules/")}
     assert modules == {
         f"terraform/modules/aws_gpu_cluster/{f}"
-        for f in ("access.tf", "addons.tf", "autoscaler.tf", "iam.tf", "main.tf", "network.tf", "outputs.tf",
-                  "variables.tf", "versions.tf")
+        for f in ("access.tf", "addons.tf", "autoscaler.tf", "iam.tf", "main.tf", "models.tf", "network.tf",
+                  "outputs.tf", "variables.tf", "versions.tf")
     }
     kube = {rel.removeprefix("kubernetes/") for rel in _golden("demo") if rel.startswith("kubernetes/")}
     assert kube == {

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, ClassVar
 
+from ...blueprint import storage
 from ...blueprint.labels import pool_labels, pool_taints
 from ...blueprint.models import Blueprint, NodePool
 from ...blueprint.network import api_access_networks, subnet_plan
@@ -81,6 +82,7 @@ class AwsProvider(Provider):
             "public_endpoint": bp.kubernetes.public_endpoint,
             "authorized_networks": list(bp.kubernetes.authorized_networks),
             "api_access_cidrs": api_access_networks(bp),
+            "model_readers": [r.as_tfvar() for r in storage.readers(bp)],
             "vpc_cidr": bp.network.cidr,
             "service_cidr": service_cidr(bp.network.cidr),
             "private_subnets": subnets["private"],

@@ -18,6 +18,7 @@ import ipaddress
 import re
 from typing import Any, ClassVar
 
+from ...blueprint import storage
 from ...blueprint.labels import mig_partition, pool_labels, pool_taints
 from ...blueprint.models import Blueprint, NodePool
 from ...blueprint.network import api_access_networks
@@ -133,6 +134,7 @@ class GcpProvider(Provider):
             "public_endpoint": bp.kubernetes.public_endpoint,
             "authorized_networks": list(bp.kubernetes.authorized_networks),
             "api_access_cidrs": api_access_networks(bp),
+            "model_readers": [r.as_tfvar() for r in storage.readers(bp)],
             "subnet_cidr": bp.network.cidr,
             "pods_cidr": pods,
             "services_cidr": services,

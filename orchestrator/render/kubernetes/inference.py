@@ -14,7 +14,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...blueprint import capacity
+from ...blueprint import capacity, storage
 from ...blueprint.labels import GPU_PRESENT_LABEL, POOL_LABEL
 from ...blueprint.models import Blueprint, Model
 from ...conventions import (
@@ -58,18 +58,26 @@ class Placement:
     namespace: str
     gpu_tolerations: list[dict[str, Any]] = field(default_factory=lambda: [dict(GPU_TOLERATION)])
     pools: tuple[str, ...] = ()
+    #: the team's model-server service account, bound to a cloud identity (``blueprint.storage``)
+    service_account: str | None = None
+    #: environment of the fetch container (the region an AWS SDK needs)
+    fetch_env: tuple[tuple[str, str], ...] = ()
 
 
 def placement(bp: Blueprint, team_name: str) -> Placement:
     """Model servers are pinned to the team's inference pools (never to training nodes)."""
     team = next(t for t in bp.teams if t.name == team_name)
+    reader = storage.reader(bp, team_name)
+    env = (storage.identity(bp.provider) or {}).get("fetch_env") or {} if reader else {}
+    identity = {"service_account": reader.service_account if reader else None,
+                "fetch_env": tuple((k, v.replace("{region}", bp.region or "")) for k, v in sorted(env.items()))}
     pools = capacity.team_pools(bp, team, capacity.INFERENCE)
     if not pools:  # no GPU model is allowed then (validation); CPU models need no placement
-        return Placement(team.effective_namespace, gpu_tolerations(bp))
+        return Placement(team.effective_namespace, gpu_tolerations(bp), **identity)
     tolerations = [dict(GPU_TOLERATION)]
     for pool in pools:
         tolerations = merge_tolerations(tolerations, pool_tolerations(pool, bp.provider))
-    return Placement(team.effective_namespace, tolerations, tuple(p.name for p in pools))
+    return Placement(team.effective_namespace, tolerations, tuple(p.name for p in pools), **identity)
 
 
 def model_labels(model: Model) -> dict[str, str]:
@@ -114,7 +122,7 @@ def _resources(gpu: int) -> dict[str, Any]:
     return {"requests": requests, "limits": limits}
 
 
-def _fetch(model: Model) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
+def _fetch(model: Model, where: Placement) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
     """Init container(s) that put the model file under /staging, the staging volume, its file name."""
     uri = model.uri
     file_name = "model.onnx" if uri.endswith("/") else posixpath.basename(uri)
@@ -129,11 +137,13 @@ def _fetch(model: Model) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
         "securityContext": _SECURE,
         "volumeMounts": [{"name": "staging", "mountPath": "/staging"}],
     }
+    if where.fetch_env:
+        fetch["env"] = [{"name": k, "value": v} for k, v in where.fetch_env]
     return [fetch], {"name": "staging", "emptyDir": {}}, file_name
 
 
 def onnx_objects(model: Model, where: Placement, labels: dict[str, str]) -> list[dict[str, Any]]:
-    fetch, staging, file_name = _fetch(model)
+    fetch, staging, file_name = _fetch(model, where)
     target = f"/models/{model.name}/1"
     layout = {
         "name": "layout-model",
@@ -177,6 +187,7 @@ def onnx_objects(model: Model, where: Placement, labels: dict[str, str]) -> list
         "resources": _resources(model.gpu),
         "env": _server_env(model.gpu, where),
         "volumes": [staging, {"name": "models", "emptyDir": {}}],
+        "service_account": where.service_account,
     }
     return objects_from_template("onnx-model.yaml.j2", ctx)
 

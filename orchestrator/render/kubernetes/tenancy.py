@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...blueprint import capacity
+from ...blueprint import capacity, storage
 from ...blueprint.models import Blueprint, Team
 from ...conventions import COMPONENT_LABEL, GPU_RESOURCE, OIP_HTTP_PORT, PRIORITY_CLASSES, TEAM_LABEL
 from ...providers import registry
@@ -102,8 +102,18 @@ def team_objects(bp: Blueprint, team: Team) -> list[dict[str, Any]]:
         "http_port": OIP_HTTP_PORT,
         "grpc_port": OIP_GRPC_PORT,
         "seldon_operator_namespace": SELDON_OPERATOR_NAMESPACE if _serves_seldon(bp, team) else "",
+        "model_identity": _model_identity(bp, team),
     }
     return objects_from_template("team.yaml.j2", context)
+
+
+def _model_identity(bp: Blueprint, team: Team) -> dict[str, Any] | None:
+    """The team's model-server service account and the identity endpoints its pods must reach,
+    when its models live in the cloud's object store (``blueprint.storage``)."""
+    reader = storage.reader(bp, team.name)
+    if reader is None:
+        return None
+    return {"service_account": reader.service_account, "endpoints": storage.identity(bp.provider)["endpoints"]}
 
 
 def _serves_seldon(bp: Blueprint, team: Team) -> bool:

@@ -10,6 +10,7 @@ module "cluster" {
   cluster_admins      = var.cluster_admins
   creator_admin       = var.creator_admin
   kubernetes_version  = var.kubernetes_version
+  model_readers       = var.model_readers
   name                = var.name
   node_pools          = var.node_pools
   private_subnets     = var.private_subnets

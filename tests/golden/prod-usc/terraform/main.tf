@@ -13,6 +13,7 @@ module "cluster" {
   kubernetes_version  = var.kubernetes_version
   labels              = var.labels
   master_cidr         = var.master_cidr
+  model_readers       = var.model_readers
   name                = var.name
   node_pools          = var.node_pools
   pods_cidr           = var.pods_cidr

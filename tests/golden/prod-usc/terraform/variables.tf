@@ -164,3 +164,16 @@ variable "node_pools" {
     error_message = "node_pools[].taints[].effect must be NO_SCHEDULE, NO_EXECUTE or PREFER_NO_SCHEDULE."
   }
 }
+
+variable "model_readers" {
+  type = list(object({
+    team            = string
+    namespace       = string
+    service_account = string
+    buckets         = list(string)
+    objects         = list(string)
+    prefixes        = list(string)
+  }))
+  description = "Per team with models in the cloud's object store: its model servers' service account and the buckets and objects (bucket/key, a trailing * for a prefix) they may read."
+  default     = []
+}

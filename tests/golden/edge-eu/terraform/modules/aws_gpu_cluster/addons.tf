@@ -76,10 +76,14 @@ resource "aws_iam_role_policy_attachment" "ebs_csi" {
 }
 
 locals {
-  pod_identities = var.emulated ? {} : {
+  pod_identities = var.emulated ? {} : merge({
     ebs-csi            = { namespace = "kube-system", service_account = "ebs-csi-controller-sa", role_arn = aws_iam_role.ebs_csi.arn }
     cluster-autoscaler = { namespace = "kube-system", service_account = "cluster-autoscaler", role_arn = aws_iam_role.autoscaler.arn }
-  }
+    }, {
+    for team, r in local.model_readers : "models-${team}" => {
+      namespace = r.namespace, service_account = r.service_account, role_arn = aws_iam_role.model_reader[team].arn
+    }
+  })
 }
 
 resource "aws_eks_pod_identity_association" "this" {

@@ -211,3 +211,16 @@ variable "imds_hop_limit" {
   description = "IMDSv2 response hop limit on nodes: 1 keeps pods off the instance role (use IRSA/Pod Identity); 2 lets pods reach IMDS."
   default     = 1
 }
+
+variable "model_readers" {
+  type = list(object({
+    team            = string
+    namespace       = string
+    service_account = string
+    buckets         = list(string)
+    objects         = list(string)
+    prefixes        = list(string)
+  }))
+  description = "Per team with models in the cloud's object store: its model servers' service account and the buckets and objects (bucket/key, a trailing * for a prefix) they may read."
+  default     = []
+}
