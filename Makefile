@@ -52,18 +52,24 @@ $(ANSIBLE_LINT_VENV)/bin/ansible-lint:
 
 ansible-lint: $(ANSIBLE_LINT_VENV)/bin/ansible-lint
 
-# The azurerm and google provider schemas (from the prebuilt cdktf packages' jsii assemblies,
-# ~95 MB of wheels) and python-hcl2, for tests/unit/test_provider_schemas.py; outside the app.
+# The azurerm and google provider schemas (from the prebuilt cdktf packages' jsii assemblies)
+# and python-hcl2, for tests/unit/test_provider_schemas.py; outside the app. Two releases of
+# each package (provider-package-version): the newest checked (azurerm 4.55.0, google 6.50.0)
+# and the one generated from the floor versions.tf pins (azurerm 4.40.0, google 6.20.0); the
+# same list as RELEASES in tests/provider_schema.py. ~180 MB of wheels, each fetched once.
 SCHEMA_DIR ?= $(INFRA_TOOLS_CACHE)/schemas
 HCL2_VENV  ?= $(INFRA_TOOLS_CACHE)/hcl2-venv
+SCHEMA_WHEELS := azurerm-14.23.1 google-16.12.1 azurerm-14.9.0 google-14.19.0
 $(HCL2_VENV)/bin/python:
 	$(PYTHON) -m venv $(HCL2_VENV)
 	$(HCL2_VENV)/bin/python -m pip install --quiet 'python-hcl2>=7,<8'
+
+$(SCHEMA_DIR)/cdktf_cdktf_provider_%-py3-none-any.whl: | $(HCL2_VENV)/bin/python
 	mkdir -p $(SCHEMA_DIR)
 	$(HCL2_VENV)/bin/python -m pip download --quiet --no-deps -d $(SCHEMA_DIR) \
-		'cdktf-cdktf-provider-azurerm==14.23.1' 'cdktf-cdktf-provider-google==16.12.1'
+		'cdktf-cdktf-provider-$(subst -,==,$*)'
 
-provider-schemas: $(HCL2_VENV)/bin/python
+provider-schemas: $(HCL2_VENV)/bin/python $(SCHEMA_WHEELS:%=$(SCHEMA_DIR)/cdktf_cdktf_provider_%-py3-none-any.whl)
 
 # The system packages the SSH-host tests need (debootstrap, openssh-server, gnupg, dpkg-dev),
 # the same list .ci/run installs; uses sudo when not root.
