@@ -151,6 +151,11 @@ class Kubernetes(_Model):
     public_endpoint: bool = False
     authorized_networks: list[Annotated[str, _text(64)]] = Field(default_factory=list)
     private_access: PrivateAccess | None = None
+    # None: the cloud's own default (catalog deletion_protection: GKE on, EKS/AKS have none).
+    deletion_protection: bool | None = None
+    # AKS only: encrypt node VM hosts (temp disks, caches); needs the subscription's
+    # Microsoft.Compute/EncryptionAtHost feature. false opts out (docs/providers.md).
+    encryption_at_host: bool | None = None
 
     @property
     def minor(self) -> str:
@@ -395,6 +400,13 @@ class Blueprint(_Model):
     def is_cloud(self) -> bool:
         """A cloud (region, node pools with instance types), not existing hosts (data/catalog)."""
         return catalog.kind(self.provider) == "cloud"
+
+    @property
+    def deletion_protected(self) -> bool:
+        """Whether ``infra down`` (and, on GKE, Terraform) refuses to destroy the cluster: the
+        blueprint's ``kubernetes.deletion_protection``, else the catalog's default."""
+        given = self.kubernetes.deletion_protection
+        return bool(catalog.setting(self.provider, "deletion_protection", False)) if given is None else given
 
     def pool(self, name: str) -> NodePool | None:
         return next((p for p in self.node_pools if p.name == name), None)

@@ -248,11 +248,21 @@ def _endpoint(bp: Blueprint, pending: frozenset[tuple[Any, ...]] = frozenset()) 
                 f"{cidr} opens the API endpoint to the whole internet: list your office or VPN CIDRs instead"
             )
     yield from _way_in(bp)
+    yield from _provider_only(bp)
 
 
 WAY_IN = ("kubernetes.private_access: {via: inside_network} (infra and kubectl run in the cluster's network: "
           "a CI runner or bastion there) or {via: networks, networks: [VPN or peered CIDRs]}, or "
           "public_endpoint: true with authorized_networks (docs/security.md)")
+
+
+def _provider_only(bp: Blueprint) -> Iterator[Issue]:
+    """Fields that mean something on one cloud only."""
+    if bp.kubernetes.encryption_at_host is not None and catalog.setting(bp.provider, "encryption_at_host") is None:
+        yield ("kubernetes", "encryption_at_host"), (
+            "is an AKS setting (VM host encryption); on this provider the nodes' disks are encrypted by default")
+    if bp.kubernetes.deletion_protection is not None and not bp.is_cloud:
+        yield ("kubernetes", "deletion_protection"), "is for a cloud cluster; infra down never touches hosts"
 
 
 def _way_in(bp: Blueprint) -> Iterator[Issue]:

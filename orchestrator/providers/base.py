@@ -31,6 +31,9 @@ class Provider(ABC):
     renderable: ClassVar[bool] = True
     #: what its Terraform provider needs to sign in, checked before ``terraform init``; None: not checked
     credentials: ClassVar[Credentials | None] = None
+    #: (pattern, hint): a Terraform error whose message matches gets this hint instead of the
+    #: provider's own (what a fresh account lacks: a feature, an API; stages.terraform)
+    error_hints: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     @abstractmethod
     def terraform_variables(self, bp: Blueprint) -> dict[str, Any]:

@@ -130,7 +130,24 @@ def down(file: Path, confirm: Confirm, *, sandbox: bool = False, root: Path | No
     """Plan the destruction of everything and apply it after confirmation."""
     ctx = build_context(file, "down", confirm, sandbox=sandbox, root=root, progress=progress)
     stages = pipeline("down", ctx.provider)  # bare metal: a usage error before anything is locked or recorded
+    _require_unprotected(ctx)
     return run(ctx, "down", stages)
+
+
+def _require_unprotected(ctx: Context) -> None:
+    """A deletion-protected cluster is refused before Terraform plans anything: GKE's own check
+    fails only when the cluster's turn comes, after node pools and other resources are gone."""
+    from ..errors import UsageError
+
+    if not ctx.bp.deletion_protected:
+        return
+    file, line, column = ctx.loaded.locate(("kubernetes", "deletion_protection"))
+    given = ctx.bp.kubernetes.deletion_protection is not None
+    raise UsageError(
+        f"{file}:{line}:{column} kubernetes.deletion_protection: the cluster is deletion-protected"
+        f"{'' if given else f' (the {ctx.bp.provider} default)'}; nothing was destroyed",
+        hint=f"set kubernetes.deletion_protection: false, run `infra up {ctx.loaded.path}` (it lifts the "
+             f"protection), then `infra down {ctx.loaded.path}`")
 
 
 def drift(file: Path, *, sandbox: bool = False, root: Path | None = None,

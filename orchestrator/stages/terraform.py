@@ -5,6 +5,9 @@ and ``infra status``)."""
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ..errors import Cancelled, TerraformError
 from ..workspace import write_private
@@ -22,6 +25,20 @@ def check_credentials(ctx: Context) -> None:
     missing = spec.missing(os.environ)
     if missing:
         raise TerraformError(f"{ctx.provider.name}: no credentials for Terraform: {'; '.join(missing)}", spec.hint)
+
+
+@contextmanager
+def provider_hints(ctx: Context) -> Iterator[None]:
+    """A Terraform error the provider knows (``Provider.error_hints``: a feature or an API a fresh
+    account lacks) gets the provider's hint, which says what to do."""
+    try:
+        yield
+    except TerraformError as exc:
+        for pattern, hint in ctx.provider.error_hints:
+            if re.search(pattern, exc.message):
+                exc.hint = hint
+                break
+        raise
 
 
 def _init(ctx: Context) -> TerraformEngine:
@@ -49,7 +66,8 @@ class PlanStage:
 
     def run(self, ctx: Context) -> str:
         tf = _init(ctx)
-        plan = tf.plan(ctx.ws.plan_file, destroy=self.destroy)
+        with provider_hints(ctx):
+            plan = tf.plan(ctx.ws.plan_file, destroy=self.destroy)
         ctx.state.plan = plan
         ctx.state.record.plan = {
             "has_changes": plan.has_changes,
@@ -78,7 +96,8 @@ class ApplyStage:
         if not ctx.confirm(plan):
             raise Cancelled()
         tf = ctx.terraform()
-        result = tf.apply(ctx.ws.plan_file, total=plan.steps)
+        with provider_hints(ctx):
+            result = tf.apply(ctx.ws.plan_file, total=plan.steps)
         ctx.state.applied = True
         ctx.ws.plan_file.unlink(missing_ok=True)
         if ctx.state.record.command != "down":

@@ -95,6 +95,11 @@ class AzureProvider(Provider):
     name: ClassVar[str] = "azure"
     terraform_module: ClassVar[str | None] = "azure_gpu_cluster"
     credentials: ClassVar[Credentials | None] = CREDENTIALS
+    error_hints: ClassVar[tuple[tuple[str, str], ...]] = (
+        (r"EncryptionAtHost", "register the subscription's feature (az feature register --namespace "
+                              "Microsoft.Compute --name EncryptionAtHost, then az provider register -n "
+                              "Microsoft.Compute), or opt out with kubernetes.encryption_at_host: false"),
+    )
 
     def terraform_variables(self, bp: Blueprint) -> dict[str, Any]:
         names = _names(bp)
@@ -110,6 +115,7 @@ class AzureProvider(Provider):
             "authorized_networks": list(bp.kubernetes.authorized_networks),
             "private_fqdn_in_public_dns": bool(bp.kubernetes.private_access
                                                and bp.kubernetes.private_access.via == "networks"),
+            "encryption_at_host": bp.kubernetes.encryption_at_host is not False,
             "vnet_cidr": bp.network.cidr,
             "node_subnet": next(ipaddress.IPv4Network(bp.network.cidr).subnets(prefixlen_diff=1)).exploded,
             "pod_cidr": pods,

@@ -123,6 +123,13 @@ class GcpProvider(Provider):
     name: ClassVar[str] = "gcp"
     terraform_module: ClassVar[str | None] = "gcp_gpu_cluster"
     credentials: ClassVar[Credentials | None] = CREDENTIALS
+    error_hints: ClassVar[tuple[tuple[str, str], ...]] = (
+        (r"deletion_protection", "the cluster is deletion-protected: set kubernetes.deletion_protection: false, "
+                                 "run infra up (it lifts the protection), then infra down"),
+        (r"SERVICE_DISABLED|has not been used in project", "an API of the project is off: infra up turns on "
+                                                           "compute, container and iam; enable any other the "
+                                                           "message names (gcloud services enable NAME)"),
+    )
 
     def terraform_variables(self, bp: Blueprint) -> dict[str, Any]:
         pods, services, master = secondary_ranges(bp.network.cidr)
@@ -135,6 +142,7 @@ class GcpProvider(Provider):
             "authorized_networks": list(bp.kubernetes.authorized_networks),
             "api_access_cidrs": api_access_networks(bp),
             "model_readers": [r.as_tfvar() for r in storage.readers(bp)],
+            "deletion_protection": bp.deletion_protected,
             "subnet_cidr": bp.network.cidr,
             "pods_cidr": pods,
             "services_cidr": services,

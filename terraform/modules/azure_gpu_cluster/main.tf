@@ -103,7 +103,7 @@ resource "azurerm_kubernetes_cluster" "this" {
     node_count                   = var.system_pool.node_count
     max_pods                     = 50
     only_critical_addons_enabled = true
-    host_encryption_enabled      = true
+    host_encryption_enabled      = var.encryption_at_host
     os_disk_type                 = "Managed"
     os_disk_size_gb              = var.system_pool.disk_size_gb
     node_labels                  = var.system_pool.labels
@@ -145,7 +145,7 @@ resource "azurerm_kubernetes_cluster_node_pool" "pool" {
   priority                = each.value.spot ? "Spot" : "Regular"
   eviction_policy         = each.value.spot ? "Delete" : null
   spot_max_price          = each.value.spot ? each.value.spot_max_price : null
-  host_encryption_enabled = true
+  host_encryption_enabled = var.encryption_at_host
   os_disk_type            = "Managed"
   os_disk_size_gb         = each.value.disk_size_gb
   node_labels             = each.value.labels

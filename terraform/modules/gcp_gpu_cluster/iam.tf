@@ -5,6 +5,8 @@ data "google_client_config" "current" {}
 resource "google_service_account" "nodes" {
   account_id   = "${substr(var.name, 0, 24)}-nodes"
   display_name = "GKE nodes of ${var.name}"
+
+  depends_on = [google_project_service.this]
 }
 
 resource "google_project_iam_member" "nodes" {

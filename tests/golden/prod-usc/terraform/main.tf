@@ -10,6 +10,7 @@ module "cluster" {
   authorized_networks = var.authorized_networks
   cluster_admins      = var.cluster_admins
   cluster_viewers     = var.cluster_viewers
+  deletion_protection = var.deletion_protection
   kubernetes_version  = var.kubernetes_version
   labels              = var.labels
   master_cidr         = var.master_cidr

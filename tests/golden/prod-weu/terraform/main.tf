@@ -10,6 +10,7 @@ module "cluster" {
   authorized_networks        = var.authorized_networks
   creator_admin              = var.creator_admin
   dns_service_ip             = var.dns_service_ip
+  encryption_at_host         = var.encryption_at_host
   kubernetes_version         = var.kubernetes_version
   member_object_ids          = var.member_object_ids
   name                       = var.name

@@ -184,3 +184,9 @@ variable "node_pools" {
     error_message = "node_pools[].taints must be written key=value:Effect."
   }
 }
+
+variable "encryption_at_host" {
+  type        = bool
+  description = "Encrypt node VM hosts (temp disks, caches); needs the subscription's Microsoft.Compute/EncryptionAtHost feature registered."
+  default     = true
+}
