@@ -30,6 +30,8 @@ MODEL_URI_ANNOTATION = "infra.dev/model-uri"
 # The service account a team's model servers run as, bound to a cloud identity that reads its
 # models (blueprint/storage.py: EKS Pod Identity, GKE Workload Identity Federation).
 MODEL_SERVICE_ACCOUNT = "model-server"
+# Annotations the handoff fills from Terraform outputs (kube/bind.py): JSON {annotation: output}.
+BIND_ANNOTATIONS = "infra.dev/bind-annotations"
 
 # Kueue: v1beta2 (Kueue >= 0.15) with spec.cohortName; validated against the CRDs of the vendored
 # kubernetes-sigs/kueue v0.19.2 release (orchestrator/data/vendor/kueue-v0.19.2/manifests.yaml).

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from orchestrator import clock
-from orchestrator.blueprint import capacity, catalog, eks_versions, forms, network, nodes
+from orchestrator.blueprint import capacity, catalog, eks_versions, forms, network, nodes, storage
 from orchestrator.blueprint.models import MIG_GPU_TYPES, Blueprint, Gpu, NodePool
 from orchestrator.blueprint.yamlpos import format_path
 
@@ -444,14 +444,14 @@ def warnings(bp: Blueprint) -> list[Issue]:
 def _seldon_without_identity(bp: Blueprint) -> Iterator[Issue]:
     """Seldon Core v2 loads models with rclone from its own storage configuration: infra binds no
     cloud identity to it (``blueprint.storage`` covers the onnx runtime's fetcher only)."""
-    scheme = (catalog.setting(bp.provider, "workload_identity") or {}).get("scheme")
-    if not scheme or bp.inference is None or bp.inference.runtime != "seldon":
+    settings = catalog.setting(bp.provider, "workload_identity")
+    if not settings or bp.inference is None or bp.inference.runtime != "seldon":
         return
     for i, model in enumerate(bp.inference.models):
-        if model.uri.startswith(scheme):
+        if storage.parse(model.uri, settings) is not None:
             yield ("inference", "models", i, "uri"), (
-                f"Seldon loads {scheme} models with its rclone storage settings; infra binds it no cloud identity "
-                "(runtime onnx does): configure Seldon's storage secret, or the model does not load")
+                "Seldon loads models from the cloud's object store with its rclone storage settings; infra binds "
+                "it no cloud identity (runtime onnx does): configure Seldon's storage secret, or it does not load")
 
 
 def _groups_without_members(bp: Blueprint) -> Iterator[Issue]:

@@ -4,7 +4,9 @@ A model URI in the cloud's own object store (``s3://`` on EKS, ``gs://`` on GKE:
 ``workload_identity.scheme``) is fetched by the model server's init container with the pod's
 identity: the namespace's ``model-server`` service account, bound by Terraform to a cloud
 identity that may read exactly those objects (EKS Pod Identity, GKE Workload Identity
-Federation). Other URIs (``https://``, ``file://``) need no identity. Terraform variables
+Federation, AKS workload identity: a managed identity with a federated credential for the
+service account and Storage Blob Data Reader on the model's container). Other URIs (``https://``
+elsewhere, ``file://``) need no identity. Terraform variables
 (``providers/*``), the team manifests (``render/kubernetes``) and the identity-chain checks read
 the same ``readers``.
 """
@@ -56,11 +58,21 @@ def identity(provider: str) -> dict[str, Any] | None:
     return catalog.setting(provider, "workload_identity")
 
 
-def parse(uri: str, scheme: str) -> ObjectRef | None:
+def parse(uri: str, settings: dict[str, Any]) -> ObjectRef | None:
+    """The object a URI names in the cloud's store, or None when it is elsewhere. With a
+    ``host_suffix`` (Azure Blob Storage: https://<account>.blob.core.windows.net/<container>/<key>)
+    the "bucket" is ``<account>/<container>``, the unit a role is assigned on."""
+    scheme, suffix = settings["scheme"], settings.get("host_suffix")
     if not uri.startswith(scheme):
         return None
-    bucket, _, key = uri[len(scheme):].partition("/")
-    return ObjectRef(bucket, key)
+    host, _, path = uri[len(scheme):].partition("/")
+    if suffix is None:
+        return ObjectRef(host, path)
+    account = host.removesuffix(suffix)
+    container, _, key = path.partition("/")
+    if account == host or not account or not container:
+        return None
+    return ObjectRef(f"{account}/{container}", key)
 
 
 def readers(bp: Blueprint) -> list[Reader]:
@@ -70,7 +82,7 @@ def readers(bp: Blueprint) -> list[Reader]:
         return []
     found: dict[str, list[ObjectRef]] = {}
     for model in bp.inference.models:
-        ref = parse(model.uri, settings["scheme"])
+        ref = parse(model.uri, settings)
         if ref is not None and ref not in found.setdefault(model.team, []):
             found[model.team].append(ref)
     return [Reader(t.name, t.effective_namespace, MODEL_SERVICE_ACCOUNT, tuple(found[t.name]))

@@ -22,10 +22,12 @@ from ..blueprint.models import Blueprint
 from ..errors import KubernetesError
 from ..kube import reach
 from ..kube.apply import Options, apply_all
+from ..kube.bind import bind_outputs
 from ..kube.rendered import read_install, read_rendered
 from ..kube.rest import RetryPolicy
 from ..kube.validate import require_valid
 from ..ops import kubeconfig
+from ..workspace import read_json
 from .context import Context
 
 SANDBOX_DETAIL = "rendered and validated {n} manifests; not applied (the sandbox has no Kubernetes API)"
@@ -55,6 +57,7 @@ class HandoffStage:
             given or ctx.state.kubeconfig, self.context or ctx.kube.context,
         )
         _require_reachable(ctx, path, context)
+        objs = bind_outputs(objs, ctx.state.outputs or read_json(ctx.ws.outputs_file) or {})
         from ..kube.client import Client
 
         client = Client.from_kubeconfig(path, context, retry=RetryPolicy())

@@ -6,13 +6,14 @@ validate refuses groups the provider's RBAC cannot see, and model URIs its serve
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
 
 from orchestrator.blueprint import catalog, semantics
 from orchestrator.blueprint.loader import load
-from orchestrator.conventions import MODEL_URI_ANNOTATION
+from orchestrator.conventions import BIND_ANNOTATIONS, MODEL_URI_ANNOTATION
 from orchestrator.errors import BlueprintError
 from orchestrator.providers.registry import get as get_provider
 from orchestrator.render.kubernetes import render_objects
@@ -129,7 +130,7 @@ def model_identity_problems(provider: str, objs: list[dict], tfvars: dict) -> li
     variables and the catalog (each fact from its public source there)."""
     settings = catalog.setting(provider, "workload_identity")
     problems: list[str] = []
-    accounts = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objs if o["kind"] == "ServiceAccount"}
+    accounts = {(o["metadata"]["namespace"], o["metadata"]["name"]): o for o in objs if o["kind"] == "ServiceAccount"}
     policies = [o for o in objs if o["kind"] == "NetworkPolicy"]
     readers = {(r["namespace"], r["service_account"]): r for r in tfvars.get("model_readers") or []}
     for dep in (o for o in objs if o["kind"] == "Deployment" and MODEL_URI_ANNOTATION in o["metadata"].get(
@@ -139,6 +140,11 @@ def model_identity_problems(provider: str, objs: list[dict], tfvars: dict) -> li
         if not settings or not uri.startswith(settings["scheme"]):
             continue
         bucket, _, key = uri[len(settings["scheme"]):].partition("/")
+        if settings.get("host_suffix"):  # https://<account><suffix>/<container>/<key>
+            if not bucket.endswith(settings["host_suffix"]):
+                continue
+            container, _, key = key.partition("/")
+            bucket = f"{bucket.removesuffix(settings['host_suffix'])}/{container}"
         pod = dep["spec"]["template"]
         account = pod["spec"].get("serviceAccountName")
         if not account:
@@ -150,6 +156,15 @@ def model_identity_problems(provider: str, objs: list[dict], tfvars: dict) -> li
         if reader is None:
             problems.append(f"{ns}/{name}: Terraform binds {ns}/{account} to no cloud identity")
             continue
+        for key_, value in (settings.get("pod_labels") or {}).items():
+            if pod["metadata"].get("labels", {}).get(key_) != value:
+                problems.append(f"{ns}/{name}: its pods lack the label {key_}={value} the identity webhook needs")
+        if settings.get("client_id_annotation"):  # filled at the handoff from the identity's output
+            sa = accounts.get((ns, account), {})
+            bind = json.loads(sa.get("metadata", {}).get("annotations", {}).get(BIND_ANNOTATIONS, "{}"))
+            if bind.get(settings["client_id_annotation"]) != f"{settings['client_id_output']}.{reader['team']}":
+                problems.append(f"{ns}/{name}: service account {account} is not bound to the client ID of "
+                                f"team {reader['team']}'s identity")
         if not any(f"{bucket}/{key}" == o or (o.endswith("*") and f"{bucket}/{key}".startswith(o[:-1]))
                    for o in reader["objects"]):
             problems.append(f"{ns}/{name}: the identity of {ns}/{account} may not read {uri}")
@@ -174,6 +189,7 @@ def _rendered(bp):
     return render_objects(bp), tfvars
 
 
+BLOB = "https://acct.blob.core.windows.net/"
 MODELS = ("inference:\n  models:\n"
           "    - {{name: a, uri: '{scheme}models/vision/a.onnx', team: vision}}\n"
           "    - {{name: b, uri: '{scheme}shared/zoo/', team: vision}}\n"
@@ -182,7 +198,7 @@ MODELS = ("inference:\n  models:\n"
 
 
 def _two_teams(tmp_path: Path, cloud: tuple, scheme: str) -> Path:
-    group = {"gcp": "x@example.com"}.get(cloud[0], "x")
+    group = {"gcp": "x@example.com", "azure": GUID}.get(cloud[0], "x")
     teams = f"  - {{name: vision, groups: ['{group}']}}\n  - {{name: nlp, groups: ['{group}']}}\n"
     return _bp(tmp_path, *cloud, teams, MODELS.format(scheme=scheme))
 
@@ -193,20 +209,23 @@ def test_every_model_server_has_an_identity_that_reads_its_model(path: Path) -> 
     assert model_identity_problems(bp.provider, *_rendered(bp)) == []
 
 
-@pytest.mark.parametrize(("cloud", "scheme"), [(EKS, "s3://"), (GKE, "gs://")], ids=["eks", "gke"])
-def test_each_team_reads_exactly_its_own_models(tmp_path, cloud, scheme) -> None:
+CLOUDS = [(EKS, "s3://", ""), (GKE, "gs://", ""), (AKS, BLOB, "acct/")]
+
+
+@pytest.mark.parametrize(("cloud", "scheme", "account"), CLOUDS, ids=["eks", "gke", "aks"])
+def test_each_team_reads_exactly_its_own_models(tmp_path, cloud, scheme, account) -> None:
     bp = load(_two_teams(tmp_path, cloud, scheme)).model
     objs, tfvars = _rendered(bp)
     assert model_identity_problems(bp.provider, objs, tfvars) == []
     by_team = {r["team"]: r for r in tfvars["model_readers"]}
-    assert by_team["vision"]["objects"] == ["models/vision/a.onnx", "shared/zoo/*"]
-    assert by_team["vision"]["buckets"] == ["models", "shared"]
-    assert by_team["nlp"]["objects"] == ["nlp-models/c.onnx"]  # its https:// model needs no identity
+    assert by_team["vision"]["objects"] == [f"{account}models/vision/a.onnx", f"{account}shared/zoo/*"]
+    assert by_team["vision"]["buckets"] == [f"{account}models", f"{account}shared"]
+    assert by_team["nlp"]["objects"] == [f"{account}nlp-models/c.onnx"]  # its other https:// model needs none
     assert {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in objs if o["kind"] == "ServiceAccount"
             and o["metadata"]["namespace"] != "kube-system"} == {("vision", "model-server"), ("nlp", "model-server")}
 
 
-def _break(objs: list[dict], tfvars: dict, how: str) -> tuple[list[dict], dict]:
+def _break(objs: list[dict], tfvars: dict, how: str, account: str = "") -> tuple[list[dict], dict]:
     objs, tfvars = copy.deepcopy(objs), copy.deepcopy(tfvars)
     dep = next(o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "a")
     if how == "no service account":
@@ -217,21 +236,38 @@ def _break(objs: list[dict], tfvars: dict, how: str) -> tuple[list[dict], dict]:
         tfvars["model_readers"] = [r for r in tfvars["model_readers"] if r["team"] != "vision"]
     elif how == "another object":
         vision = next(r for r in tfvars["model_readers"] if r["team"] == "vision")
-        vision["objects"][0] = "models/vision/other.onnx"
+        vision["objects"][0] = f"{account}models/vision/other.onnx"
     elif how == "no egress":
         objs = [o for o in objs if o["metadata"]["name"] != "allow-model-identity"]
+    elif how == "no pod label":
+        del dep["spec"]["template"]["metadata"]["labels"]["azure.workload.identity/use"]
+    elif how == "unbound client id":
+        sa = next(o for o in objs if o["kind"] == "ServiceAccount" and o["metadata"]["namespace"] == "vision")
+        del sa["metadata"]["annotations"][BIND_ANNOTATIONS]
     return objs, tfvars
 
 
-@pytest.mark.parametrize(("how", "says"), [
+BREAKS = [
     ("no service account", "vision/a: fetches {s}models/vision/a.onnx with no service account"),
     ("account not rendered", "vision/a: service account model-server is not rendered in vision"),
     ("no binding", "vision/a: Terraform binds vision/model-server to no cloud identity"),
     ("another object", "vision/a: the identity of vision/model-server may not read {s}models/vision/a.onnx"),
-    ("no egress", "vision/a: no egress to the identity endpoint"),
+]
+ONLY = {  # links only some clouds have
+    "eks": [("no egress", "vision/a: no egress to the identity endpoint 169.254.170.23/32:80")],
+    "gke": [("no egress", "vision/a: no egress to the identity endpoint 169.254.169.254/32:80")],
+    "aks": [("no pod label", "vision/a: its pods lack the label azure.workload.identity/use=true"),
+            ("unbound client id", "vision/a: service account model-server is not bound to the client ID of team "
+                                  "vision's identity")],
+}
+
+
+@pytest.mark.parametrize(("cloud", "scheme", "account", "how", "says"), [
+    pytest.param(cloud, scheme, account, how, says, id=f"{name}-{how}")
+    for (cloud, scheme, account), name in zip(CLOUDS, ("eks", "gke", "aks"), strict=True)
+    for how, says in BREAKS + ONLY[name]
 ])
-@pytest.mark.parametrize(("cloud", "scheme"), [(EKS, "s3://"), (GKE, "gs://")], ids=["eks", "gke"])
-def test_the_model_identity_check_fails_on_each_broken_link(tmp_path, cloud, scheme, how, says) -> None:
+def test_the_model_identity_check_fails_on_each_broken_link(tmp_path, cloud, scheme, account, how, says) -> None:
     bp = load(_two_teams(tmp_path, cloud, scheme)).model
-    problems = model_identity_problems(bp.provider, *_break(*_rendered(bp), how))
+    problems = model_identity_problems(bp.provider, *_break(*_rendered(bp), how, account))
     assert problems and problems[0].startswith(says.format(s=scheme)), problems

@@ -16,7 +16,7 @@ import ipaddress
 import re
 from typing import Any, ClassVar
 
-from ...blueprint import capacity
+from ...blueprint import capacity, storage
 from ...blueprint.labels import pool_labels, pool_taints
 from ...blueprint.models import Blueprint, NodePool
 from ...errors import UsageError
@@ -116,6 +116,7 @@ class AzureProvider(Provider):
             "private_fqdn_in_public_dns": bool(bp.kubernetes.private_access
                                                and bp.kubernetes.private_access.via == "networks"),
             "encryption_at_host": bp.kubernetes.encryption_at_host is not False,
+            "model_readers": [r.as_tfvar() for r in storage.readers(bp)],
             "vnet_cidr": bp.network.cidr,
             "node_subnet": next(ipaddress.IPv4Network(bp.network.cidr).subnets(prefixlen_diff=1)).exploded,
             "pod_cidr": pods,

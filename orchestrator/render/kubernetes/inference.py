@@ -62,15 +62,19 @@ class Placement:
     service_account: str | None = None
     #: environment of the fetch container (the region an AWS SDK needs)
     fetch_env: tuple[tuple[str, str], ...] = ()
+    #: labels the cloud's identity webhook looks for on the pods (AKS workload identity)
+    pod_labels: tuple[tuple[str, str], ...] = ()
 
 
 def placement(bp: Blueprint, team_name: str) -> Placement:
     """Model servers are pinned to the team's inference pools (never to training nodes)."""
     team = next(t for t in bp.teams if t.name == team_name)
     reader = storage.reader(bp, team_name)
-    env = (storage.identity(bp.provider) or {}).get("fetch_env") or {} if reader else {}
+    settings = (storage.identity(bp.provider) or {}) if reader else {}
+    env, pod_labels = settings.get("fetch_env") or {}, settings.get("pod_labels") or {}
     identity = {"service_account": reader.service_account if reader else None,
-                "fetch_env": tuple((k, v.replace("{region}", bp.region or "")) for k, v in sorted(env.items()))}
+                "fetch_env": tuple((k, v.replace("{region}", bp.region or "")) for k, v in sorted(env.items())),
+                "pod_labels": tuple(sorted(pod_labels.items()))}
     pools = capacity.team_pools(bp, team, capacity.INFERENCE)
     if not pools:  # no GPU model is allowed then (validation); CPU models need no placement
         return Placement(team.effective_namespace, gpu_tolerations(bp), **identity)
@@ -163,6 +167,7 @@ def onnx_objects(model: Model, where: Placement, labels: dict[str, str]) -> list
         "name": model.name,
         "namespace": where.namespace,
         "labels": {**model_labels(model), **labels},
+        "pod_labels": {**model_labels(model), **labels, **dict(where.pod_labels)},
         "annotations": {MODEL_URI_ANNOTATION: model.uri},
         "replicas": model.replicas,
         "selector": selector,

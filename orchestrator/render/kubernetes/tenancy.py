@@ -4,11 +4,12 @@ cluster's PriorityClasses (pure: blueprint -> objects).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ...blueprint import capacity, storage
 from ...blueprint.models import Blueprint, Team
-from ...conventions import COMPONENT_LABEL, GPU_RESOURCE, OIP_HTTP_PORT, PRIORITY_CLASSES, TEAM_LABEL
+from ...conventions import BIND_ANNOTATIONS, COMPONENT_LABEL, GPU_RESOURCE, OIP_HTTP_PORT, PRIORITY_CLASSES, TEAM_LABEL
 from ...providers import registry
 from . import scheduling
 from .inference import OIP_GRPC_PORT
@@ -113,7 +114,12 @@ def _model_identity(bp: Blueprint, team: Team) -> dict[str, Any] | None:
     reader = storage.reader(bp, team.name)
     if reader is None:
         return None
-    return {"service_account": reader.service_account, "endpoints": storage.identity(bp.provider)["endpoints"]}
+    settings = storage.identity(bp.provider)
+    annotations = {}
+    if settings.get("client_id_annotation"):  # a value Terraform makes: the handoff fills it (kube/bind.py)
+        ref = f"{settings['client_id_output']}.{team.name}"
+        annotations[BIND_ANNOTATIONS] = json.dumps({settings["client_id_annotation"]: ref}, sort_keys=True)
+    return {"service_account": reader.service_account, "endpoints": settings["endpoints"], "annotations": annotations}
 
 
 def _serves_seldon(bp: Blueprint, team: Team) -> bool:

@@ -13,6 +13,7 @@ module "cluster" {
   encryption_at_host         = var.encryption_at_host
   kubernetes_version         = var.kubernetes_version
   member_object_ids          = var.member_object_ids
+  model_readers              = var.model_readers
   name                       = var.name
   node_pools                 = var.node_pools
   node_subnet                = var.node_subnet

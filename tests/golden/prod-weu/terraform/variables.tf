@@ -190,3 +190,16 @@ variable "encryption_at_host" {
   description = "Encrypt node VM hosts (temp disks, caches); needs the subscription's Microsoft.Compute/EncryptionAtHost feature registered."
   default     = true
 }
+
+variable "model_readers" {
+  type = list(object({
+    team            = string
+    namespace       = string
+    service_account = string
+    buckets         = list(string)
+    objects         = list(string)
+    prefixes        = list(string)
+  }))
+  description = "Per team with models in the cloud's object store: its model servers' service account and the buckets and objects (bucket/key, a trailing * for a prefix) they may read."
+  default     = []
+}

@@ -51,3 +51,8 @@ output "node_subnet_id" {
   description = "Node subnet id."
   value       = azurerm_subnet.nodes.id
 }
+
+output "model_reader_client_ids" {
+  description = "Client ID of each team's model-reading managed identity (the handoff annotates the team's model-server service account with it)."
+  value       = { for team, identity in azurerm_user_assigned_identity.model_reader : team => identity.client_id }
+}
