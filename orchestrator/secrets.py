@@ -14,10 +14,11 @@ A registry rather than a value passed along means no boundary can be handed the 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+
+from . import secret_forms
 
 REDACTED = "[redacted]"
 _MIN_LINE = 16  # a line of a multi-line secret shorter than this is too common to scrub alone
@@ -25,12 +26,13 @@ _known: set[str] = set()
 
 
 def _forms(values: Iterable[str]) -> set[str]:
-    """Each value, as it appears inside a JSON string (logs, records, ``--output json``), and each
-    long line of a multi-line one; empty values are ignored."""
+    """Each value in every encoding a tool may print it in (``secret_forms``: JSON as Python and
+    Go write it, URL, shell, base64), and each long line of a multi-line one; empty values are
+    ignored."""
     forms: set[str] = set()
     for value in values:
         if value:
-            forms.update((value, json.dumps(value)[1:-1]))
+            forms.update(secret_forms.forms(value))  # raw, JSON (Python, Go), URL, shell, base64
             forms.update(line.strip() for line in value.splitlines() if len(line.strip()) >= _MIN_LINE)
     return forms
 

@@ -15,8 +15,9 @@ from pydantic import ValidationInfo
 
 from . import catalog
 
+# re.ASCII: IAM names are ASCII (\w would also admit look-alike letters of other scripts).
 _AWS_PRINCIPAL = re.compile(r"arn:aws(-[a-z]+)*:(iam::\d{12}:(role|user)(/[\w+=,.@-]+)*/[\w+=,.@-]{1,128}"
-                            r"|sts::\d{12}:assumed-role/[\w+=,.@-]{1,64}/[\w+=,.@-]{1,64})")
+                            r"|sts::\d{12}:assumed-role/[\w+=,.@-]{1,64}/[\w+=,.@-]{1,64})", re.ASCII)
 _ENTRA_OBJECT_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _GOOGLE_MEMBER = re.compile(r"((user|group|serviceAccount):)?[A-Za-z0-9._%+'-]+@"
                             r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")

@@ -27,6 +27,17 @@ K8sName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
 # inventory: none may carry control characters, bidirectional overrides (text that reads
 # differently from what it is) or template syntax (docs/security.md).
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+# Characters that print as nothing (zero-width spaces and joiners, the soft hyphen, fillers,
+# variation selectors, tag characters): "vis\u200bion-devs" reads as "vision-devs" in review.
+_INVISIBLE = re.compile("[\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200d\u2060-\u2064"
+                        "\u206a-\u206f\u3164\ufe00-\ufe0f\uffa0\U000e0000-\U000e0fff]")
+# Identifiers that bind identities or resources (teams[].groups, tag keys): printable ASCII only,
+# so no letter of another script can pass for a Latin one (Cyrillic "\u0456" for "i").
+_ASCII_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+_TAG_KEY = re.compile(r"[A-Za-z0-9 _.:/=+@-]+")
+# Tag keys infra writes itself (the orphan search after a crash reads them): never the blueprint's.
+RESERVED_TAG_KEYS = ("managed-by",)
+RESERVED_TAG_PREFIXES = ("infra.dev/", "infra-dev-")
 _TEMPLATE = ("{{", "{%", "{#", "${", "%{")
 _LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -44,6 +55,36 @@ def _printable(value: str, limit: int) -> str:
     if bad:
         raise ValueError(f"must not contain control or bidirectional characters "
                          f"(U+{ord(bad.group()):04X} at character {bad.start() + 1})")
+    bad = _INVISIBLE.search(value)
+    if bad:
+        raise ValueError(f"must not contain invisible characters (U+{ord(bad.group()):04X} at character "
+                         f"{bad.start() + 1}: the value would read as another in review)")
+    return value
+
+
+def _ascii_identifier(value: str, limit: int, what: str) -> str:
+    """Printable ASCII only: an identifier that binds something must look like what it binds."""
+    _printable(value, limit)
+    if not _ASCII_PRINTABLE.fullmatch(value):
+        bad = next(c for c in value if not " " <= c <= "~")
+        raise ValueError(f"must be printable ASCII ({what}): U+{ord(bad):04X} at character {value.index(bad) + 1} "
+                         "could pass for another letter in review")
+    if value != value.strip():
+        raise ValueError("must not start or end with a space")
+    return value
+
+
+def _group(value: str) -> str:
+    return _ascii_identifier(value, 512, "a group name binds whoever carries it")
+
+
+def _tag_key(value: str) -> str:
+    _ascii_identifier(value, 128, "a tag key decides what a resource is counted as")
+    if not _TAG_KEY.fullmatch(value):
+        raise ValueError("must be letters, digits, spaces and _ . : / = + - @ (what every cloud accepts)")
+    lowered = value.lower()
+    if lowered in RESERVED_TAG_KEYS or lowered.startswith(RESERVED_TAG_PREFIXES):
+        raise ValueError(f"{value!r} is infra's own tag (it finds an environment's resources by it)")
     return value
 
 
@@ -113,7 +154,7 @@ def _principal(value: str, info: ValidationInfo) -> str:
 
 LabelKey = Annotated[str, AfterValidator(_label_key)]
 LabelValue = Annotated[str, AfterValidator(_label_value)]
-TagKey = Annotated[str, Field(min_length=1), _text(128)]
+TagKey = Annotated[str, Field(min_length=1), AfterValidator(_tag_key)]
 TagValue = Annotated[str, _text(256)]
 
 
@@ -297,7 +338,7 @@ class Team(_Model):
     borrowing_limit: int | None = Field(default=None, ge=0, le=100000)
     # How much of its nominal quota idle teams may borrow; the rest stays its own. Default: all.
     lending_limit: int | None = Field(default=None, ge=0, le=100000)
-    groups: list[Annotated[str, Field(min_length=1), _text(512)]] = Field(default_factory=list)
+    groups: list[Annotated[str, Field(min_length=1), AfterValidator(_group)]] = Field(default_factory=list)
     # Cloud principals (AWS: IAM role or user ARNs, mapped to the team's Kubernetes groups; Azure:
     # Entra object IDs, GCP: Google identities, given the role that fetches cluster credentials).
     members: list[Annotated[str, AfterValidator(_principal)]] = Field(default_factory=list)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -249,11 +250,38 @@ def _endpoint(bp: Blueprint, pending: frozenset[tuple[Any, ...]] = frozenset()) 
             )
     yield from _way_in(bp)
     yield from _provider_only(bp)
+    yield from _tags(bp)
 
 
 WAY_IN = ("kubernetes.private_access: {via: inside_network} (infra and kubectl run in the cluster's network: "
           "a CI runner or bastion there) or {via: networks, networks: [VPN or peered CIDRs]}, or "
           "public_endpoint: true with authorized_networks (docs/security.md)")
+
+
+def _tags(bp: Blueprint) -> Iterator[Issue]:
+    """The cloud's own limits on tags (catalog ``tags``), counting the ones infra writes itself;
+    on GCP also two keys that become the same label."""
+    limits = catalog.setting(bp.provider, "tags")
+    if not limits or not bp.tags:
+        return
+    room = limits["max"] - limits["own"]
+    if len(bp.tags) > room:
+        yield ("tags",), (f"{len(bp.tags)} tags: {bp.provider} allows {limits['max']} per resource and infra writes "
+                          f"{limits['own']} itself, so at most {room}")
+    labels: dict[str, str] = {}
+    for key, value in bp.tags.items():
+        if len(key) > limits["key_max"]:
+            yield ("tags", key), f"key of {len(key)} characters: {bp.provider} allows {limits['key_max']}"
+        if len(value) > limits["value_max"]:
+            yield ("tags", key), f"value of {len(value)} characters: {bp.provider} allows {limits['value_max']}"
+        bad = next((c for c in key if c in limits.get("key_forbidden", "")), None)
+        if bad:
+            yield ("tags", key), f"{bp.provider} tag names cannot contain {bad!r}"
+        if limits.get("lowercased"):
+            label = re.sub(r"[^a-z0-9_-]", "-", key.lower())
+            if label in labels:
+                yield ("tags", key), f"becomes the label {label!r}, as {labels[label]!r} does: one would be lost"
+            labels.setdefault(label, key)
 
 
 def _provider_only(bp: Blueprint) -> Iterator[Issue]:

@@ -8,10 +8,14 @@ auditor could read: stdout, stderr, the run record and the logs under ``.infra/`
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import os
+import shlex
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,6 +74,26 @@ def test_each_long_line_of_a_multi_line_secret_and_its_json_form_are_redacted() 
     )
 
 
+@pytest.mark.parametrize("encode", [
+    lambda v: json.dumps({"t": v}),
+    lambda v: json.dumps({"t": v}).replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"),
+    lambda v: urllib.parse.quote(v, safe=""),
+    lambda v: urllib.parse.quote_plus(v),
+    lambda v: shlex.quote(v),
+    lambda v: base64.b64encode(v.encode()).decode(),
+    lambda v: base64.b64encode(('{"auths": {"r": {"password": "' + v + '"}}}').encode()).decode(),
+    lambda v: base64.urlsafe_b64encode(("x" + v + "yz").encode()).decode(),
+], ids=["json", "go-json", "url", "url-plus", "shell", "base64", "base64-inside-a-document", "base64-url-offset"])
+def test_every_encoding_a_tool_may_print_is_redacted(encode) -> None:
+    value = "s3cr&t<v>al\"ue'\\ with space/+="
+    secrets.register([value])
+    printed = encode(value)
+    assert value not in secrets.redact(printed)
+    assert "[redacted]" in secrets.redact(printed)
+    secrets.forget()
+    assert secrets.redact(printed) == printed  # not vacuous: the printed form held the value
+
+
 def test_progress_redacts_every_line_it_prints() -> None:
     out, err = io.StringIO(), io.StringIO()
     progress = Progress(stream=out, err_stream=err, interactive=False)
@@ -106,10 +130,19 @@ def _fake_terraform(tmp_path: Path) -> Path:
     return fake
 
 
-def test_canary_secret_reaches_no_output_record_or_log(tmp_path: Path) -> None:
+def _encoded(value: str) -> list[str]:
+    """How a tool may have written the value: raw, JSON as Python and as Go (Terraform) escape it."""
+    python = json.dumps(value)[1:-1]
+    go = json.dumps(value, ensure_ascii=False)[1:-1].replace("&", "\\u0026").replace("<", "\\u003c").replace(
+        ">", "\\u003e")
+    return sorted({value, python, go})
+
+
+@pytest.mark.parametrize("canary", [CANARY, CANARY + "&<>\"'\\x"], ids=["plain", "json-html-shell-characters"])
+def test_canary_secret_reaches_no_output_record_or_log(tmp_path: Path, canary: str) -> None:
     _blueprint(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INFRA_", "FAKE_TF_"))}
-    env.update(CANARY=CANARY, INFRA_TERRAFORM=str(_fake_terraform(tmp_path)),
+    env.update(CANARY=canary, INFRA_TERRAFORM=str(_fake_terraform(tmp_path)),
                FAKE_TF_MODE="fail-echo", FAKE_TF_ECHO="CANARY")
     proc = subprocess.run([str(INFRA), "plan", "canary.yaml"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, stdin=subprocess.DEVNULL, timeout=60)
@@ -120,14 +153,16 @@ def test_canary_secret_reaches_no_output_record_or_log(tmp_path: Path) -> None:
         "error: Invalid token [redacted]",
         "hint: The API refused token [redacted].",
     ]
-    assert CANARY not in proc.stdout
+    assert not any(form in proc.stdout + proc.stderr for form in _encoded(canary))
     infra_files = sorted(p for p in (tmp_path / ".infra").rglob("*") if p.is_file())
     records = [p for p in infra_files if p.parent.name == "canary" and p.suffix == ".json"]
     logs = [p for p in infra_files if p.suffix == ".jsonl"]
     assert len(records) == 1 and '"error": "Invalid token [redacted]' in records[0].read_text()
     assert "Deprecated token [redacted]" in (tmp_path / ".infra/env/canary/logs/plan.jsonl").read_text()
     assert [p.name for p in logs] == ["init.jsonl", "plan.jsonl"]
-    leaked = [str(p.relative_to(tmp_path)) for p in infra_files if CANARY.encode() in p.read_bytes()]
-    leaked += [str(p.relative_to(tmp_path)) for p in (tmp_path / "build").rglob("*")
-               if p.is_file() and CANARY.encode() in p.read_bytes()]
+    files = [*infra_files, *(p for p in (tmp_path / "build").rglob("*") if p.is_file())]
+    leaked = [(str(p.relative_to(tmp_path)), form) for p in files for form in _encoded(canary)
+              if form.encode() in p.read_bytes()]
     assert leaked == []
+    if "&" in canary:  # not vacuous: Terraform's log held the value in its escaped form, now scrubbed
+        assert "\\u0026" not in (tmp_path / ".infra/env/canary/logs/plan.jsonl").read_text()
