@@ -14,6 +14,7 @@ A registry rather than a value passed along means no boundary can be handed the 
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +22,9 @@ from pathlib import Path
 from . import secret_forms
 
 REDACTED = "[redacted]"
+MAX_FILE_BYTES = 64 << 10  # 64 KiB: a ${file:} secret (an SSH key, a token) is a few KiB (docs/security.md)
+# Why a ${file:} secret may be unreadable on this machine and fine on the one that runs plan/up/down.
+_ELSEWHERE = frozenset({errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOTDIR})
 _MIN_LINE = 16  # a line of a multi-line secret shorter than this is too common to scrub alone
 _known: set[str] = set()
 
@@ -92,14 +96,52 @@ def resolve(loaded) -> dict[str, str]:
     return values
 
 
+def file_problems(secrets: dict[str, str], base: Path) -> list[tuple[str, str]]:
+    """``(secret name, why)`` for each ``${file:...}`` reference whose file is here but cannot be a
+    secret: not a regular file, larger than ``MAX_FILE_BYTES``, not UTF-8 text. ``infra validate``
+    (the loader) reports them; a file missing or unreadable on this machine is left to plan/up/down,
+    which resolve on the machine that holds the secrets. Nothing read is kept or printed."""
+    from .blueprint.models import SECRET_REF
+
+    found = []
+    for name, ref in secrets.items():
+        match = SECRET_REF.match(ref) if isinstance(ref, str) else None
+        if match is None or match.group(1) != "file":
+            continue
+        value, why, here = _read_file_secret(match.group(2), base)
+        if value is None and here:
+            found.append((name, why))
+    return found
+
+
 def _lookup(kind: str, arg: str, base: Path) -> tuple[str | None, str]:
     if kind == "env":
         value = os.environ.get(arg)
         return (value, "") if value is not None else (None, f"environment variable {arg} is not set")
-    path = Path(arg).expanduser()
+    value, why, _ = _read_file_secret(arg, base)
+    return value, why
+
+
+def _read_file_secret(arg: str, base: Path) -> tuple[str | None, str, bool]:
+    """``(value, why not, whether the problem is the file's own)`` for ``${file:arg}``: read like a
+    blueprint (``blueprint/files.py``: the type checked before opening, ``O_NONBLOCK``, so a FIFO or a
+    device is never read and nothing can hang), at most ``MAX_FILE_BYTES``, UTF-8 text without NUL
+    bytes. A reason never quotes the content (not even the byte that is not UTF-8)."""
+    from .blueprint.files import FileProblem, read_text
+    from .blueprint.yamlpos import printable
+
+    try:
+        path = Path(arg).expanduser()
+    except RuntimeError:  # ~user: no such user, or no home directory
+        return None, f"cannot read {printable(arg, 200)}: cannot expand {printable(arg.split('/', 1)[0], 80)}", False
     if not path.is_absolute():
         path = base / path
     try:
-        return path.read_text().rstrip("\n"), ""
-    except OSError as exc:
-        return None, f"cannot read {path}: {exc.strerror or exc}"
+        text = read_text(path, limit=MAX_FILE_BYTES)
+    except FileProblem as exc:
+        if exc.line is not None:  # not UTF-8: its position or byte would tell something of the secret
+            return None, f"cannot read {printable(str(path), 200)}: not UTF-8 text (a binary file?)", True
+        return None, f"cannot read {printable(str(path), 200)}: {exc.reason}", exc.code not in _ELSEWHERE
+    if "\0" in text:
+        return None, f"cannot read {printable(str(path), 200)}: not text (it holds NUL bytes)", True
+    return text.rstrip("\n"), "", True

@@ -3,7 +3,8 @@
 A blueprint (or a file it ``extends``) is never a device, a named pipe, a socket or a
 directory: the type is checked with ``os.stat`` before opening (opening some devices has side
 effects), the file is opened with ``O_NONBLOCK`` (a named pipe swapped in after the check cannot
-block) and checked again on the open descriptor. At most ``MAX_BYTES`` + 1 bytes are read.
+block) and checked again on the open descriptor. At most ``MAX_BYTES`` + 1 bytes are read (a caller
+may ask for a lower cap: ``${file:}`` secrets are read with 64 KiB, ``secrets.py``).
 """
 
 from __future__ import annotations
@@ -37,27 +38,29 @@ _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0
 class FileProblem(Exception):
     """Why a file cannot be used; ``line``/``column`` are set when the problem is in its text."""
 
-    def __init__(self, reason: str, line: int | None = None, column: int | None = None) -> None:
+    def __init__(self, reason: str, line: int | None = None, column: int | None = None,
+                 code: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.line = line
         self.column = column
+        self.code = code  # the OSError's errno, when the file system refused (ENOENT, EACCES, ...)
 
 
-def read_text(path: str | os.PathLike[str]) -> str:
-    """The UTF-8 text of the regular file at ``path``, or :class:`FileProblem`."""
+def read_text(path: str | os.PathLike[str], limit: int = MAX_BYTES) -> str:
+    """The UTF-8 text of the regular file at ``path`` (at most ``limit`` bytes), or :class:`FileProblem`."""
     try:
         _check_regular(os.stat(path).st_mode)
         fd = os.open(path, _FLAGS)
     except OSError as exc:
-        raise FileProblem(_REASONS.get(exc.errno or 0) or (exc.strerror or str(exc)).lower()) from None
+        raise _os_problem(exc) from None
     except ValueError as exc:  # a NUL byte, or a character the file system encoding cannot hold
         raise FileProblem(path_problem(str(exc))) from None
     try:
         _check_regular(os.fstat(fd).st_mode)  # what was opened, not what was checked
-        data = _read_capped(fd)
+        data = _read_capped(fd, limit)
     except OSError as exc:
-        raise FileProblem(_REASONS.get(exc.errno or 0) or (exc.strerror or str(exc)).lower()) from None
+        raise _os_problem(exc) from None
     finally:
         os.close(fd)
     return decode(data)
@@ -73,6 +76,10 @@ def decode(data: bytes) -> str:
         raise FileProblem(f"not UTF-8 text (byte 0x{data[exc.start]:02x})", line, column) from None
 
 
+def _os_problem(exc: OSError) -> FileProblem:
+    return FileProblem(_REASONS.get(exc.errno or 0) or (exc.strerror or str(exc)).lower(), code=exc.errno)
+
+
 def path_problem(detail: str) -> str:
     return "the path contains a NUL byte" if "null" in detail.lower() else "the path cannot be used here"
 
@@ -84,13 +91,23 @@ def _check_regular(mode: int) -> None:
     raise FileProblem(f"not a regular file ({kind})")
 
 
-def _read_capped(fd: int) -> bytes:
+def size_text(limit: int) -> str:
+    """``limit`` bytes as people write it: ``1 MiB (1048576 bytes)``, ``64 KiB (65536 bytes)``."""
+    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if limit >= size and limit % size == 0:
+            return f"{limit // size} {unit} ({limit} bytes)"
+    return f"{limit} bytes"
+
+
+def _read_capped(fd: int, limit: int) -> bytes:
+    if os.fstat(fd).st_size > limit:  # a huge (or sparse) file: refused without reading it
+        raise FileProblem(f"larger than {size_text(limit)}")
     chunks: list[bytes] = []
     size = 0
-    while size <= MAX_BYTES:
-        chunk = os.read(fd, min(1 << 16, MAX_BYTES + 1 - size))
+    while size <= limit:
+        chunk = os.read(fd, min(1 << 16, limit + 1 - size))
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
         size += len(chunk)
-    raise FileProblem(f"larger than 1 MiB ({MAX_BYTES} bytes)")
+    raise FileProblem(f"larger than {size_text(limit)}")

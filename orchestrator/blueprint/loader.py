@@ -5,6 +5,15 @@ every problem found, each located at the file, line and column where the value w
 (an inherited value points into the base file). Each problem is one line: file names, keys and
 messages are escaped with :func:`yamlpos.printable`. Files are read within the bounds of
 ``files.py`` (regular files, 1 MiB); an ``extends`` chain holds at most ``MAX_EXTENDS`` files.
+
+``extends`` stays in the repository: a relative path, resolved (symlinks too) under the *root*,
+the git work tree holding the first blueprint loaded, else its folder (or ``root=``, or
+``$INFRA_BLUEPRINT_ROOT``); absolute
+paths and ``~`` are refused, and a path that leads out of the root is refused before anything
+there is looked at, so the error tells nothing of what is outside. A file it names that is not a
+blueprint fragment (not YAML, not a mapping, keys that are not blueprint fields) is reported by
+name only: its content is never quoted. ``${file:}`` secrets whose file is here but cannot be
+one (``secrets.file_problems``) are reported too, at their reference.
 """
 
 from __future__ import annotations
@@ -25,12 +34,15 @@ from orchestrator.blueprint.messages import describe
 from orchestrator.blueprint.models import Blueprint
 from orchestrator.blueprint.yamlpos import Loc, Positions, format_path, parse, printable
 from orchestrator.errors import BlueprintError, Problem, UsageError
+from orchestrator.secrets import file_problems
 
 # A rule from a layer above the model: the blueprint -> ``(field path, message)`` per problem.
 Check = Callable[[Blueprint], Iterable[tuple[tuple[Any, ...], str]]]
 
 Path_ = tuple[Any, ...]
 MAX_EXTENDS = 16  # files in one extends chain, the blueprint itself included
+ROOT_ENV = "INFRA_BLUEPRINT_ROOT"  # a declared root for extends (the operator's, not the blueprint's)
+_RELATIVE = "extends takes a path relative to this file, inside {root}"
 
 
 @dataclass
@@ -50,13 +62,30 @@ class LoadedBlueprint:
         return self.positions.locate(tuple(path_tuple))
 
 
-def load(path: str | Path, outputs_of: outputs.Lookup | None = None, checks: Sequence[Check] = ()) -> LoadedBlueprint:
+def default_root(blueprint: Path) -> str:
+    """Where ``extends`` may reach from ``blueprint``: the git work tree holding it (the repository
+    whose pull requests review every file in it), else the blueprint's own folder."""
+    folder = os.path.realpath(os.path.dirname(blueprint) or ".")
+    here = folder
+    while True:
+        if os.path.lexists(os.path.join(here, ".git")):
+            return here
+        parent = os.path.dirname(here)
+        if parent == here:
+            return folder
+        here = parent
+
+
+def load(path: str | Path, outputs_of: outputs.Lookup | None = None, checks: Sequence[Check] = (),
+         root: str | Path | None = None) -> LoadedBlueprint:
     """Load, merge, validate and check the blueprint at ``path``. ``${output:ENV.NAME}`` references
     are resolved with ``outputs_of`` when it is given, else left out of the model (outputs.py).
     ``checks``: rules from layers above the model (the placement proof, which renders), run once
-    every other rule has passed and reported located like them."""
+    every other rule has passed and reported located like them. ``root``: the folder every file
+    ``extends`` names must be in (default ``$INFRA_BLUEPRINT_ROOT``, else ``default_root``)."""
     top = Path(path)
-    reader = _Reader()
+    declared = root if root is not None else os.environ.get(ROOT_ENV) or None
+    reader = _Reader(_real(declared if declared is not None else default_root(top)))
     merged = reader.read(top, printable(str(path)), (), None)
     problems = reader.problems
     model = None
@@ -75,6 +104,10 @@ def load(path: str | Path, outputs_of: outputs.Lookup | None = None, checks: Seq
         model, more = _validate(data, outputs.relocated(positions, moved), pending, checks)
         reported = reader.invalid | {format_path(p) for p, _ in found}
         problems = problems + [p for p in more if not _under(p.path, reported)]
+        if model is not None:
+            base = Path(_real(top)).parent
+            problems += [_problem(positions, ("secrets", name), why)
+                         for name, why in file_problems(model.secrets, base)]
     if problems or model is None:
         raise BlueprintError(_sorted([_one_line(p) for p in problems]))
     return LoadedBlueprint(model, Path(_real(top)), reader.files, data, data_sha256(data), positions, refs)
@@ -137,7 +170,8 @@ def _sorted(problems: list[Problem]) -> list[Problem]:
 class _Reader:
     """Reads a file and, recursively, the files it extends; collects problems."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: str) -> None:
+        self.root = root  # canonical: every file extends names must resolve under it
         self.files: list[Path] = []
         self.problems: list[Problem] = []
         self.invalid: set[str] = set()  # formatted paths of values that could not be read
@@ -151,9 +185,14 @@ class _Reader:
             return None
         self.files.append(Path(_real(path)))
         parsed = parse(text, display)
+        data, positions = parsed.data, parsed.positions
+        if origin is not None:  # a file extends names: a blueprint fragment, or reported by name only
+            why = _not_a_fragment(parsed)
+            if why:
+                self._add(Problem(*origin, "extends", f"cannot use {display}: not a blueprint fragment ({why})"))
+                return None
         self.problems.extend(parsed.problems)
         self.invalid.update(format_path(p) for p in parsed.invalid)
-        data, positions = parsed.data, parsed.positions
         if not isinstance(data, dict):
             if not parsed.problems:
                 self._add(Problem(display, 1, 1, "", "a blueprint must be a mapping of keys to values"))
@@ -183,6 +222,10 @@ class _Reader:
         here = (*chain, (_real(path), display))
         if len(here) >= MAX_EXTENDS:
             self._add(Problem(*origin, "extends", f"extends chain longer than {MAX_EXTENDS} files"))
+            return None
+        refused = _outside(path, target, self.root)
+        if refused:
+            self._add(Problem(*origin, "extends", refused))
             return None
         base_path, base_display, reason = _base(path, display, target)
         if reason:
@@ -216,18 +259,45 @@ class _Reader:
         self.problems.append(problem)
 
 
+def _outside(path: Path, target: str, root: str) -> str | None:
+    """Why ``target`` (written in ``path``) may not be read, or None: ``~`` and absolute paths are
+    refused as written, and a path that resolves (symlinks followed) out of ``root`` is refused
+    whether or not it exists: the message says nothing of what is there."""
+    if "\0" in target:
+        return None  # reported by _base, as a path that cannot be used
+    shown, where = printable(target, 200), printable(root, 400)
+    if target.startswith("~"):
+        return f"{shown}: '~' (a home directory) is not allowed; {_RELATIVE.format(root=where)}"
+    if os.path.isabs(target):
+        return f"{shown}: absolute paths are not allowed; {_RELATIVE.format(root=where)}"
+    real = _real(path.parent / target)
+    if real != root and not real.startswith(root.rstrip(os.sep) + os.sep):
+        return (f"{shown} resolves outside {where}, the root (the git work tree of the first blueprint "
+                "loaded, else its folder); extends stays inside it")
+    return None
+
+
+def _not_a_fragment(parsed: Any) -> str | None:
+    """Why a file ``extends`` names is no blueprint fragment, in words that quote none of its content."""
+    data = parsed.data
+    if not isinstance(data, dict):
+        if parsed.problems:
+            first = min(parsed.problems, key=lambda p: (p.line, p.column))
+            return f"not valid YAML at line {first.line}, column {first.column}"
+        return "not a mapping of blueprint fields"
+    if set(data) - _FIELDS:
+        return "it has top-level keys that are not blueprint fields"
+    return None
+
+
+_FIELDS = frozenset(Blueprint.model_fields) | {"extends"}
+
+
 def _base(path: Path, display: str, target: str) -> tuple[Path, str, str | None]:
-    """``(path, display, reason it cannot be read or None)`` of the file ``target`` names."""
+    """``(path, display, reason it cannot be read or None)`` of the file ``target`` names (a relative
+    path inside the root: ``_outside`` has refused the others)."""
     if "\0" in target:
         return path.parent, printable(os.path.join(os.path.dirname(display), target)), path_problem("null")
-    if target.startswith("~"):
-        user = target.split("/", 1)[0]
-        try:
-            expanded = Path(target).expanduser()
-        except RuntimeError:  # no such user, or no home directory
-            why = "no such user" if user != "~" else "no home directory"
-            return path.parent, printable(target), f"cannot expand {printable(user, 80)} ({why})"
-        return expanded, printable(str(expanded)), None
     joined = os.path.normpath(os.path.join(os.path.dirname(display), target))
     return path.parent / target, printable(joined), None
 

@@ -145,7 +145,8 @@ def test_extends_locations_come_from_the_file_that_wrote_the_value():
     assert loaded.locate(("node_pools", 0, "gpu", "count")) == (str(prod), 10, 30)
 
 
-def test_error_in_inherited_value_points_at_base_file(tmp_path):
+def test_error_in_inherited_value_points_at_base_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("INFRA_BLUEPRINT_ROOT", str(tmp_path))  # a declared root: base.yaml is above envs/
     write(tmp_path / "base.yaml", VALID + "  - {name: a100, instance_type: p4d.24xlarge, min: 0, max: 1}\n")
     child = write(tmp_path / "envs" / "child.yaml", "extends: ../base.yaml\nname: child\n")
     problems = problems_of(child)
@@ -155,7 +156,8 @@ def test_error_in_inherited_value_points_at_base_file(tmp_path):
     assert problems[0].message == "p4d.24xlarge has 8 x a100 GPUs: add gpu: {type: a100, count: 8}"
 
 
-def test_model_error_in_base_and_child_are_both_located(tmp_path):
+def test_model_error_in_base_and_child_are_both_located(tmp_path, monkeypatch):
+    monkeypatch.setenv("INFRA_BLUEPRINT_ROOT", str(tmp_path))  # a declared root: base.yaml is above envs/
     write(tmp_path / "base.yaml", VALID.replace("min: 1", "min: -1"))
     child = write(tmp_path / "envs" / "child.yaml", "extends: ../base.yaml\nname: child\nsurprise: 1\n")
     problems = problems_of(child)

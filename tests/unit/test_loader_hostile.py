@@ -328,9 +328,11 @@ def test_extends_with_a_nul_byte(tmp_path):
     assert extends_problem(tmp_path, '"a\\0b.yaml"') == f"{tmp_path}/a\\x00b.yaml: the path contains a NUL byte"
 
 
-def test_extends_to_an_unknown_user(tmp_path):
-    assert extends_problem(tmp_path, "~nosuchuser/x.yaml") == (
-        "~nosuchuser/x.yaml: cannot expand ~nosuchuser (no such user)"
+def test_extends_to_an_unknown_user(tmp_path):  # refused as written: no user is looked up
+    path = write(tmp_path / "bp.yaml", "extends: ~nosuchuser/x.yaml\n" + VALID)
+    assert one_problem(path) == (
+        f"{path}:1:10 extends: ~nosuchuser/x.yaml: '~' (a home directory) is not allowed; "
+        f"extends takes a path relative to this file, inside {tmp_path}"
     )
 
 
@@ -352,7 +354,8 @@ def test_extends_to_dev_zero_reads_nothing(tmp_path):
     proc = infra_validate(path, tmp_path)
     assert (proc.returncode, proc.stdout) == (2, "")
     assert proc.stderr == (
-        f"{path}:1:10 extends: cannot read /dev/zero: not a regular file (a character device)\n1 problem found\n"
+        f"{path}:1:10 extends: /dev/zero: absolute paths are not allowed; extends takes a path relative to "
+        f"this file, inside {tmp_path}\n1 problem found\n"
     )
 
 
