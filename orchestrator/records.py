@@ -158,6 +158,8 @@ _FIELDS: dict[str, tuple[type, ...]] = {
     "outcome": (str,), "error": (str, _NONE), "prev_sha256": (str, _NONE), "sha256": (str,),
 }
 _OPTIONAL: dict[str, tuple[type, ...]] = {"pid": (int, _NONE), "hmac": (str,), "rollback_of": (str,)}
+#: every outcome a run can end with (``running``: a record written before its run set one)
+OUTCOMES = ("success", "no-changes", "failed", "cancelled", "interrupted", "lost", "locked", "running")
 _JSON_NAMES = {str: "a string", int: "a number", float: "a number", bool: "true/false", dict: "an object",
                list: "an array", _NONE: "null"}
 
@@ -186,7 +188,44 @@ def shape_problem(data: Any) -> str | None:
     for i, stage in enumerate(data["stages"]):
         if not isinstance(stage, dict):
             return f"field `stages[{i}]` is {_json_type(stage)}, expected an object"
+    if data["outcome"] not in OUTCOMES:
+        return f"field `outcome` is {json.dumps(data['outcome'])}, expected one of {', '.join(OUTCOMES)}"
     return None
+
+
+class StrictJSONError(ValueError):
+    """Valid JSON to a lenient parser, but not a record or head as infra writes them."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise StrictJSONError(f"duplicate key {json.dumps(key)}")
+        data[key] = value
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise StrictJSONError(f"{name} is not JSON")
+
+
+def loads_strict(text: str | bytes) -> Any:
+    """``json.loads`` that refuses what infra never writes and a lenient reader would take: a key twice
+    in one object (the last one would win, so an edit could hide behind the first) and NaN/Infinity.
+    Raises ``ValueError`` (``json.JSONDecodeError`` or ``StrictJSONError``)."""
+    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+
+
+def json_problem(exc: ValueError) -> str:
+    """Why text is not (strict) JSON, for a one-line message."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"line {exc.lineno} column {exc.colno}"
+    return str(exc)
+
+
+class RecordsUnreadable(InfraError):
+    """The records folder itself cannot be listed (permissions): nothing in it can be checked."""
 
 
 @dataclass(frozen=True)
@@ -212,11 +251,16 @@ class Entry:
 
 
 def read_chain(records_dir: Path) -> list[Entry]:
-    """Every record file of the chain in sequence order; corrupt ones included (``problem`` says why)."""
-    if not records_dir.is_dir():
+    """Every record file of the chain in sequence order; corrupt ones included (``problem`` says why).
+    A folder that exists but cannot be listed raises ``RecordsUnreadable``."""
+    try:
+        names = sorted(os.listdir(records_dir))
+    except (FileNotFoundError, NotADirectoryError):
         return []
+    except OSError as exc:
+        raise RecordsUnreadable(f"records folder {records_dir}: cannot be read ({exc.strerror or exc})") from None
     entries = []
-    for path in records_dir.glob("*.json"):
+    for path in (records_dir / name for name in names if name.endswith(".json")):
         if path.name.startswith("."):  # a temporary file of a writer
             continue
         match = _FILE_RE.match(path.name)
@@ -233,10 +277,9 @@ def _read_entry(path: Path, seq: int | None) -> Entry:
     except (OSError, UnicodeDecodeError) as exc:
         return Entry(path, seq, problem=f"cannot be read ({getattr(exc, 'strerror', None) or exc})")
     try:
-        data = json.loads(text)
+        data = loads_strict(text)
     except ValueError as exc:
-        reason = f"line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-        return Entry(path, seq, problem=f"not valid JSON ({reason})")
+        return Entry(path, seq, problem=f"not valid JSON ({json_problem(exc)})")
     return Entry(path, seq, data, shape_problem(data))
 
 
@@ -262,8 +305,11 @@ def write(records_dir: Path, record: RunRecord, heads: Iterable[HeadStore] = (),
     """
     warn = warn or (lambda _msg: None)
     heads = [h for h in heads if h.covers_sandbox or not record.sandbox]  # a sandbox run never touches a backend
-    records_dir.mkdir(parents=True, exist_ok=True)
-    lock_fd = os.open(records_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        records_dir.mkdir(parents=True, exist_ok=True)
+        lock_fd = os.open(records_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise InfraError(f"run record not written: records folder {records_dir}: {exc.strerror or exc}") from None
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
         entries = read_chain(records_dir)
@@ -316,7 +362,10 @@ def _last_sha(entries: list[Entry]) -> str | None:
 def _link_new(records_dir: Path, data: dict, suffix: str) -> Path:
     """Write to a temporary file, then hard-link it to its final name (never replacing a file)."""
     tmp = records_dir / f".{uuid.uuid4().hex}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise InfraError(f"run record not written: records folder {records_dir}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -59,10 +59,12 @@ def _dumps(head: dict[str, Any]) -> str:
 
 
 def _parse(label: str, text: str | bytes) -> Any:
+    from .records import json_problem, loads_strict
+
     try:
-        return json.loads(text)
-    except ValueError:
-        raise HeadError(f"{label}: not valid JSON") from None
+        return loads_strict(text)
+    except ValueError as exc:
+        raise HeadError(f"{label}: not valid JSON ({json_problem(exc)})") from None
 
 
 class RepoHead:
@@ -94,6 +96,72 @@ class RepoHead:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise HeadError(f"{self.label} could not be written ({exc.strerror or exc})") from None
+
+
+class GitHead:
+    """The repository head as committed at a git revision (``infra history --verify --against REV``),
+    read with ``git cat-file`` from the repository that holds the head file. Someone who rewrites
+    the records and the head in the working tree cannot rewrite what was committed (without
+    rewriting the history, which every clone would see). The commit may be older than the chain:
+    records after it are expected (``past``); the committed one must still be here, unchanged."""
+
+    covers_sandbox = True
+    local = True
+    past = True
+
+    def __init__(self, path: Path, rev: str) -> None:
+        from .errors import UsageError
+
+        if not rev or rev.startswith("-") or any(c in rev for c in "\0\n"):
+            raise UsageError(f"--against {rev!r}: not a git revision")
+        self.path, self.rev = path, rev
+        self.label = f"repository head {_shown(path)} at {rev}"
+        folder = path.parent
+        while not folder.is_dir() and folder != folder.parent:  # the head folder may have been removed
+            folder = folder.parent
+        top = self._git(folder, "rev-parse", "--show-toplevel")
+        if top.returncode != 0:
+            raise UsageError(f"--against {rev}: {_shown(path)} is not in a git repository "
+                             f"({_first_line(top.stderr) or 'git rev-parse failed'})")
+        self.top = Path(top.stdout.strip())
+        commit = self._git(self.top, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
+        if commit.returncode != 0:
+            raise UsageError(f"--against {rev}: no such commit in the git repository {self.top}")
+        self.commit = commit.stdout.strip()
+        try:
+            self.rel = path.resolve().relative_to(self.top.resolve()).as_posix()
+        except ValueError:
+            raise UsageError(f"--against {rev}: {_shown(path)} is outside the git repository {self.top}") from None
+        self.label = f"repository head {self.rel} at {rev} ({self.commit[:12]})"
+
+    @staticmethod
+    def _git(cwd: Path, *args: str):
+        import subprocess
+
+        from .errors import UsageError
+
+        try:
+            return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, encoding="utf-8",
+                                  errors="replace", timeout=30,
+                                  env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise UsageError(f"--against: git cannot be run ({getattr(exc, 'strerror', None) or exc})") from None
+
+    def read(self) -> Any:
+        spec = f"{self.commit}:{self.rel}"
+        if self._git(self.top, "cat-file", "-e", spec).returncode != 0:
+            raise HeadError(f"{self.label}: not committed there (the head file is not in that commit)")
+        blob = self._git(self.top, "cat-file", "blob", spec)
+        if blob.returncode != 0:
+            raise HeadError(f"{self.label}: cannot be read ({_first_line(blob.stderr) or 'git cat-file failed'})")
+        return _parse(self.label, blob.stdout)
+
+    def write(self, head: dict[str, Any]) -> None:  # pragma: no cover - a committed head is never written
+        raise HeadError(f"{self.label} is read-only")
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
 
 
 class S3Head:

@@ -182,6 +182,7 @@ class RunLock:
         self.env = env
         self._fd: int | None = None
         self.lost: dict | None = None  # holder info left by a run that died holding the lock
+        self._keep_lost = False
 
     def __enter__(self) -> RunLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -202,15 +203,23 @@ class RunLock:
             "pid": os.getpid(),
             "command": self.command,
             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "pid_start": _proc_start(os.getpid()),
+            "pid_start": proc_start(os.getpid()),
         }
         self.info_path.write_text(json.dumps(info, sort_keys=True) + "\n")
         return self
 
+    def keep_lost(self) -> None:
+        """Leave the lost run's holder info behind on exit (instead of removing ours), for the next
+        run to record: this run was refused before it could (a terraform of that run still runs)."""
+        self._keep_lost = self.lost is not None
+
     def __exit__(self, *exc) -> None:
         if self._fd is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.info_path.unlink()
+            if self._keep_lost and self.lost is not None:
+                self.info_path.write_text(json.dumps(self.lost, sort_keys=True) + "\n")
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    self.info_path.unlink()
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
@@ -241,13 +250,13 @@ class RunLock:
         if not isinstance(info, dict):
             return {"command": "unknown", "user": "unknown", "host": "unknown"}  # killed while writing it
         pid = info.get("pid")
-        running = _proc_start(pid) if isinstance(pid, int) and info.get("host") == socket.gethostname() else None
+        running = proc_start(pid) if isinstance(pid, int) and info.get("host") == socket.gethostname() else None
         if running is not None and info.get("pid_start") in (None, running):
             return None  # that process is alive: not a killed run
         return info
 
 
-def _proc_start(pid: int) -> str | None:
+def proc_start(pid: int) -> str | None:
     """When process ``pid`` started (clock ticks since boot, from /proc), or None if it is not running."""
     try:
         stat_line = Path(f"/proc/{pid}/stat").read_text()

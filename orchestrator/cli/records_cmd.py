@@ -40,12 +40,17 @@ def history(
     verify: bool = typer.Option(
         False, "--verify", help="Check every record, signature and head; exit 8 if the audit chain is broken."
     ),
+    against: str = typer.Option(
+        None, "--against", metavar="REV", show_default=False,
+        help="Also check the chain against the repository head as committed at git revision REV (e.g. HEAD).",
+    ),
     output: str = common.OUTPUT_OPT,
 ) -> None:
     """List the environment's run records: when, who, what, plan summary, outcome.
 
     The hash chain is always checked (problems are warnings); --verify also checks the state
-    backend's head and fails with exit code 8 on any problem.
+    backend's head and fails with exit code 8 on any problem. --against REV also compares the
+    chain with the repository head committed at REV, which a rewrite of the working tree cannot change.
     """
     from .. import records, records_audit, records_heads
     from ..errors import AuditError
@@ -55,8 +60,12 @@ def history(
     name, bp = _target(target)
     ws = Workspace(root=Path.cwd(), name=name)
     heads = records_heads.heads_for(ws.root, name, bp)
+    if against is not None:
+        heads.append(records_heads.GitHead(records_heads.head_dir(ws.root) / f"{name}.json", against))
     report = records_audit.audit(ws.records_dir, name, heads if verify else [h for h in heads if h.local],
                                  records.hmac_key())
+    if not report.readable:  # nothing to list or check: one line, whatever the flags
+        raise AuditError(report.problems, hint="infra needs to read (and, to record runs, write) that folder")
     if verify:
         note = records_heads.unchecked_backend(bp)
         if bp is None:

@@ -13,15 +13,25 @@ artifact's ``command`` file is cut down to the variables this engine set.
 
 Progress: one line per task (``[12/?] common : Load kernel modules: ok=3 changed=1``), the
 current host and task on the live bar, a per-host recap at the end.
+
+ansible-playbook never outlives infra: ansible-runner starts it in a session of its own (a pty,
+SIGHUP ignored), so a killed infra would leave it running. Each run therefore starts a watchdog
+(``_WATCHDOG``: this interpreter, stdlib only) that reads a pipe from infra; when the pipe closes
+without the run having finished (infra killed, or an exception), it sends SIGTERM to every
+process that carries the run's token in its environment (ansible-playbook forwards it to its
+workers), then SIGKILL to what is left after 5 s.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
+import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +77,58 @@ BLUEPRINT_SITE_VARS = {
 }
 
 
+WATCH_ENV = "INFRA_ANSIBLE_RUN"  # the run's token, inherited by every process of the run
+_WATCHDOG = r"""
+import os, signal, sys, time
+if sys.stdin.buffer.read() == b"done":
+    os._exit(0)
+entry = b"%s=%s" % (sys.argv[1].encode(), sys.argv[2].encode())
+def ours():
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != os.getpid():
+            try:
+                with open("/proc/%s/environ" % name, "rb") as fh:
+                    if entry in fh.read().split(b"\0"):
+                        found.append(int(name))
+            except OSError:
+                pass
+    return found
+for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 0.0)):
+    pids = ours()
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+    deadline = time.monotonic() + grace
+    while pids and time.monotonic() < deadline and ours():
+        time.sleep(0.05)
+"""
+
+
+def _watchdog(token: str) -> subprocess.Popen[bytes] | None:
+    """The watchdog of one run (see the module docstring); None where it cannot start."""
+    try:
+        return subprocess.Popen([sys.executable, "-I", "-S", "-c", _WATCHDOG, WATCH_ENV, token],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    except OSError:
+        return None
+
+
+def _release(watchdog: subprocess.Popen[bytes] | None, finished: bool) -> None:
+    """Tell the watchdog the run is over: ``finished`` (nothing left to stop), else stop what is left."""
+    if watchdog is None or watchdog.stdin is None:
+        return
+    with contextlib.suppress(OSError):
+        watchdog.stdin.write(b"done" if finished else b"")
+        watchdog.stdin.close()
+    if finished:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            watchdog.wait(timeout=10)
+
+
 def _scrub_command_file(path: Path, keep: set[str]) -> None:
     """ansible-runner records the whole controller environment in ``command``; keep only ours."""
     try:
@@ -81,16 +143,75 @@ def _scrub_command_file(path: Path, keep: set[str]) -> None:
     os.chmod(path, 0o600)
 
 
-def load_site_vars(path: Path) -> dict[str, Any]:
+def allowed_site_vars(project_dir: Path | None = None) -> frozenset[str]:
+    """What a site variables file may set: the top-level names of every role's ``defaults/main.yml``
+    under ``project_dir`` (the shipped ``ansible/`` folder by default), so that a new role variable
+    needs no code change, and the old names of ``RENAMED_SITE_VARS``; never an ``ansible_*`` name."""
+    import yaml
+
+    roles = Path(project_dir or paths.ansible()) / "roles"
+    names = set(RENAMED_SITE_VARS)
+    for defaults in sorted(roles.glob("*/defaults/main.yml")):
+        data = yaml.safe_load(defaults.read_text(encoding="utf-8"))  # our own files, shipped with infra
+        names.update(k for k in (data or {}) if isinstance(k, str))
+    return frozenset(n for n in names if not _ansible_own(n))
+
+
+def _ansible_own(name: str) -> bool:
+    """Ansible's own variables: connection, interpreter, become, shell and behaviour settings
+    (``ansible_ssh_common_args``, ``ansible_python_interpreter``, ``ansible_become_exe``, ...),
+    which run commands on the controller or change what runs on the host. Never data."""
+    return name.lower().startswith("ansible_")
+
+
+def site_var_problems(path: Path, text: str, data: dict[str, Any], allowed: frozenset[str] | None) -> list[Any]:
+    """One located problem (``FILE:LINE:COL KEY: ...``) per key of ``data`` a site file may not set:
+    an ``ansible_*`` variable always; with ``allowed``, any name outside it."""
+    import difflib
+
+    import yaml
+
+    from orchestrator.blueprint.yamlpos import printable
+    from orchestrator.errors import Problem
+
+    bad = {k: ("an Ansible connection, interpreter, become or behaviour variable: never taken from a site "
+               "file (it would change how and where Ansible runs commands)") for k in data if _ansible_own(k)}
+    for key in data:
+        if allowed is not None and key not in allowed and key not in bad:
+            close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.8)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            bad[key] = (f"not a role variable{hint}: a site file may set only the variables in "
+                        "ansible/roles/*/defaults/main.yml (docs/ansible.md, \"Site variables\")")
+    if not bad:
+        return []
+    marks: dict[str, tuple[int, int]] = {}
+    root = yaml.compose(text, Loader=yaml.SafeLoader)  # parsed once already: only to locate the keys
+    for key_node, value_node in getattr(root, "value", ()):
+        where = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys are located at the `<<`
+            for node in value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]:
+                for merged, _ in getattr(node, "value", ()):
+                    marks.setdefault(str(merged.value), where)
+        else:
+            marks[str(key_node.value)] = where  # a key given again wins, as in the data
+    found = [Problem(printable(str(path)), *marks.get(key, (1, 1)), printable(key, 80), why)
+             for key, why in bad.items()]
+    return sorted(found, key=lambda p: (p.line, p.column))
+
+
+def load_site_vars(path: Path, allowed: frozenset[str] | None = None) -> dict[str, Any]:
     """A site variables file (YAML mapping), read within the blueprint loader's bounds; a bad file
-    is bad input (exit 2) named with its line and column, before Ansible starts."""
+    is bad input (exit 2) named with its line and column, before Ansible starts. A key it may not set
+    (``site_var_problems``: ``ansible_*`` always, and names outside ``allowed`` when given) is a
+    :class:`BlueprintError` located at the key."""
     import yaml
 
     from orchestrator.blueprint.files import FileProblem, read_text
-    from orchestrator.errors import UsageError
+    from orchestrator.errors import BlueprintError, UsageError
 
     try:
-        data = yaml.safe_load(read_text(path))
+        text = read_text(path)
+        data = yaml.safe_load(text)
     except FileProblem as exc:
         where = f"{path}:{exc.line}:{exc.column}" if exc.line else str(path)
         raise UsageError(f"{where}: cannot read extra variables file: {exc.reason}") from None
@@ -103,6 +224,10 @@ def load_site_vars(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise UsageError(f"{path}: extra variables file must be a mapping of variable names to values")
+    problems = site_var_problems(path, text, data, allowed)
+    if problems:
+        raise BlueprintError(problems, hint="site variables are data: set role variables only "
+                                            "(docs/security.md, \"Site-variables files are data too\")")
     return data
 
 
@@ -244,7 +369,8 @@ class Ansible:
         cmdline = [f"-e {shlex.quote(f'@{p}')}" for p in files]
         if check:
             cmdline += ["--check", "--diff"]
-        envvars = self.envvars(host_count)
+        token = uuid.uuid4().hex
+        envvars = {**self.envvars(host_count), WATCH_ENV: token}
         ident = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}"
         collector = EventCollector(self.progress)
         what = label or f"ansible {playbook}"
@@ -258,6 +384,7 @@ class Ansible:
                 scrubbed.append(_scrub_command_file(command_file, set(envvars)))
             return collector.feed(event)
 
+        watchdog, finished = _watchdog(token), False
         try:
             runner = ansible_runner.run(
                 private_data_dir=str(self.private_dir),
@@ -277,11 +404,13 @@ class Ansible:
                 quiet=True,
                 event_handler=on_event,
             )
+            finished = True
         except KeyboardInterrupt as exc:
             self.progress.close()
             raise Interrupted("interrupted: ansible was stopped; hosts may be half-configured",
                               "run the same command again: every role is idempotent") from exc
         finally:
+            _release(watchdog, finished)  # not finished: the watchdog stops what this run left running
             _scrub_command_file(command_file, set(envvars))
             for copy in files:  # site values may be secrets: no copy outlives the run
                 copy.unlink(missing_ok=True)

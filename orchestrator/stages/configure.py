@@ -10,7 +10,8 @@ The inventory is rendered (``render/ansible.py``) into ``.infra/env/<name>/ansib
 with the Terraform outputs; the last result per host is kept in ``.../ansible/hosts.json`` for
 ``infra status``. Role variables a site wants to set (driver branch, package mirrors, ...) come
 from YAML files given with ``--extra-vars`` or named by ``$INFRA_ANSIBLE_EXTRA_VARS``; they are
-passed by reference, so secrets in them never reach the artifacts.
+passed by reference, so secrets in them never reach the artifacts. They are data: each is read and
+held to the roles' variables (``check_site_files``) when the stage is built, before anything runs.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import inventory
-from ..engines.ansible import Ansible, AnsibleResult, AnsibleRunError, HostStats, SshSettings
+from ..engines.ansible import (
+    Ansible,
+    AnsibleResult,
+    AnsibleRunError,
+    HostStats,
+    SshSettings,
+    allowed_site_vars,
+    load_site_vars,
+)
 from ..errors import UsageError
 from ..render.ansible import render_ansible
 from ..render.writer import write_tree
@@ -67,6 +76,17 @@ def extravars_files(given: list[Path] | tuple[Path, ...] = (), env: dict[str, st
     for path in files:
         if not path.is_file():
             raise UsageError(f"extra variables file {path} does not exist")
+    return files
+
+
+def check_site_files(files: list[Path]) -> list[Path]:
+    """``files``, once each is a YAML mapping of role variables only (``allowed_site_vars``: the names
+    in the shipped roles' defaults; an ``ansible_*`` connection, interpreter, become or behaviour
+    variable never): else bad input, every key it may not set located (exit 2)."""
+    if files:
+        allowed = allowed_site_vars()
+        for path in files:
+            load_site_vars(path, allowed)
     return files
 
 
@@ -118,6 +138,8 @@ class ConfigureStage:
         self.limit = limit
         self.check = check
         self.extra_vars = tuple(extra_vars)
+        # Checked now, when a command builds its stages: bad site variables stop it before anything runs.
+        self.site_files = check_site_files(extravars_files(self.extra_vars))
         self.playbook = playbook
         self.result: AnsibleResult | None = None  # the last run's, once it succeeded
 
@@ -131,7 +153,7 @@ class ConfigureStage:
             return "skipped: no hosts to configure (managed node groups only)"
         selected = limited_hosts(hosts, self.limit)
         ssh = ssh_settings(bp, ctx.secrets, ctx.loaded.path.parent)
-        files = extravars_files(self.extra_vars)
+        files = self.site_files
         private = ctx.ws.env_dir / "ansible"
         inv_dir = private / "inventory"
         write_tree(inv_dir, render_ansible(bp, provider, outputs))

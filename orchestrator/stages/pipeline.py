@@ -3,18 +3,20 @@
 ``up`` = render -> plan -> apply (after confirmation) -> outputs -> configure (Ansible) ->
 handoff (Kubernetes); ``plan`` and ``down`` run their own lists (``pipeline``). Every run holds
 the environment's lock and writes a run record, whatever the outcome: ``success``,
-``no-changes`` (the plan was empty: nothing applied), ``failed``, ``cancelled`` or
-``interrupted``.
+``no-changes`` (the plan was empty: nothing applied), ``failed``, ``cancelled``,
+``interrupted``, or ``locked`` (refused: another run, or a terraform an earlier run left
+running, holds the environment; exit 6).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .. import records, records_heads
-from ..errors import Cancelled, ConfirmationRequired, InfraError, Interrupted, UsageError
+from ..errors import Cancelled, ConfirmationRequired, InfraError, Interrupted, LockedError, UsageError
 from .context import Context, Stage
 
 if TYPE_CHECKING:
@@ -54,9 +56,22 @@ def pipeline(command: str, provider: Provider) -> list[Stage]:
 def run(ctx: Context, command: str, stages: Sequence[Stage] | None = None) -> Context:
     """Run ``command``'s stages (or the given ones) under the environment lock, recording the run
     whatever happens."""
+    from ..engines.tfprocess import settle_orphans
+
     record = ctx.state.record
-    with ctx.ws.lock(f"infra {command} {ctx.loaded.path.name}") as lock:
-        heads = records_heads.heads_for(ctx.ws.root, ctx.bp.name, ctx.bp)
+    heads = records_heads.heads_for(ctx.ws.root, ctx.bp.name, ctx.bp)
+    lock = ctx.ws.lock(f"infra {command} {ctx.loaded.path.name}")
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(lock)
+            # a terraform an earlier infra left running (killed, or stopped waiting) holds the state:
+            # wait for it to stop, or refuse; then redact the logs it left
+            settle_orphans(ctx.ws.log_dir, ctx.progress.warn, lost=lock.lost is not None)
+        except LockedError as exc:  # refused: recorded too, and a killed run is recorded once it is over
+            lock.keep_lost()
+            record.outcome, record.error = "locked", _one_line(exc, ctx)
+            records.write(ctx.ws.records_dir, record, heads=heads, warn=ctx.progress.warn)
+            raise
         if lock.lost is not None:  # the previous run was killed holding the lock: record it first
             lost = records.lost_record(ctx.bp.name, lock.lost, record.sandbox)
             records.write(ctx.ws.records_dir, lost, heads=heads, warn=ctx.progress.warn)
@@ -82,6 +97,9 @@ def run(ctx: Context, command: str, stages: Sequence[Stage] | None = None) -> Co
             raise
         except (Interrupted, KeyboardInterrupt):
             record.outcome = "interrupted"
+            raise
+        except LockedError as exc:  # a Terraform state lock held elsewhere
+            record.outcome, record.error = "locked", _one_line(exc, ctx)
             raise
         except BaseException as exc:
             record.outcome = "failed"

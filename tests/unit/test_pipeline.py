@@ -131,9 +131,10 @@ def test_a_second_run_while_a_stage_runs_is_refused_by_the_lock(tmp_path: Path) 
         release.set()
         thread.join(30)
     assert errors == []
-    assert [(r["command"], r["outcome"]) for r in _written(tmp_path)] == [("plan", "success")]
+    # the refused run is recorded too (docs/records.md: every run writes one), before the first ends
+    assert [(r["command"], r["outcome"]) for r in _written(tmp_path)] == [("plan", "locked"), ("plan", "success")]
     run(_context(tmp_path, FakeTerraform(NO_CHANGES), "plan"), "plan")  # released: the next run proceeds
-    assert [r["outcome"] for r in _written(tmp_path)] == ["success", "no-changes"]
+    assert [r["outcome"] for r in _written(tmp_path)] == ["locked", "success", "no-changes"]
 
 
 # --- no changes, no apply -----------------------------------------------------------------------
