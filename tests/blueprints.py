@@ -14,6 +14,24 @@ import re
 import yaml
 
 WAY_IN = "private_access: {via: inside_network}"
+# One control plane + worker host: the smallest valid bare-metal blueprint (lines 1-14), for tests
+# about the loader, secrets and site variables rather than the cluster.
+LAB = """\
+blueprint: 1
+name: lab
+provider: baremetal
+kubernetes:
+  version: "1.31"
+node_pools:
+  - name: general
+hosts:
+  - name: cp-1
+    address: 10.0.0.1
+    roles: [control_plane, worker]
+    pool: general
+teams:
+  - name: vision
+"""
 _CLOUD = re.compile(r"^provider: *(aws|azure|gcp)\b", re.M)
 _BLOCK = re.compile(r"^kubernetes: *\n((?:[ #].*\n|\n)*)", re.M)
 

@@ -16,24 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.blueprints import LAB
+
 INFRA = Path(sys.executable).with_name("infra")
 
-VALID = """\
-blueprint: 1
-name: lab
-provider: baremetal
-kubernetes:
-  version: "1.31"
-node_pools:
-  - name: general
-hosts:
-  - name: cp-1
-    address: 10.0.0.1
-    roles: [control_plane, worker]
-    pool: general
-teams:
-  - name: vision
-"""
+VALID = LAB
 SECRET_LINES = ["password: hunter2-outside", "root:$6$saltsalt$hashhashhash:19000:0:99999:7:::",
                 "api_token: tok-5e3f9c", "PRIVATE KEY line:"]
 SECRET = "\n".join(SECRET_LINES) + "\n"

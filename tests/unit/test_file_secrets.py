@@ -21,24 +21,11 @@ import pytest
 from orchestrator.blueprint.loader import load
 from orchestrator.errors import BlueprintError
 from orchestrator.secrets import MAX_FILE_BYTES, resolve
+from tests.blueprints import LAB
 
 INFRA = Path(sys.executable).with_name("infra")
 
-BLUEPRINT = """\
-blueprint: 1
-name: lab
-provider: baremetal
-kubernetes:
-  version: "1.31"
-node_pools:
-  - name: general
-hosts:
-  - name: cp-1
-    address: 10.0.0.1
-    roles: [control_plane, worker]
-    pool: general
-teams:
-  - name: vision
+BLUEPRINT = LAB + """\
 secrets:
   ssh_key: "${{file:{ref}}}"
 """
