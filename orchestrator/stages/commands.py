@@ -129,9 +129,8 @@ def down(file: Path, confirm: Confirm, *, sandbox: bool = False, root: Path | No
          progress: Progress | None = None) -> Context:
     """Plan the destruction of everything and apply it after confirmation."""
     ctx = build_context(file, "down", confirm, sandbox=sandbox, root=root, progress=progress)
-    stages = pipeline("down", ctx.provider)  # bare metal: a usage error before anything is locked or recorded
-    _require_unprotected(ctx)
-    return run(ctx, "down", stages)
+    # bare metal or a deletion-protected cluster: a usage error before anything is locked or recorded
+    return run(ctx, "down", stages_for(ctx, "down"))
 
 
 def _require_unprotected(ctx: Context) -> None:
@@ -160,7 +159,12 @@ def drift(file: Path, *, sandbox: bool = False, root: Path | None = None,
 
 def stages_for(ctx: Context, command: str) -> list:
     """The stages of ``plan``, ``up``, ``down`` or ``drift`` (a rollout runs each environment so).
-    ``drift``: a refresh-only plan; on bare metal (no Terraform state), Ansible in check mode."""
+    ``down``: refused for a deletion-protected cluster. ``drift``: a refresh-only plan; on bare
+    metal (no Terraform state), Ansible in check mode."""
+    if command == "down":
+        stages = pipeline(command, ctx.provider)
+        _require_unprotected(ctx)  # here, so a rollout's down refuses it too
+        return stages
     if command != "drift":
         return pipeline(command, ctx.provider)
     from .configure import HostsDriftStage

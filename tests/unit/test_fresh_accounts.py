@@ -120,3 +120,15 @@ def test_an_eks_cluster_is_protected_by_infra_down_when_the_blueprint_asks(tmp_p
     assert "kubernetes.deletion_protection: the cluster is deletion-protected; nothing was destroyed" in result.stderr
     assert load(EXAMPLES / "aws-gpu.yaml").model.deletion_protected is False  # EKS's default: none
     assert not (tmp_path / ".infra" / "records").exists()
+
+
+def test_a_rollouts_down_refuses_a_protected_environment_too(tmp_path) -> None:
+    """The guard sits where every down gets its stages, so a rollout cannot go around it."""
+    _bp(tmp_path, "aws-gpu", "  deletion_protection: true\n")
+    (tmp_path / "rollout.yaml").write_text("rollout: 1\nname: one\nenvironments:\n  - path: aws-gpu.yaml\n")
+    result = infra("down", "rollout.yaml", "--auto-approve", cwd=tmp_path, env={"REGISTRY_PASSWORD": "x"})
+    assert result.returncode == 2, result.stdout + result.stderr
+    log = (result.stdout + result.stderr + "".join(
+        p.read_text() for p in (tmp_path / ".infra").rglob("*.log")))
+    assert "kubernetes.deletion_protection: the cluster is deletion-protected; nothing was destroyed" in log
+    assert not list((tmp_path / ".infra").rglob("terraform.tfstate"))
