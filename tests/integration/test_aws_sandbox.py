@@ -232,6 +232,48 @@ def test_second_up_applies_nothing(project, first_up):
     assert history["chain_problems"] == []
 
 
+def _taint(root: Path, types: set[str]) -> list[str]:
+    """Mark every instance of ``types`` tainted in the sandbox state, as an apply interrupted while
+    it created them leaves them (what ``terraform taint`` writes)."""
+    path = root / ".infra" / "sandbox" / "demo" / "terraform.tfstate"
+    state = json.loads(path.read_text())
+    tainted = []
+    for resource in state["resources"]:
+        if resource["mode"] == "managed" and resource["type"] in types:
+            for instance in resource["instances"]:
+                instance["status"] = "tainted"
+                tainted.append(f"{resource['type']}.{resource['name']}")
+    state["serial"] += 1
+    path.write_text(json.dumps(state))
+    return tainted
+
+
+def test_replacing_a_tainted_policy_attachment_leaves_the_policies_attached(project, first_up):
+    """The node groups are create_before_destroy, which Terraform forces onto the role policies
+    they depend on: replacing one attaches (or puts) it, then destroys the old object. A
+    per-policy attachment or a fixed-name inline policy would so detach the policy it had just
+    attached, and only the next plan would notice; the exclusive attachments and prefixed names
+    must come out of it attached and converged."""
+    root, env = project["root"], project["env"]
+    tainted = _taint(root, {"aws_iam_role_policy_attachments_exclusive", "aws_iam_role_policy"})
+    assert "aws_iam_role_policy_attachments_exclusive.node" in tainted, tainted
+    replaced = _infra(root, env, "up", "--sandbox", "--auto-approve", "env.yaml")
+    assert replaced.returncode == 0, replaced.stdout + replaced.stderr
+    assert f"{len(tainted)} to add" in replaced.stdout, replaced.stdout
+
+    info = json.loads((root / ".infra" / "sandbox" / "server.json").read_text())
+    iam = project["boto3"].client("iam", endpoint_url=f"http://127.0.0.1:{info['port']}", region_name=REGION,
+                                  aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+    roles = [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith("demo-node-")]
+    assert len(roles) == 1, roles
+    attached = {p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=roles[0])["AttachedPolicies"]}
+    assert attached == {"AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly"}
+
+    again = _infra(root, env, "up", "--sandbox", "--auto-approve", "env.yaml")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "skipped: the plan has no changes" in again.stdout, again.stdout
+
+
 def _without_mirror(env: dict) -> dict:
     """A plain shell: no INFRA_TF_PLUGIN_MIRROR (the environment remembers the one it used)."""
     return {k: v for k, v in env.items() if k != "INFRA_TF_PLUGIN_MIRROR"}

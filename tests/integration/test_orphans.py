@@ -80,7 +80,9 @@ def test_sigkill_during_apply_stops_terraform_and_the_next_run_converges(tmp_pat
         assert "infra up orph (sandbox): success" in again.stdout
         third = subprocess.run([INFRA, *run], cwd=root, env=env, capture_output=True, text=True, timeout=600)
         assert third.returncode == 0, third.stdout + third.stderr
-        assert "skipped: the plan has no changes" in third.stdout, third.stdout + third.stderr
+        assert "skipped: the plan has no changes" in third.stdout, (
+            "second run:\n" + again.stdout + again.stderr + "\nthird run:\n" + third.stdout + third.stderr
+        )
 
         outcomes = [json.loads(p.read_text())["outcome"] for p in sorted((root / ".infra/records/orph").glob("*.json"))]
         assert outcomes == ["lost", "success", "no-changes"]

@@ -65,14 +65,22 @@ data "aws_iam_policy_document" "pod_identity_assume" {
 }
 
 resource "aws_iam_role" "ebs_csi" {
-  name_prefix        = "${var.name}-ebs-csi-"
-  assume_role_policy = data.aws_iam_policy_document.pod_identity_assume.json
-  tags               = var.tags
+  name_prefix           = "${var.name}-ebs-csi-"
+  assume_role_policy    = data.aws_iam_policy_document.pod_identity_assume.json
+  force_detach_policies = true
+  tags                  = var.tags
 }
 
-resource "aws_iam_role_policy_attachment" "ebs_csi" {
-  role       = aws_iam_role.ebs_csi.name
-  policy_arn = "${local.policy_prefix}/service-role/AmazonEBSCSIDriverPolicy"
+resource "aws_iam_role_policy_attachments_exclusive" "ebs_csi" { # why exclusive: see iam.tf
+  role_name   = aws_iam_role.ebs_csi.name
+  policy_arns = ["${local.policy_prefix}/service-role/AmazonEBSCSIDriverPolicy"]
+}
+
+removed {
+  from = aws_iam_role_policy_attachment.ebs_csi
+  lifecycle {
+    destroy = false
+  }
 }
 
 locals {

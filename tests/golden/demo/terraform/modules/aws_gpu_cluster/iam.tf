@@ -25,14 +25,28 @@ data "aws_iam_policy_document" "cluster_assume" {
 }
 
 resource "aws_iam_role" "cluster" {
-  name_prefix        = "${var.name}-cluster-"
-  assume_role_policy = data.aws_iam_policy_document.cluster_assume.json
-  tags               = var.tags
+  name_prefix           = "${var.name}-cluster-"
+  assume_role_policy    = data.aws_iam_policy_document.cluster_assume.json
+  force_detach_policies = true # the exclusive attachment below leaves its policies attached when destroyed
+  tags                  = var.tags
 }
 
-resource "aws_iam_role_policy_attachment" "cluster" {
-  role       = aws_iam_role.cluster.name
-  policy_arn = "${local.policy_prefix}/AmazonEKSClusterPolicy"
+# Managed policies are attached by one exclusive resource per role, never by one
+# aws_iam_role_policy_attachment per policy: the node groups are create_before_destroy, which
+# Terraform forces onto everything they depend on, and a create-before-destroy replacement of a
+# per-policy attachment (after an interrupted apply left it tainted) attaches the policy again and
+# then detaches it, leaving the role without it while the state says attached. This resource's
+# create attaches what is missing and its destroy detaches nothing.
+resource "aws_iam_role_policy_attachments_exclusive" "cluster" {
+  role_name   = aws_iam_role.cluster.name
+  policy_arns = ["${local.policy_prefix}/AmazonEKSClusterPolicy"]
+}
+
+removed {
+  from = aws_iam_role_policy_attachment.cluster
+  lifecycle {
+    destroy = false # the exclusive resource above owns the attachment now
+  }
 }
 
 data "aws_iam_policy_document" "cluster_kms" {
@@ -43,9 +57,11 @@ data "aws_iam_policy_document" "cluster_kms" {
 }
 
 resource "aws_iam_role_policy" "cluster_kms" {
-  name   = "secrets-encryption"
-  role   = aws_iam_role.cluster.id
-  policy = data.aws_iam_policy_document.cluster_kms.json
+  # A prefix, not a fixed name: a create-before-destroy replacement then deletes the old policy,
+  # not the new one of the same name.
+  name_prefix = "secrets-encryption-"
+  role        = aws_iam_role.cluster.id
+  policy      = data.aws_iam_policy_document.cluster_kms.json
 }
 
 data "aws_iam_policy_document" "node_assume" {
@@ -59,16 +75,22 @@ data "aws_iam_policy_document" "node_assume" {
 }
 
 resource "aws_iam_role" "node" {
-  name_prefix        = "${var.name}-node-"
-  assume_role_policy = data.aws_iam_policy_document.node_assume.json
-  tags               = var.tags
+  name_prefix           = "${var.name}-node-"
+  assume_role_policy    = data.aws_iam_policy_document.node_assume.json
+  force_detach_policies = true
+  tags                  = var.tags
 }
 
-resource "aws_iam_role_policy_attachment" "node" {
-  for_each = local.node_policies
+resource "aws_iam_role_policy_attachments_exclusive" "node" {
+  role_name   = aws_iam_role.node.name
+  policy_arns = sort(values(local.node_policies))
+}
 
-  role       = aws_iam_role.node.name
-  policy_arn = each.value
+removed {
+  from = aws_iam_role_policy_attachment.node
+  lifecycle {
+    destroy = false
+  }
 }
 
 # The account administers the key; the cluster role's use of it is granted by its own policy.

@@ -67,9 +67,9 @@ data "aws_iam_policy_document" "flow_logs" {
 resource "aws_iam_role_policy" "flow_logs" {
   count = var.flow_logs ? 1 : 0
 
-  name   = "flow-logs"
-  role   = aws_iam_role.flow_logs[0].id
-  policy = data.aws_iam_policy_document.flow_logs[0].json
+  name_prefix = "flow-logs-" # a prefix: see cluster_kms in iam.tf
+  role        = aws_iam_role.flow_logs[0].id
+  policy      = data.aws_iam_policy_document.flow_logs[0].json
 }
 
 resource "aws_flow_log" "this" {

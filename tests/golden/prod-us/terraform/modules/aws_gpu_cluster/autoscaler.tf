@@ -74,7 +74,7 @@ resource "aws_iam_role" "autoscaler" {
 }
 
 resource "aws_iam_role_policy" "autoscaler" {
-  name   = "cluster-autoscaler"
-  role   = aws_iam_role.autoscaler.id
-  policy = data.aws_iam_policy_document.autoscaler.json
+  name_prefix = "cluster-autoscaler-" # a prefix: see cluster_kms in iam.tf
+  role        = aws_iam_role.autoscaler.id
+  policy      = data.aws_iam_policy_document.autoscaler.json
 }

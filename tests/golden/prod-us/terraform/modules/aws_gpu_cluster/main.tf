@@ -51,7 +51,7 @@ resource "aws_eks_cluster" "this" {
 
   depends_on = [
     aws_cloudwatch_log_group.cluster,
-    aws_iam_role_policy_attachment.cluster,
+    aws_iam_role_policy_attachments_exclusive.cluster,
     aws_iam_role_policy.cluster_kms,
   ]
 }
@@ -182,5 +182,5 @@ resource "aws_eks_node_group" "pool" {
 
   # Without these, destroy detaches the node policies first and instances/ENIs leak; nodes
   # join once the networking add-ons exist.
-  depends_on = [aws_iam_role_policy_attachment.node, aws_eks_addon.before_nodes]
+  depends_on = [aws_iam_role_policy_attachments_exclusive.node, aws_eks_addon.before_nodes]
 }

@@ -42,7 +42,7 @@ resource "aws_iam_role" "model_reader" {
 resource "aws_iam_role_policy" "model_reader" {
   for_each = local.model_readers
 
-  name   = "read-models"
-  role   = aws_iam_role.model_reader[each.key].id
-  policy = data.aws_iam_policy_document.model_reader[each.key].json
+  name_prefix = "read-models-" # a prefix: see cluster_kms in iam.tf
+  role        = aws_iam_role.model_reader[each.key].id
+  policy      = data.aws_iam_policy_document.model_reader[each.key].json
 }
