@@ -15,9 +15,9 @@ from .. import paths
 
 @lru_cache(maxsize=1)
 def table() -> dict[str, Any]:
-    import yaml
+    from .. import datafiles
 
-    return yaml.safe_load((paths.package_data() / "versions" / "eks.yaml").read_text())
+    return datafiles.load(paths.package_data() / "versions" / "eks.yaml")
 
 
 def _key(version: str) -> tuple[int, ...]:

@@ -66,17 +66,17 @@ def platform(provider: str) -> dict[str, Any]:
     path = paths.package_data() / "nodes" / f"{provider}.yaml"
     if not path.is_file():
         return {"labels": [], "taints": {}}
-    import yaml
+    from .. import datafiles
 
-    data = yaml.safe_load(path.read_text("utf-8")) or {}
+    data = datafiles.load(path) or {}
     return {"labels": data.get("labels") or [], "taints": data.get("taints") or {}}
 
 
 @cache
 def _mig() -> dict[str, Any]:
-    import yaml
+    from .. import datafiles
 
-    return yaml.safe_load((paths.package_data() / "nodes" / "mig.yaml").read_text("utf-8"))
+    return datafiles.load(paths.package_data() / "nodes" / "mig.yaml")
 
 
 def mig_profiles(gpu_type: str) -> dict[str, int]:

@@ -1,4 +1,7 @@
-"""The one Jinja2 environment: StrictUndefined, no autoescape (we write HCL/YAML, not HTML)."""
+"""The one Jinja2 environment: StrictUndefined, no autoescape (we write HCL/YAML, not HTML).
+
+One per template folder and process, each template compiled once: templates ship with infra
+and do not change while it runs (no ``auto_reload`` stat of the file on every render)."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ def environment(root: Path):
         autoescape=False,
         trim_blocks=False,
         lstrip_blocks=False,
+        auto_reload=False,
     )
 
 

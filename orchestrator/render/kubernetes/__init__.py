@@ -18,8 +18,9 @@ Layout::
 
 Builders: ``tenancy`` (namespaces, quotas, RBAC, network policies, priority classes),
 ``scheduling`` (capacity, Kueue flavors and queues), ``device_plugin``, ``inference``,
-``admission`` (ValidatingAdmissionPolicies), ``kueue`` (the install manifest, as text);
-``templates`` turns templates into objects and objects into YAML.
+``admission`` (ValidatingAdmissionPolicies), ``kueue`` (the install manifest, as text); they
+compute the values and ``manifests`` gives each kind of object its shape, as data;
+``templates.dump`` writes the objects as YAML once (``render/yamlout.py``).
 """
 
 from __future__ import annotations

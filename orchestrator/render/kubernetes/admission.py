@@ -18,7 +18,7 @@ from typing import Any
 
 from ...blueprint.models import Blueprint
 from ...conventions import PRIORITY_BY_TIER, QUEUE_LABEL, TEAM_LABEL
-from .templates import objects_from_template
+from . import manifests
 
 INFERENCE_POLICY = "infra-inference-priority"
 QUEUE_POLICY = "infra-team-jobs-queued"
@@ -71,4 +71,4 @@ def admission_policies(bp: Blueprint) -> list[dict[str, Any]]:
         "queue_message": f"a Job in a team namespace must carry the label {QUEUE_LABEL}=<team> "
                          "(its LocalQueue): `infra job submit` adds it",
     }
-    return objects_from_template("admission-policies.yaml.j2", ctx)
+    return manifests.admission_policies(ctx)

@@ -14,8 +14,8 @@ from typing import Any
 from ...blueprint import catalog
 from ...blueprint.labels import GPU_PRESENT_LABEL
 from ...blueprint.models import Blueprint
+from . import manifests
 from .scheduling import gpu_tolerations
-from .templates import objects_from_template
 
 # Pinned image (docs/kubernetes.md says why).
 DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"
@@ -46,4 +46,4 @@ def device_plugin(bp: Blueprint) -> list[dict[str, Any]]:
         "image": DEVICE_PLUGIN_IMAGE,
         "env": env,
     }
-    return objects_from_template("device-plugin.yaml.j2", ctx)
+    return manifests.device_plugin(ctx)

@@ -29,8 +29,8 @@ from ...conventions import (
     TEAM_LABEL,
 )
 from ...errors import UsageError
+from . import manifests
 from .scheduling import gpu_tolerations, merge_tolerations, pool_tolerations
-from .templates import objects_from_template
 
 # Triton serves ONNX models with ONNX Runtime and speaks the KServe v2 protocol = OIP v2.
 ONNX_SERVER_IMAGE = "nvcr.io/nvidia/tritonserver:24.08-py3"
@@ -194,7 +194,7 @@ def onnx_objects(model: Model, where: Placement, labels: dict[str, str]) -> list
         "volumes": [staging, {"name": "models", "emptyDir": {}}],
         "service_account": where.service_account,
     }
-    return objects_from_template("onnx-model.yaml.j2", ctx)
+    return manifests.onnx_model(ctx)
 
 
 def seldon_storage_uri(model: Model, field_path: str = "uri") -> str:
@@ -227,7 +227,7 @@ def seldon_model(model: Model, where: Placement, labels: dict[str, str], field_p
         "annotations": {MODEL_URI_ANNOTATION: model.uri},
         "spec": spec,
     }
-    return objects_from_template("seldon-model.yaml.j2", ctx)
+    return manifests.seldon_model(ctx)
 
 
 def seldon_gpu_server(models: list[Model], where: Placement, labels: dict[str, str]) -> list[dict[str, Any]]:
@@ -249,7 +249,7 @@ def seldon_gpu_server(models: list[Model], where: Placement, labels: dict[str, s
         "tolerations": tolerations,
         "resources": _resources(gpu),
     }
-    return objects_from_template("seldon-server.yaml.j2", ctx)
+    return manifests.seldon_server(ctx)
 
 
 def seldon_runtime(team: str, where: Placement, labels: dict[str, str]) -> list[dict[str, Any]]:
@@ -261,7 +261,7 @@ def seldon_runtime(team: str, where: Placement, labels: dict[str, str]) -> list[
         "labels": {COMPONENT_LABEL: "inference", TEAM_LABEL: team, **labels},
         "seldon_config": SELDON_CONFIG,
     }
-    return objects_from_template("seldon-runtime.yaml.j2", ctx)
+    return manifests.seldon_runtime(ctx)
 
 
 def model_objects(runtime: str, models: list[Model], where: Placement, labels: dict[str, str]) -> list[dict]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from ...conventions import TEAM_LABEL
 
@@ -72,7 +73,9 @@ class VendorError(RuntimeError):
     """The vendored release is not what the code expects (a bad upgrade): a bug, not input."""
 
 
+@cache
 def checksum() -> str:
+    """SHA-256 of the vendored release (read once per process: it ships with infra)."""
     return hashlib.sha256(MANIFESTS.read_bytes()).hexdigest()
 
 
@@ -90,13 +93,43 @@ def install_manifest() -> str:
     return text.replace(_POD_ANNOTATION, _POD_ANNOTATION + f"        {CONFIG_ANNOTATION}: {_config_sha256(text)}\n")
 
 
+_SEPARATOR = "\n---\n"  # the release separates documents with bare ``---`` lines (tests/unit/test_yamlout.py)
+
+
+def _documents(text: str, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The documents of ``text`` whose top-level ``kind`` is one of ``kinds``, parsed, in order; the
+    others (the release is ~1.7 MB, nearly all of it CRD schemas) are found by plain string search
+    and never parsed."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    found: dict[int, dict[str, Any]] = {}
+    for kind in kinds:
+        needle, at = f"\nkind: {kind}\n", 0
+        while (at := text.find(needle, at) + 1) > 0:
+            begin = text.rfind(_SEPARATOR, 0, at)
+            begin = 0 if begin < 0 else begin + len(_SEPARATOR)
+            end = text.find(_SEPARATOR, at)
+            doc = yaml.load(text[begin:] if end < 0 else text[begin:end + 1], Loader=loader)
+            if doc and doc.get("kind") == kind:
+                found[begin] = doc
+    return [found[begin] for begin in sorted(found)]
+
+
+@cache
+def _install_documents(kinds: tuple[str, ...]) -> tuple[dict[str, Any], ...]:
+    return tuple(_documents(install_manifest(), kinds))
+
+
+def install_documents(*kinds: str) -> list[dict[str, Any]]:
+    """The objects of ``install_manifest()`` of these kinds, in order (parsed once per process;
+    don't change them)."""
+    return list(_install_documents(tuple(sorted(kinds))))
+
+
 def _config_sha256(text: str) -> str:
     """SHA-256 of the controller's ConfigMap data (canonical JSON)."""
     import json
 
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    config = next(d for d in yaml.load_all(text, Loader=loader)
-                  if d and d.get("kind") == "ConfigMap" and d["metadata"]["name"] == CONFIG_MAP)
+    config = next(d for d in _documents(text, ("ConfigMap",)) if d["metadata"]["name"] == CONFIG_MAP)
     return hashlib.sha256(json.dumps(config["data"], sort_keys=True).encode()).hexdigest()

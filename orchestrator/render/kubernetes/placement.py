@@ -326,10 +326,9 @@ def job_pods(bp: Blueprint, objs: list[dict[str, Any]], nodes: list[NodeShape]) 
 
 
 def kueue_pods(bp: Blueprint) -> list[Pod]:
-    from .kueue import install_manifest
-    from .templates import load_all
+    from .kueue import install_documents
 
-    return rendered_pods(bp, [d for d in load_all(install_manifest()) if d.get("kind") in _WORKLOADS])
+    return rendered_pods(bp, install_documents(*_WORKLOADS))
 
 
 def prove(bp: Blueprint, objs: list[dict[str, Any]] | None = None) -> list[Finding]:

@@ -24,7 +24,7 @@ from ...blueprint.capacity import DEFAULT_NODE_MEMORY_GIB, DEFAULT_NODE_VCPUS, P
 from ...blueprint.labels import flavor_labels, pool_taints
 from ...blueprint.models import Blueprint, NodePool, Taint, Team
 from ...conventions import GPU_RESOURCE, GPU_TOLERATION, KUEUE_API, TEAM_LABEL
-from .templates import objects_from_template
+from . import manifests
 
 COHORT = "infra-gpu"  # every team's ClusterQueue: idle quota is lent within it
 
@@ -76,7 +76,7 @@ def resource_flavors(bp: Blueprint) -> list[dict[str, Any]]:
     pools = capacity.gpu_pools(bp, capacity.TRAINING)
     if not pools:  # nothing to tell apart: one flavor that matches any node
         ctx = {"api_version": KUEUE_API, "name": DEFAULT_FLAVOR, "node_labels": {}, "tolerations": []}
-        return objects_from_template("resource-flavor.yaml.j2", ctx)
+        return manifests.resource_flavor(ctx)
     objs: list[dict[str, Any]] = []
     for pool in capacity.cpu_pools(bp) + pools:
         ctx = {
@@ -85,7 +85,7 @@ def resource_flavors(bp: Blueprint) -> list[dict[str, Any]]:
             "node_labels": flavor_labels(pool, bp.provider),
             "tolerations": pool_tolerations(pool, bp.provider),
         }
-        objs += objects_from_template("resource-flavor.yaml.j2", ctx)
+        objs += manifests.resource_flavor(ctx)
     return objs
 
 
@@ -173,13 +173,13 @@ def cluster_queue(bp: Blueprint, team: Team) -> list[dict[str, Any]]:
         "covered": COVERED_RESOURCES,
         "flavors": flavors,
     }
-    return objects_from_template("cluster-queue.yaml.j2", ctx)
+    return manifests.cluster_queue(ctx)
 
 
 def local_queue(team: Team) -> list[dict[str, Any]]:
     ctx = {"api_version": KUEUE_API, "name": team.name, "namespace": team.effective_namespace,
            "cluster_queue": team.name}
-    return objects_from_template("local-queue.yaml.j2", ctx)
+    return manifests.local_queue(ctx)
 
 
 def merge_tolerations(base: list[dict[str, Any]], more: list[dict[str, Any]]) -> list[dict[str, Any]]:

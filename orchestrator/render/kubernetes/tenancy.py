@@ -11,9 +11,8 @@ from ...blueprint import capacity, storage
 from ...blueprint.models import Blueprint, Team
 from ...conventions import BIND_ANNOTATIONS, COMPONENT_LABEL, GPU_RESOURCE, OIP_HTTP_PORT, PRIORITY_CLASSES, TEAM_LABEL
 from ...providers import registry
-from . import scheduling
+from . import manifests, scheduling
 from .inference import OIP_GRPC_PORT
-from .templates import objects_from_template
 
 TEAM_ROLE = "infra-team-member"
 TEAM_ROLE_BINDING = "infra-team-members"
@@ -72,7 +71,7 @@ def namespace(bp: Blueprint, team: Team) -> list[dict[str, Any]]:
         "pod-security.kubernetes.io/warn": "restricted",
         "pod-security.kubernetes.io/warn-version": version,
     }
-    return objects_from_template("namespace.yaml.j2", {"namespace": team.effective_namespace, "labels": labels})
+    return manifests.namespace({"namespace": team.effective_namespace, "labels": labels})
 
 
 def team_objects(bp: Blueprint, team: Team) -> list[dict[str, Any]]:
@@ -105,7 +104,7 @@ def team_objects(bp: Blueprint, team: Team) -> list[dict[str, Any]]:
         "seldon_operator_namespace": SELDON_OPERATOR_NAMESPACE if _serves_seldon(bp, team) else "",
         "model_identity": _model_identity(bp, team),
     }
-    return objects_from_template("team.yaml.j2", context)
+    return manifests.team(context)
 
 
 def _model_identity(bp: Blueprint, team: Team) -> dict[str, Any] | None:
@@ -132,4 +131,4 @@ def priority_classes() -> list[dict[str, Any]]:
         {"name": name, "value": value, "preemption": preemption, "description": desc}
         for name, (value, preemption, desc) in PRIORITY_CLASSES.items()
     ]
-    return objects_from_template("priorityclasses.yaml.j2", {"classes": classes})
+    return manifests.priority_classes({"classes": classes})
