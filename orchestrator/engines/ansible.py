@@ -5,6 +5,11 @@ a minimal fact subset cached as JSON under ``.infra/`` (``smart`` gathering: a s
 not gather again). Host keys are accepted on first contact and pinned in a per-environment
 ``known_hosts``; a changed key fails the host.
 
+SSH connections are shared within one run only: each run's ControlPath sockets live in a folder
+of its own (``ssh_control_dir``) and the run closes its master connections when it ends, so a
+host whose sshd died since the last run is seen as unreachable by the next one instead of being
+reached through a master connection kept from before.
+
 Artifacts (events, stdout) stay under the private data dir with rotation. They never hold
 secrets: no env files are written (``suppress_env_files``), the SSH key reaches ssh-agent
 through a FIFO that is removed at once, extra variables go through private ``!unsafe`` copies
@@ -28,8 +33,10 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -127,6 +134,30 @@ def _release(watchdog: subprocess.Popen[bytes] | None, finished: bool) -> None:
     if finished:
         with contextlib.suppress(subprocess.TimeoutExpired):
             watchdog.wait(timeout=10)
+
+
+def ssh_control_dir() -> Path:
+    """A private folder (0700) for one run's SSH ControlPath sockets, under the system's temp
+    folder: a socket path must stay short (108 bytes on Linux), and no run reuses another's."""
+    return Path(tempfile.mkdtemp(prefix="infra-ssh-"))
+
+
+def close_ssh_masters(control_dir: Path, timeout: float = 10.0) -> None:
+    """Stop the master connections a run left behind (``ssh -O exit`` on each ControlPath socket),
+    then remove the folder: the next run opens fresh connections and sees a host that went away."""
+    procs = []
+    for sock in sorted(control_dir.iterdir()) if control_dir.is_dir() else []:
+        with contextlib.suppress(OSError):
+            procs.append(subprocess.Popen(["ssh", "-F", "/dev/null", "-o", f"ControlPath={sock}", "-O", "exit",
+                                           "infra-run-end"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL))
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    shutil.rmtree(control_dir, ignore_errors=True)
 
 
 def _scrub_command_file(path: Path, keep: set[str]) -> None:
@@ -243,6 +274,8 @@ class SshSettings:
     key_data: str | None = None
     known_hosts: Path | None = None
     connect_timeout: int = 10
+    # Within one run: a master outlives a gap between a host's tasks (other hosts' slow tasks).
+    # Runs never share masters (see the module docstring), so this never hides a dead host.
     control_persist: str = "60s"
 
 
@@ -282,8 +315,9 @@ class Ansible:
             return None
         return str(__version__)
 
-    def envvars(self, host_count: int) -> dict[str, str]:
-        """The ANSIBLE_* settings every run gets (no secrets: recorded in the artifacts)."""
+    def envvars(self, host_count: int, control_dir: Path | None = None) -> dict[str, str]:
+        """The ANSIBLE_* settings every run gets (no secrets: recorded in the artifacts);
+        ``control_dir``: the run's own folder for SSH ControlPath sockets."""
         ssh_args = [
             "-o ControlMaster=auto",
             f"-o ControlPersist={self.ssh.control_persist}",
@@ -317,6 +351,8 @@ class Ansible:
         path = os.environ.get("PATH", "")
         if bin_dir not in path.split(os.pathsep):
             env["PATH"] = bin_dir + os.pathsep + path if path else bin_dir
+        if control_dir is not None:
+            env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = str(control_dir)
         if self.ssh.private_key_file:
             env["ANSIBLE_PRIVATE_KEY_FILE"] = str(Path(self.ssh.private_key_file).expanduser())
         env.update(self.env)
@@ -370,7 +406,8 @@ class Ansible:
         if check:
             cmdline += ["--check", "--diff"]
         token = uuid.uuid4().hex
-        envvars = {**self.envvars(host_count), WATCH_ENV: token}
+        control_dir = ssh_control_dir()
+        envvars = {**self.envvars(host_count, control_dir), WATCH_ENV: token}
         ident = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f"-{os.getpid()}"
         collector = EventCollector(self.progress)
         what = label or f"ansible {playbook}"
@@ -411,6 +448,7 @@ class Ansible:
                               "run the same command again: every role is idempotent") from exc
         finally:
             _release(watchdog, finished)  # not finished: the watchdog stops what this run left running
+            close_ssh_masters(control_dir)  # the next run connects afresh (a dead sshd shows)
             _scrub_command_file(command_file, set(envvars))
             for copy in files:  # site values may be secrets: no copy outlives the run
                 copy.unlink(missing_ok=True)

@@ -3,6 +3,7 @@ data a play published (``EventCollector``), and the error raised when a host fai
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -83,13 +84,17 @@ class AnsibleResult:
         bad = {h for h, s in self.stats.items() if s.failed or s.unreachable}
         return sorted(h for h in self.expected if h not in bad and h not in self.configured)
 
-    def not_run(self, host: str) -> tuple[str, ...]:
+    def not_run(self, host: str, unreachable: bool = False) -> tuple[str, ...]:
         """The planned roles of ``host`` after the last one that ran tasks on it: on a host that
-        failed part-way, what was never configured. Empty when no role ran (an unreachable host:
-        nothing was configured, and saying so role by role adds nothing)."""
+        failed part-way, what was never configured. A failed host on which no planned role ran
+        (it failed gathering facts, or in a helper role such as ``host_facts`` that ``common``
+        includes first) names its whole plan, ``common`` included; an unreachable one names none
+        (nothing was configured, and saying so role by role adds nothing)."""
         planned = self.plan.get(host) or ()
         ran = [i for i, role in enumerate(planned) if role in (self.roles.get(host) or [])]
-        return tuple(planned[max(ran) + 1:]) if ran else ()
+        if not ran:
+            return () if unreachable else tuple(planned)
+        return tuple(planned[max(ran) + 1:])
 
     def host_failures(self) -> list[Failure]:
         """The failures that stand (not rescued, not ignored), first per host, in host order; hosts
@@ -98,9 +103,10 @@ class AnsibleResult:
         seen: dict[str, Failure] = {}
         for f in self.failures:
             if f.host in bad and f.host not in seen:
-                seen[f.host] = replace(f, not_run=self.not_run(f.host))
+                seen[f.host] = replace(f, not_run=self.not_run(f.host, f.unreachable))
         for host in bad - set(seen):
-            seen[host] = Failure(host, "?", "failed (see the artifacts)", not_run=self.not_run(host))
+            gone = bool(self.stats[host].unreachable) and not self.stats[host].failed
+            seen[host] = Failure(host, "?", "failed (see the artifacts)", gone, not_run=self.not_run(host, gone))
         for host in self.not_configured():
             ran = ", ".join(self.roles.get(host) or []) or "none"
             why = "the playbook stopped before this host's roles all ran"
@@ -116,17 +122,76 @@ class AnsibleResult:
         return f"{n} host{'s' if n != 1 else ''}: {total}"
 
 
-def _message(res: Any, limit: int = 400) -> str:
+# A Python warning as the warnings module prints it (``FILE.py:LINE: SomeWarning: text``), and
+# the source line it quotes after it: library noise (a deprecation on the controller or the
+# host), never the reason a task failed.
+_PY_WARNING = re.compile(r"^\s*\S+\.py:\d+: \w*Warning: ")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# A task name Ansible could not template (a variable undefined when the task started).
+_NAME_ERROR = re.compile(r"\s*<< error \d+ - .*? >>")
+# What a failure under no_log may still say: Ansible's own reason categories (the words before
+# the first colon of its "Task failed: ..." line) and, after them, only messages that name
+# variables or attributes that are undefined (names, never values).
+_NO_LOG_CATEGORY = re.compile(r"^[A-Z][A-Za-z ]*(?: for '[\w.]+' failed)?$")
+_NO_LOG_DETAIL = re.compile(r"'[\w.\-]+' is undefined|object of type '\w+' has no attribute '\w+'"
+                            r"|'[\w ]+' has no attribute '\w+'|non-zero return code")
+NO_LOG_HIDDEN = "output hidden by no_log"
+
+
+def without_warnings(text: str) -> list[str]:
+    """The lines of ``text`` less Python warnings (``x.py:12: DeprecationWarning: ...`` and the
+    indented source line the warnings module prints under one)."""
+    kept: list[str] = []
+    skip_source = False
+    for line in text.splitlines():
+        if _PY_WARNING.match(line):
+            skip_source = True
+            continue
+        if skip_source and line.startswith((" ", "\t")):
+            skip_source = False
+            continue
+        skip_source = False
+        if line.strip():
+            kept.append(line)
+    return kept
+
+
+def task_name(name: str) -> str:
+    """A task name as shown: Ansible renders a name whose variable is undefined when the task
+    starts as ``<< error 1 - 'x' is undefined >>``; that part is dropped (and brackets it leaves empty)."""
+    clean = _NAME_ERROR.sub("", name)
+    return re.sub(r"\s*\(\s*\)", "", clean).strip() or name
+
+
+def censored_reason(event_stdout: str) -> str:
+    """Why a ``no_log`` task failed, without what no_log hides: Ansible's reason category from
+    the display line of the event (``[ERROR]: Task failed: Module failed: non-zero return code``)
+    and, after it, only an undefined variable or attribute name. Never the task's own message or
+    output (a ``fail`` message or a command's stderr may hold the secret)."""
+    text = _ANSI.sub("", str(event_stdout or ""))
+    found = re.search(r"\[ERROR\]: Task failed: ([^\r\n]*)", text)
+    if not found:
+        return NO_LOG_HIDDEN
+    category, _, detail = found.group(1).strip().partition(": ")
+    if not _NO_LOG_CATEGORY.match(category):
+        return NO_LOG_HIDDEN
+    names = _NO_LOG_DETAIL.findall(detail)
+    return f"{category}{': ' + names[-1] if names else ''} ({NO_LOG_HIDDEN})"
+
+
+def _message(res: Any, limit: int = 400, event_stdout: str = "") -> str:
     if not isinstance(res, dict):
         return str(res)[:limit]
+    if "censored" in res:  # no_log: the result is hidden; say why it failed, safely
+        return censored_reason(event_stdout)[:limit]
     failed_items = [r for r in res.get("results") or [] if isinstance(r, dict) and r.get("failed")]
     if failed_items:
         return _message(failed_items[0], limit)
-    msg = str(res.get("msg") or "").strip()
-    detail = str(res.get("stderr") or res.get("module_stderr") or "").strip()
+    msg = " ".join(without_warnings(str(res.get("msg") or ""))).strip()
+    detail = without_warnings(str(res.get("stderr") or res.get("module_stderr") or ""))
     if detail:
-        detail = detail.splitlines()[-1]
-        msg = f"{msg}: {detail}" if msg and detail not in msg else detail
+        last = detail[-1].strip()
+        msg = f"{msg}: {last}" if msg and last not in msg else last
     return (msg or "failed").replace("\n", " ")[:limit]
 
 
@@ -144,6 +209,7 @@ class EventCollector:
         self._task_started = 0.0
         self._counts: dict[str, int] = {}
         self._stdout: list[str] = []
+        self._censored: dict[str, str] = {}  # per task: the reason a no_log failure gave (shown once)
 
     def feed(self, event: dict[str, Any]) -> bool:
         kind = event.get("event", "")
@@ -151,7 +217,7 @@ class EventCollector:
         if kind in _TASK_EVENTS:
             self._flush()
             role = data.get("role")
-            name = data.get("task") or data.get("task_action") or "task"
+            name = task_name(str(data.get("task") or data.get("task_action") or "task"))
             self._task = f"{role} : {name}" if role and not name.startswith(f"{role} : ") else name
             self._task_started = time.monotonic()
         elif kind == "runner_on_start":
@@ -162,9 +228,9 @@ class EventCollector:
             self._flush()
             self._stats(data)
         elif kind in ("verbose", "error") or (not kind and event.get("stdout")):
-            text = str(event.get("stdout") or "").strip()
-            if text:
-                self._stdout = (self._stdout + text.splitlines())[-5:]
+            lines = without_warnings(_ANSI.sub("", str(event.get("stdout") or "")))
+            if lines:
+                self._stdout = (self._stdout + lines)[-5:]
         return True
 
     def _result(self, status: str, data: dict[str, Any], event_stdout: str) -> None:
@@ -185,7 +251,12 @@ class EventCollector:
             self.changed_tasks[host].append(task)
         self._counts[status] = self._counts.get(status, 0) + 1
         if status in ("failed", "unreachable"):
-            failure = Failure(host, task, _message(res), status == "unreachable")
+            message = _message(res, event_stdout=event_stdout)
+            if message == NO_LOG_HIDDEN and self._censored.get(task):  # Ansible shows the reason once per task
+                message = self._censored[task]
+            elif isinstance(res, dict) and "censored" in res and message != NO_LOG_HIDDEN:
+                self._censored.setdefault(task, message)
+            failure = Failure(host, task, message, status == "unreachable")
             self.failures.append(failure)
             self.progress.warn(failure.describe())
 

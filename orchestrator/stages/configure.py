@@ -163,7 +163,9 @@ class ConfigureStage:
         try:
             result = engine.run(self.playbook, inv_dir / "inventory.yml", host_count=len(selected),
                                 limit=self.limit, check=self.check, extravars_files=files,
-                                extravars={"infra_kubeconfig_fetch": str(fetched)},
+                                extravars={"infra_kubeconfig_fetch": str(fetched),
+                                           # the rolling plays' batch of workers (site.yml's `serial`)
+                                           "infra_max_unavailable": bp.kubernetes.max_unavailable or 1},
                                 label=f"ansible {self.playbook}",
                                 expect_configured=selected if self.playbook == PLAYBOOK else (),
                                 role_plan=({h.name: inventory.site_roles(h.roles) for h in hosts}
@@ -237,6 +239,7 @@ def host_drift(result: AnsibleResult) -> dict[str, list[str]]:
 def host_status(result: AnsibleResult) -> dict[str, dict[str, Any]]:
     failures = {f.host: f for f in result.host_failures()}
     gpus = (result.data or {}).get("gpus") or {}
+    kube_versions = (result.data or {}).get("kubernetes_versions") or {}
     out: dict[str, dict[str, Any]] = {}
     for host in sorted(set(result.stats) | set(failures)):  # a host the playbook never reached has no stats
         s = result.stats.get(host) or HostStats()
@@ -254,13 +257,20 @@ def host_status(result: AnsibleResult) -> dict[str, dict[str, Any]]:
         if host in gpus:
             entry["gpus_found"] = gpus[host].get("count")
             entry["nvswitches"] = gpus[host].get("nvswitches")
+        if isinstance(kube_versions, dict) and kube_versions.get(host):  # kubernetes_node: what the node runs
+            entry["kubernetes_version"] = str(kube_versions[host])
         out[host] = entry
     return out
 
 
 def save_hosts_file(path: Path, result: AnsibleResult) -> None:
-    """Merge this run's per-host results into ``hosts.json`` (a ``--limit`` run updates only its hosts)."""
+    """Merge this run's per-host results into ``hosts.json`` (a ``--limit`` run updates only its hosts).
+    A host's ``kubernetes_version`` stays until a run reports another: a run that failed before the
+    role reported it (or a check-mode run) leaves the version the node last ran."""
     data = read_json(path)
-    data.setdefault("hosts", {}).update(host_status(result))
+    hosts = data.setdefault("hosts", {})
+    for host, entry in host_status(result).items():
+        known = (hosts.get(host) or {}).get("kubernetes_version") if isinstance(hosts.get(host), dict) else None
+        hosts[host] = {**({"kubernetes_version": known} if known else {}), **entry}
     data["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     write_private(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -7,8 +7,10 @@ clearsigned with a throwaway GPG key made for the cache (``gpg --quick-gen-key``
 - ``debian/``: Debian's own ``containerd``, ``runc``, ``python3-debian`` and ``python3-chardet``
   (``apt-get download`` on the controller, once), so the roles install them with real apt;
 - ``kubernetes/v<minor>/deb/``: small test-built ``kubeadm``, ``kubelet`` and ``kubectl`` packages
-  at two versions each (``VERSIONS``); their binaries are labelled test doubles (kubeadm and
-  kubectl are tests/fixtures/ansible/fake-kubeadm and fake-kubectl reporting the package's version).
+  at two versions of one minor (``VERSIONS``, under ``v1.30``) and one of the next minor
+  (``NEXT_MINOR_VERSION``, under ``v1.31``: a minor upgrade); their binaries are labelled test
+  doubles (kubeadm and kubectl are tests/fixtures/ansible/fake-kubeadm and fake-kubectl reporting
+  the package's version).
 
 Each folder carries the public key as ``Release.key``. ``RepoServer`` serves the tree over HTTP on
 loopback; ``broken = True`` makes it answer 503 (a repository outage), ``False`` restores it.
@@ -40,6 +42,8 @@ CNI_PATH = "/cni/calico.yaml"
 DEBIAN_PACKAGES = ("containerd", "runc", "python3-debian", "python3-chardet", "python3-pkg-resources")
 MINOR = "1.30"
 VERSIONS = ("1.30.1-1.1", "1.30.2-1.1")  # version A, version B
+NEXT_MINOR_VERSION = "1.31.0-1.1"  # version C: one minor up (its own repository folder, v1.31)
+ALL_VERSIONS = (*VERSIONS, NEXT_MINOR_VERSION)
 KUBE_PACKAGES = ("kubeadm", "kubelet", "kubectl")
 KEY_UID = "infra tests throwaway key <infra-tests@invalid>"
 
@@ -49,8 +53,14 @@ def tools_missing() -> list[str]:
 
 
 def key() -> str:
-    text = "\n".join([rootfs.suite(), *DEBIAN_PACKAGES, *VERSIONS, FAKE_KUBEADM.read_text(), FAKE_KUBECTL.read_text()])
+    text = "\n".join([rootfs.suite(), *DEBIAN_PACKAGES, *ALL_VERSIONS, FAKE_KUBEADM.read_text(),
+                      FAKE_KUBECTL.read_text()])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def minor(version: str) -> str:
+    """``1.31`` for ``1.31.0-1.1``: the repository folder (``v<minor>``) a package version lives in."""
+    return ".".join(version.split(".")[:2])
 
 
 def path() -> Path:
@@ -100,22 +110,26 @@ def _build(root: Path) -> None:
         debian = root / "debian"
         debian.mkdir(parents=True)
         _run(["apt-get", "download", *DEBIAN_PACKAGES], cwd=debian)
-        kube = root / "kubernetes" / f"v{MINOR}" / "deb"
-        kube.mkdir(parents=True)
         arch = _run(["dpkg", "--print-architecture"]).stdout.strip()
-        for version in VERSIONS:
+        kubes = []
+        for version in ALL_VERSIONS:
+            kube = root / "kubernetes" / f"v{minor(version)}" / "deb"
+            if kube not in kubes:
+                kube.mkdir(parents=True)
+                kubes.append(kube)
             for name in KUBE_PACKAGES:
                 _package(kube, name, version, arch)
-        for repo in (debian, kube):
+        for repo in (debian, *kubes):
             _index(repo, gpg, public)
     finally:
         subprocess.run(["gpgconf", "--homedir", str(gnupg), "--kill", "gpg-agent"], capture_output=True)
 
 
 def publish(cache: Path, served: Path, versions: tuple[str, ...]) -> None:
-    """(Re)make ``served``: the Debian repository as cached, the Kubernetes one listing only the
-    packages of ``versions`` (links to the cached files), freshly indexed and signed. Other files
-    under ``served`` (the test CNI manifest) are kept."""
+    """(Re)make ``served``: the Debian repository as cached, the Kubernetes ones (one folder per
+    minor) listing only the packages of ``versions`` (links to the cached files), freshly indexed
+    and signed; a minor none of ``versions`` is in is not served. Other files under ``served``
+    (the test CNI manifest) are kept."""
     served.mkdir(parents=True, exist_ok=True)
     for part in ("debian", "kubernetes"):
         if (served / part).is_symlink():
@@ -123,13 +137,17 @@ def publish(cache: Path, served: Path, versions: tuple[str, ...]) -> None:
         elif (served / part).exists():
             shutil.rmtree(served / part)
     (served / "debian").symlink_to(cache / "debian", target_is_directory=True)
-    kube = served / "kubernetes" / f"v{MINOR}" / "deb"
-    kube.mkdir(parents=True)
-    for deb in (cache / "kubernetes" / f"v{MINOR}" / "deb").glob("*.deb"):
-        if deb.name.split("_")[1] in versions:
+    kubes = []
+    for version in versions:
+        kube = served / "kubernetes" / f"v{minor(version)}" / "deb"
+        if kube not in kubes:
+            kube.mkdir(parents=True)
+            kubes.append(kube)
+        for deb in (cache / "kubernetes" / f"v{minor(version)}" / "deb").glob(f"*_{version}_*.deb"):
             (kube / deb.name).symlink_to(deb)
     try:
-        _index(kube, _gpg(cache / "gnupg"), (cache / "Release.key").read_text())
+        for kube in kubes:
+            _index(kube, _gpg(cache / "gnupg"), (cache / "Release.key").read_text())
     finally:
         subprocess.run(["gpgconf", "--homedir", str(cache / "gnupg"), "--kill", "gpg-agent"], capture_output=True)
 

@@ -119,9 +119,14 @@ class TestHost:
             time.sleep(0.05)
         raise RuntimeError(f"sshd for {self.name} did not listen on {self.address}:{self.port}")
 
-    def stop_sshd(self) -> None:
-        """Stop sshd and every SSH session into this host: from outside it is down."""
-        self._signal(lambda comm: comm == "sshd" or comm.startswith("sshd-"), signal.SIGKILL)
+    def stop_sshd(self, sessions: bool = True) -> None:
+        """Stop sshd and every SSH session into this host: from outside it is down. ``sessions=False``:
+        the listener only, as `systemctl stop ssh` does (open sessions carry on)."""
+        if sessions:
+            self._signal(lambda comm: comm == "sshd" or comm.startswith("sshd-"), signal.SIGKILL)
+        elif self._sshd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._sshd.pid, signal.SIGKILL)  # `chroot` exec'd sshd -D: this pid is the listener
         if self._sshd is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._sshd.wait(timeout=5)
@@ -173,6 +178,11 @@ class TestHost:
         prefix = str(self.dir.resolve()) + "/"
         with open("/proc/self/mounts") as fh:
             return any(line.split()[1].startswith(prefix) for line in fh)
+
+    def remove_packages(self, *names: str) -> None:
+        """Purge ``names`` from this host (its own overlay layer: the shared rootfs is untouched),
+        e.g. to make a minimal host out of the test rootfs."""
+        self.chroot("dpkg", "--purge", *names)
 
     def chroot(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run a command inside the host (for test assertions)."""

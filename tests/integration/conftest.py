@@ -27,10 +27,11 @@ from tests.hosts.cluster import TestHosts
 from tests.kube_fake.fixtures import install_crds
 from tests.kube_fake.server import FakeKube
 
-ROLE_DEFAULTS = REPO / "ansible" / "roles" / "inference_onnx" / "defaults" / "main.yml"
+ROLE_PINS = REPO / "ansible" / "roles" / "inference_onnx" / "vars" / "main.yml"  # per Python
 HOST_COUNT = 3
-# node-1 is the control plane, node-2 and node-3 workers; node-3 also serves models.
-ROLES = {1: ["control_plane"], 2: ["worker"], 3: ["worker", "inference"]}
+# node-1 is the control plane, node-2 a worker, node-3 an inference-only host (no Kubernetes node):
+# the host mix of issue 22, which must converge in one `infra up`.
+ROLES = {1: ["control_plane"], 2: ["worker"], 3: ["inference"]}
 MODEL_W = [[1.0, 2.0], [3.0, -1.0], [0.5, 0.25]]  # y = x @ W + b, x: [batch, 3]
 MODEL_B = [0.5, -2.0]
 
@@ -70,10 +71,11 @@ def apt_repo(tmp_path_factory, test_hosts) -> aptrepo.RepoServer:
 
 @pytest.fixture(scope="session")
 def onnx_wheels() -> Path:
-    """onnxruntime and numpy wheels at the role's pinned versions (downloaded once, cached)."""
-    defaults = yaml.safe_load(ROLE_DEFAULTS.read_text())
-    pins = [f"onnxruntime=={defaults['inference_onnx_onnxruntime_version']}",
-            f"numpy=={defaults['inference_onnx_numpy_version']}"]
+    """onnxruntime and numpy wheels at the role's pinned versions for this Python, the test hosts' too
+    (downloaded once, cached)."""
+    pinned = yaml.safe_load(ROLE_PINS.read_text())["inference_onnx_pins"][f"{sys.version_info.major}."
+                                                                         f"{sys.version_info.minor}"]
+    pins = [f"onnxruntime=={pinned['onnxruntime']}", f"numpy=={pinned['numpy']}"]
     tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
     key = hashlib.sha256("\n".join([tag, *pins]).encode()).hexdigest()[:12]
     target = rootfs.cache_root() / f"wheels-{tag}-{key}"
@@ -160,7 +162,7 @@ def write_blueprint(path: Path, hosts: TestHosts, model: Path, gpu_host: str | N
     }
     for i, host in enumerate(hosts.hosts, start=1):
         entry = {"name": host.name, "address": host.address, "port": host.port, "roles": ROLES[i]}
-        if i in (2, 3):
+        if "worker" in ROLES[i]:  # a pool gives Kubernetes nodes labels and taints: none for node-3
             entry["pool"] = "general"
         if host.name == gpu_host:
             entry["gpu"] = {"type": "l4", "count": 1}

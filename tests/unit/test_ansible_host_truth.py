@@ -67,8 +67,13 @@ def test_one_play_lets_the_inference_host_finish(tmp_path):
 
 
 def test_site_yml_is_one_play_over_all_hosts_ending_with_the_marker():
+    """One play configures every host; after it, only the rolling plays (issue 22: serial, cluster
+    nodes with a noted version, driver or MIG change; test_kubernetes_version_step.py)."""
     plays = yaml.safe_load((REPO / "ansible" / "site.yml").read_text())
-    assert len(plays) == 1 and plays[0]["hosts"] == "all"
+    assert plays[0]["hosts"] == "all" and "serial" not in plays[0]
+    assert [(p["hosts"], p["tasks"][0]["ansible.builtin.include_role"]) for p in plays[1:]] == [
+        (hosts, {"name": "kubernetes_node", "tasks_from": "upgrade"}) for hosts in ("control_plane",
+                                                                                  "worker:!control_plane")]
     tasks = plays[0]["tasks"]
     assert [t.get("ansible.builtin.include_role", {}).get("name") for t in tasks[:5]] == [
         "common", "nvidia_gpu", "container_runtime", "kubernetes_node", "inference_onnx"]

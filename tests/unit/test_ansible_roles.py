@@ -26,7 +26,7 @@ BIN = Path(sys.executable).parent
 KEYWORDS = {
     "name", "when", "register", "loop", "loop_control", "vars", "notify", "listen", "changed_when", "failed_when",
     "check_mode", "no_log", "become", "delegate_to", "run_once", "until", "retries", "delay", "tags", "block",
-    "rescue", "always", "environment", "ignore_errors", "args", "with_items", "diff",
+    "rescue", "always", "environment", "ignore_errors", "args", "with_items", "diff", "delegate_facts",
 }
 
 
@@ -187,9 +187,9 @@ def test_inference_settings(rendered):
     models = json.loads((rendered / "models.json").read_text())["models"]
     assert models == [
         {"name": "resnet50", "path": "/opt/infra-inference/models/resnet50.onnx", "version": "1",
-         "providers": ["CUDAExecutionProvider", "CPUExecutionProvider"]},
+         "providers": ["CUDAExecutionProvider", "CPUExecutionProvider"], "require_gpu": True},
         {"name": "tiny", "path": "/opt/infra-inference/models/tiny.onnx", "version": "1",
-         "providers": ["CPUExecutionProvider"]},
+         "providers": ["CPUExecutionProvider"], "require_gpu": False},
     ]
     assert "INFERENCE_PORT=8000" in (rendered / "server.env").read_text()
     unit = (rendered / "infra-inference.service").read_text()
@@ -227,17 +227,27 @@ def test_cuda_lists_are_refreshed_whenever_a_driver_package_has_no_candidate():
     assert flat[headers]["ansible.builtin.apt"]["name"] == "linux-headers-{{ ansible_kernel }}"
 
 
-def test_mig_change_is_a_block_whose_rescue_uncordons_and_reports():
-    """drain -> apply -> verify; any failure uncordons the node and fails the host (issue 12)."""
-    tasks = yaml.safe_load((ANSIBLE / "roles/nvidia_gpu/tasks/mig.yml").read_text())
-    change = next(t for t in tasks if t["name"] == "Change the MIG layout")
-    assert [t["name"] for t in change["block"]][1:3] == [
-        "Drain the node before its GPUs change",
-        "Apply the layout (the service's hooks stop GPU clients and reset the GPUs)"]
-    uncordon, report = change["rescue"]
-    assert uncordon["ansible.builtin.command"]["argv"][-2:] == ["uncordon", "{{ inventory_hostname }}"]
-    assert uncordon["delegate_to"] == "{{ kubernetes_init_host }}" and uncordon["failed_when"] is False
-    assert "ansible.builtin.fail" in report and "the node was uncordoned" in report["ansible.builtin.fail"]["msg"]
+def test_mig_change_stops_gpu_clients_and_a_failure_puts_nothing_back_in_service():
+    """stop the host's GPU clients -> apply -> verify -> start them; a failure leaves them stopped and
+    a Kubernetes node cordoned, since the layout may be half-applied (issue 22: the old rescue
+    uncordoned it). A Kubernetes node changes its layout in the rolling play, drained; mig.yml only
+    notes it there."""
+    tasks = yaml.safe_load((ANSIBLE / "roles/nvidia_gpu/tasks/mig_change.yml").read_text())
+    change = next(t for t in tasks if t["name"] == "Change the layout")
+    assert [t["name"] for t in change["block"]] == [
+        "Stop the GPU clients on the host while the GPUs change",
+        "Apply the layout (the service's hooks reset the GPUs)", "Check the layout again",
+        "Reboot when the GPUs need a reset the service could not do",
+        "Verify the layout after the reboot", "Start the GPU clients on the host again"]
+    [report] = change["rescue"]
+    assert "ansible.builtin.command" not in report and "uncordon" not in json.dumps(report)
+    assert "may be half-applied" in report["ansible.builtin.fail"]["msg"]
+    assert "the node stays cordoned" in report["ansible.builtin.fail"]["msg"]
+    mig = yaml.safe_load((ANSIBLE / "roles/nvidia_gpu/tasks/mig.yml").read_text())
+    assert "drain" not in json.dumps(mig).replace("drained", "")
+    now = next(t for t in mig if t["name"] == "Change the MIG layout now (not a Kubernetes node)")
+    assert now["ansible.builtin.include_tasks"] == "mig_change.yml"
+    assert "not nvidia_gpu_mig_change_pending" in now["when"]
 
 
 def test_rhel_names_epel_and_crb_as_rhel_has_them():

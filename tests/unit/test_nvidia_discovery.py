@@ -149,4 +149,5 @@ def test_product_names_map_to_blueprint_gpu_types(name, kind):
 
 def test_filters_are_registered_for_ansible():
     assert set(nv.FilterModule().filters()) == {
-        "nvidia_pci_devices", "nvidia_open_modules", "nvidia_smi_xml", "nvidia_validation_errors"}
+        "nvidia_pci_devices", "nvidia_open_modules", "nvidia_smi_xml", "nvidia_validation_errors",
+        "nvidia_secure_boot_state", "nvidia_module_plan", "nvidia_cuda_repo_distro"}

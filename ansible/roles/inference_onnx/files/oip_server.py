@@ -12,13 +12,23 @@ Endpoints:
 Tensors are {"name", "shape", "datatype", "data"} with data flat in row-major order (nested lists
 are accepted too); errors are {"error": "..."} with a 4xx/5xx status.
 
-Config: a JSON file {"models": [{"name": ..., "path": ..., "version": "1"}]}.
-Usage: oip_server.py --config models.json [--host 0.0.0.0] [--port 8000] [--pidfile FILE]
+Config: a JSON file {"models": [{"name": ..., "path": ..., "version": "1", "providers": [...],
+"require_gpu": false}]}. At start-up the server says, per model, whether ONNX Runtime runs it on
+the GPU (CUDAExecutionProvider) or the CPU; a model with "require_gpu" that would run on the CPU
+(no onnxruntime-gpu, no GPU, or CUDA/cuDNN libraries that do not load) stops it (exit 3) before
+it serves anything. `--check` loads the models, prints that and exits (0, or 3).
+The CUDA and cuDNN libraries come from pip's NVIDIA packages in the same virtualenv: they are
+loaded before the first CUDA session (onnxruntime.preload_dlls where it exists).
+Usage: oip_server.py --config models.json [--host 0.0.0.0] [--port 8000] [--pidfile FILE] [--check]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import glob
+import importlib.util
 import json
 import os
 import re
@@ -30,6 +40,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 SERVER_NAME = "infra-onnx"
 SERVER_VERSION = "1.0"
 MAX_BODY = 64 * 1024 * 1024
+GPU_PROVIDER = "CUDAExecutionProvider"
+EXIT_NO_GPU = 3
+# pip's NVIDIA packages (nvidia/<name>/lib/*.so*), in the order they depend on each other.
+_CUDA_LIBS = ("cuda_runtime", "cuda_nvrtc", "nvjitlink", "cublas", "cufft", "curand", "cudnn")
 _ROUTE = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer)?/?$")
 
 # Open Inference Protocol datatypes <-> numpy dtypes; ONNX type strings -> OIP datatypes.
@@ -52,16 +66,50 @@ class RequestError(Exception):
         self.status = status
 
 
+_preloaded: list[str] = []
+
+
+def preload_cuda(ort) -> None:
+    """Load the CUDA/cuDNN libraries of pip's NVIDIA packages once, before a CUDA session: with
+    onnxruntime's own preload_dlls (1.21+), else from site-packages/nvidia/*/lib. Missing
+    libraries are left for ONNX Runtime to report (it then falls back to the CPU)."""
+    if _preloaded or GPU_PROVIDER not in ort.get_available_providers():
+        return
+    _preloaded.append("done")
+    if hasattr(ort, "preload_dlls"):
+        try:
+            ort.preload_dlls(cuda=True, cudnn=True, msvc=False)
+        except Exception as exc:  # reported by the session's providers below
+            print(f"{SERVER_NAME}: could not preload the CUDA libraries: {exc}", file=sys.stderr, flush=True)
+        return
+    spec = importlib.util.find_spec("nvidia")
+    for root in list(spec.submodule_search_locations or []) if spec else []:
+        for name in _CUDA_LIBS:
+            for lib in sorted(glob.glob(os.path.join(root, name, "lib", "lib*.so*"))):
+                with contextlib.suppress(OSError):
+                    ctypes.CDLL(lib, mode=ctypes.RTLD_GLOBAL)
+
+
 class Model:
-    def __init__(self, name: str, path: str, version: str = "1", providers: list[str] | None = None) -> None:
+    def __init__(self, name: str, path: str, version: str = "1", providers: list[str] | None = None,
+                 require_gpu: bool = False) -> None:
         import onnxruntime as ort
 
         self.name, self.path, self.version = name, path, str(version)
+        self.require_gpu = bool(require_gpu)
         available = ort.get_available_providers()
-        wanted = [p for p in (providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]) if p in available]
+        asked = providers or [GPU_PROVIDER, "CPUExecutionProvider"]
+        if GPU_PROVIDER in asked:
+            preload_cuda(ort)
+        wanted = [p for p in asked if p in available]
         self.session = ort.InferenceSession(path, providers=wanted or ["CPUExecutionProvider"])
+        self.providers = list(self.session.get_providers())  # what ONNX Runtime really runs it with
         self.inputs = {i.name: i for i in self.session.get_inputs()}
         self.outputs = [o.name for o in self.session.get_outputs()]
+
+    @property
+    def device(self) -> str:
+        return "GPU" if self.providers and self.providers[0] == GPU_PROVIDER else "CPU"
 
     @staticmethod
     def _tensor_meta(arg) -> dict:
@@ -130,17 +178,37 @@ class Registry:
     def __init__(self) -> None:
         self.models: dict[str, Model] = {}
         self.errors: dict[str, str] = {}
+        self.no_gpu: dict[str, str] = {}  # models that asked for a GPU and would run on the CPU
         self.ready = False
 
     def load(self, config: dict) -> None:
         for entry in config.get("models", []):
             try:
                 self.models[entry["name"]] = Model(entry["name"], entry["path"], entry.get("version", "1"),
-                                                   entry.get("providers"))
+                                                   entry.get("providers"), bool(entry.get("require_gpu")))
             except Exception as exc:  # reported by /ready and the metadata endpoints
                 self.errors[entry["name"]] = f"{type(exc).__name__}: {exc}"
                 print(f"model {entry['name']}: failed to load: {exc}", file=sys.stderr, flush=True)
-        self.ready = not self.errors
+        for name, model in self.models.items():
+            print(f"{SERVER_NAME}: model {name} runs on the {model.device} ({', '.join(model.providers)})",
+                  file=sys.stderr, flush=True)
+            if model.require_gpu and model.device != "GPU":
+                self.no_gpu[name] = gpu_missing(model)
+        self.ready = not self.errors and not self.no_gpu
+
+
+def gpu_missing(model: Model) -> str:
+    """Why ``model``, which asked for a GPU, would run on the CPU (one line)."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if GPU_PROVIDER not in available:
+        why = (f"this ONNX Runtime ({getattr(ort, '__version__', '?')}) has no {GPU_PROVIDER} "
+               f"(available: {', '.join(available)}): install onnxruntime-gpu")
+    else:
+        why = (f"{GPU_PROVIDER} did not start (no GPU visible, or the CUDA/cuDNN libraries or the NVIDIA driver "
+               "do not load: see the messages above)")
+    return f"model {model.name} asks for a GPU, but ONNX Runtime would run it on the CPU: {why}"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -209,12 +277,15 @@ class Handler(BaseHTTPRequestHandler):
             self._send(500, {"error": f"{type(exc).__name__}: {exc}"})
 
 
-def make_server(config: dict, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
-    registry = Registry()
-    registry.load(config)
+def make_server(config: dict, host: str = "127.0.0.1", port: int = 8000,
+                registry: Registry | None = None) -> ThreadingHTTPServer:
+    if registry is None:
+        registry = Registry()
+        registry.load(config)
     handler = type("BoundHandler", (Handler,), {"registry": registry})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
+    server.registry = registry
     return server
 
 
@@ -224,10 +295,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--pidfile")
+    parser.add_argument("--check", action="store_true",
+                        help="load the models, say where each runs (GPU or CPU) and exit: 3 when one that asks "
+                             "for a GPU would run on the CPU")
     args = parser.parse_args(argv)
     with open(args.config) as fh:
         config = json.load(fh)
-    server = make_server(config, args.host, args.port)
+    registry = Registry()
+    registry.load(config)
+    for message in registry.no_gpu.values():
+        print(f"{SERVER_NAME}: error: {message}", file=sys.stderr, flush=True)
+    if registry.no_gpu:  # never serve a GPU model on the CPU without saying so: stop here
+        return EXIT_NO_GPU
+    if args.check:
+        return 0
+    server = make_server(config, args.host, args.port, registry)
     if args.pidfile:
         tmp = f"{args.pidfile}.tmp"
         with open(tmp, "w") as fh:

@@ -172,6 +172,75 @@ def nvidia_validation_errors(report: dict[str, Any], expected: dict[str, Any]) -
     return errors
 
 
+def secure_boot_state(efivar: dict[str, Any] | None, mokutil: str = "") -> str:
+    """``on``, ``off`` or ``unknown``, from ``mokutil --sb-state`` output when there is some (its
+    stdout), else from a ``slurp`` of the UEFI variable SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c
+    (4 attribute bytes, then the value: 1 = Secure Boot on). No variable (legacy BIOS boot, or no
+    efivarfs): ``off``, since firmware without UEFI has no Secure Boot."""
+    text = (mokutil or "").lower()
+    if "secureboot enabled" in text:
+        return "on"
+    if "secureboot disabled" in text or "not supported" in text or "doesn't support" in text:
+        return "off"  # mokutil on a BIOS machine: "EFI variables are not supported on this system"
+    if not isinstance(efivar, dict) or efivar.get("failed") or not efivar.get("content"):
+        missing = isinstance(efivar, dict) and any(
+            word in str(efivar.get("msg", "")).lower() for word in ("not found", "no such file"))
+        return "off" if missing else "unknown"
+    import base64
+
+    try:
+        data = base64.b64decode(str(efivar["content"]))
+    except (ValueError, TypeError):
+        return "unknown"
+    return "unknown" if len(data) < 5 else ("on" if data[4] == 1 else "off")
+
+
+def nvidia_module_plan(secure_boot: str, distribution: str, source: str, modules: str = "auto",
+                       mok_enrolled: bool | str = False) -> dict[str, Any]:
+    """How the NVIDIA kernel module gets onto the host: ``{"modules": "precompiled"|"dkms", "error": str}``.
+
+    ``precompiled``: Ubuntu's signed linux-modules-nvidia packages (distribution source only);
+    ``dkms``: built on the host. ``modules``: auto (precompiled where Secure Boot is on and Ubuntu
+    has them, else dkms), precompiled or dkms. With Secure Boot on, a DKMS build loads only when
+    its signing key (MOK) is enrolled (``mok_enrolled``); otherwise ``error`` says why, so the role
+    fails before it installs anything or reboots."""
+    ubuntu_signed = distribution == "Ubuntu" and source == "distro"
+    want = str(modules or "auto").lower()
+    if want not in ("auto", "precompiled", "dkms"):
+        return {"modules": "dkms", "error": f"nvidia_gpu_driver_modules is {modules!r}: use auto, precompiled or dkms"}
+    if want == "precompiled" and not ubuntu_signed:
+        return {"modules": "dkms", "error": (
+            f"nvidia_gpu_driver_modules is precompiled, but signed precompiled NVIDIA modules come only from Ubuntu's "
+            f"own packages (nvidia_gpu_driver_source: distro), not {distribution} with source {source}")}
+    chosen = "precompiled" if want == "precompiled" or (want == "auto" and ubuntu_signed and secure_boot == "on") \
+        else "dkms"
+    mok = str(mok_enrolled).lower() in ("true", "yes", "1")
+    if chosen == "dkms" and secure_boot == "on" and not mok:
+        where = (f"{distribution} has no signed precompiled NVIDIA modules" if distribution != "Ubuntu"
+                 else "use Ubuntu's signed precompiled modules (nvidia_gpu_driver_source: distro)")
+        return {"modules": chosen, "error": (
+            f"Secure Boot is on: the NVIDIA kernel module DKMS would build here is not signed by a key the firmware "
+            f"trusts, so it would not load after the reboot; {where}, or enroll DKMS's signing key (MOK) with "
+            "mokutil --import and set nvidia_gpu_dkms_mok_enrolled: true, or turn Secure Boot off")}
+    return {"modules": chosen, "error": ""}
+
+
+def cuda_repo_distro(distribution: str, version: str, major: str | int, os_family: str = "") -> str:
+    """NVIDIA's CUDA repository folder for a distribution: debian12 (from any 12.x), ubuntu2204,
+    ubuntu2404, rhel9 (RHEL and its rebuilds, from any 9.x), fedora<N>, sles15, amzn2023."""
+    name = str(distribution)
+    if name == "Ubuntu":
+        return "ubuntu" + str(version).replace(".", "")[:4]
+    if name in ("RedHat", "Rocky", "AlmaLinux", "CentOS", "OracleLinux") or (
+            os_family == "RedHat" and name not in ("Fedora", "Amazon")):
+        return f"rhel{major}"
+    if name == "Amazon":
+        return f"amzn{major}"
+    if name in ("SLES", "SLES_SAP", "openSUSE Leap"):
+        return f"sles{major}"
+    return f"{name.lower()}{major}"
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -179,4 +248,7 @@ class FilterModule:
             "nvidia_open_modules": nvidia_open_modules,
             "nvidia_smi_xml": nvidia_smi_xml,
             "nvidia_validation_errors": nvidia_validation_errors,
+            "nvidia_secure_boot_state": secure_boot_state,
+            "nvidia_module_plan": nvidia_module_plan,
+            "nvidia_cuda_repo_distro": cuda_repo_distro,
         }
