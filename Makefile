@@ -18,7 +18,7 @@ export INFRA_CHECKOV ?= $(CHECKOV_VENV)/bin/checkov
 ANSIBLE_LINT_VENV ?= $(INFRA_TOOLS_CACHE)/ansible-lint-venv
 export INFRA_ANSIBLE_LINT ?= $(ANSIBLE_LINT_VENV)/bin/ansible-lint
 
-.PHONY: setup demo test test-deps golden lint bench clean checkov ansible-lint provider-schemas
+.PHONY: setup demo test test-deps golden lint bench clean checkov ansible-lint provider-schemas check-pins
 
 setup: $(STAMP)
 
@@ -90,6 +90,12 @@ golden: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+# Release check (needs the package index, so not part of `make test`): every wheel set the
+# inference_onnx role pins (ansible/roles/inference_onnx/vars/main.yml) resolves for each target
+# Python. CHECK_PINS_ARGS: e.g. --index-url URL for a site mirror.
+check-pins: setup
+	$(BIN)/python scripts/check-pins $(CHECK_PINS_ARGS)
 
 clean:
 	rm -rf build .infra .infra-heads .pytest_cache

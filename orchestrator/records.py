@@ -38,6 +38,7 @@ from .secrets import redact
 
 if TYPE_CHECKING:
     from .records_heads import HeadStore
+    from .shared_store import SharedEnv
 
 HMAC_KEY_ENV = "INFRA_RECORDS_HMAC_KEY"
 LOST_ERROR = "the run was killed (no clean exit); resources created in its last moments may be outside state"
@@ -159,7 +160,7 @@ _FIELDS: dict[str, tuple[type, ...]] = {
 }
 _OPTIONAL: dict[str, tuple[type, ...]] = {"pid": (int, _NONE), "hmac": (str,), "rollback_of": (str,)}
 #: every outcome a run can end with (``running``: a record written before its run set one)
-OUTCOMES = ("success", "no-changes", "failed", "cancelled", "interrupted", "lost", "locked", "running")
+OUTCOMES = ("success", "no-changes", "drift", "failed", "cancelled", "interrupted", "lost", "locked", "running")
 _JSON_NAMES = {str: "a string", int: "a number", float: "a number", bool: "true/false", dict: "an object",
                list: "an array", _NONE: "null"}
 
@@ -293,7 +294,8 @@ def list_records(records_dir: Path) -> list[dict[str, Any]]:
 Warn = Callable[[str], None]
 
 
-def write(records_dir: Path, record: RunRecord, heads: Iterable[HeadStore] = (), warn: Warn | None = None) -> Path:
+def write(records_dir: Path, record: RunRecord, heads: Iterable[HeadStore] = (), warn: Warn | None = None,
+          shared: SharedEnv | None = None) -> Path:
     """Append ``record`` to the environment's chain, then move the chain's head(s) to it.
 
     A lock on the folder serialises writers (sandbox and real runs of one environment take
@@ -302,9 +304,13 @@ def write(records_dir: Path, record: RunRecord, heads: Iterable[HeadStore] = (),
     Its ``seq`` is one more than the highest of the files here and of every stored head, so a
     deleted last record's number is never given out again. A head that cannot be read or
     written is reported through ``warn`` (``infra history --verify`` then reports the gap).
+
+    With ``shared`` (the state is in a bucket: ``shared_store``), the records there that are missing
+    here are copied in first, so the new record continues the shared chain, and after it is linked
+    here every record the bucket lacks is uploaded, before the heads move.
     """
     warn = warn or (lambda _msg: None)
-    heads = [h for h in heads if h.covers_sandbox or not record.sandbox]  # a sandbox run never touches a backend
+    heads = [h for h in heads if covers(h, record.sandbox)]  # a sandbox run never touches the real backend
     try:
         records_dir.mkdir(parents=True, exist_ok=True)
         lock_fd = os.open(records_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -312,6 +318,7 @@ def write(records_dir: Path, record: RunRecord, heads: Iterable[HeadStore] = (),
         raise InfraError(f"run record not written: records folder {records_dir}: {exc.strerror or exc}") from None
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        pulled = shared.pull(records_dir, warn) if shared is not None else None
         entries = read_chain(records_dir)
         key = hmac_key()
         data = record.to_dict(time.time())
@@ -323,6 +330,8 @@ def write(records_dir: Path, record: RunRecord, heads: Iterable[HeadStore] = (),
             data["hmac"] = sign(data, key)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(record.started))
         path = _link_new(records_dir, data, f"{stamp}-{record.id}")
+        if shared is not None:
+            shared.push(records_dir, pulled, warn)
         head = {"env": record.env, "seq": data["seq"], "sha256": data["sha256"], "count": len(entries) + 1,
                 "host": socket.gethostname(), "updated_at": data["finished_at"]}
         if key is not None:
@@ -336,6 +345,11 @@ def write(records_dir: Path, record: RunRecord, heads: Iterable[HeadStore] = (),
     finally:
         fcntl.flock(lock_fd, fcntl.LOCK_UN)
         os.close(lock_fd)
+
+
+def covers(head: HeadStore, sandbox: bool) -> bool:
+    """Whether a run (``sandbox`` or not) moves ``head``, and its record is covered by it."""
+    return head.covers_sandbox if sandbox else getattr(head, "covers_real", True)
 
 
 def _head_seqs(heads: list[HeadStore], warn: Warn) -> list[int]:

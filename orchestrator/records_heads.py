@@ -10,7 +10,8 @@ records the chain had. ``records.write`` moves every head after each record;
 - ``RepoHead``: ``<project root>/.infra-heads/<env>.json`` (``INFRA_RECORDS_HEAD_DIR`` moves
   the folder), meant to be committed. Covers every record, sandbox runs included.
 - ``S3Head``: ``<state key>.records-head.json`` in the state bucket, written with boto3 (its
-  usual credential chain and ``AWS_ENDPOINT_URL_S3``). Sandbox runs never touch it.
+  usual credential chain and ``AWS_ENDPOINT_URL_S3``). Sandbox runs never touch it: they move
+  the head of the same name in the emulator's bucket (``shared_store``), which covers them only.
 - azurerm and gcs backends have no head store (not testable offline): the repository head
   stands in, and ``infra history --verify`` says so.
 """
@@ -26,6 +27,7 @@ from .errors import AuditError
 
 if TYPE_CHECKING:
     from .blueprint.models import Blueprint
+    from .shared_store import SharedEnv
 
 HEAD_DIR_ENV = "INFRA_RECORDS_HEAD_DIR"
 HEAD_DIR = ".infra-heads"
@@ -42,7 +44,8 @@ class HeadError(AuditError):
 class HeadStore(Protocol):
     #: how the head is named in messages
     label: str
-    #: whether sandbox runs' records move (and are covered by) this head
+    #: whether sandbox runs' records move (and are covered by) this head; real runs' do unless the
+    #: head has ``covers_real = False`` (the sandbox emulator's copy of an S3 head)
     covers_sandbox: bool
     #: whether reading it is a local file read (``infra history`` without --verify checks only these)
     local: bool
@@ -68,13 +71,17 @@ def _parse(label: str, text: str | bytes) -> Any:
 
 
 class RepoHead:
-    """A JSON file in the repository (commit it: a rewrite of ``.infra/`` cannot change it unseen)."""
+    """A JSON file in the repository (commit it: a rewrite of ``.infra/`` cannot change it unseen).
+
+    ``past``: the chain is shared beside the state, so this clone's head may lag it (runs from other
+    clones) or be absent (a fresh clone): it must still name a record of the chain, unchanged."""
 
     covers_sandbox = True
     local = True
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, past: bool = False) -> None:
         self.path = path
+        self.past = past
         self.label = f"repository head {_shown(path)}"
 
     def read(self) -> Any:
@@ -165,23 +172,24 @@ def _first_line(text: str) -> str:
 
 
 class S3Head:
-    """An object beside the Terraform state in the S3 state bucket."""
+    """An object beside the Terraform state in the S3 state bucket. With ``endpoint`` (the sandbox
+    emulator), the emulator's bucket of that name: moved by, and covering, sandbox runs only."""
 
-    covers_sandbox = False
     local = False
 
-    def __init__(self, bucket: str, key: str, region: str | None) -> None:
-        self.bucket, self.key, self.region = bucket, key, region
-        self.label = f"state-backend head s3://{bucket}/{key}"
+    def __init__(self, bucket: str, key: str, region: str | None, endpoint: str | None = None) -> None:
+        self.bucket, self.key, self.region, self.endpoint = bucket, key, region, endpoint
+        self.covers_sandbox = endpoint is not None
+        self.covers_real = endpoint is None
+        self.label = f"{'sandbox ' if endpoint else ''}state-backend head s3://{bucket}/{key}"
 
     def _client(self) -> Any:
+        from .shared_store import s3_client
+
         try:
-            import boto3
-            from botocore.config import Config
+            return s3_client(self.region, self.endpoint)
         except ImportError:
             raise HeadError(f"{self.label}: boto3 is not installed (install infra-orchestrator[sandbox])") from None
-        config = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2})
-        return boto3.client("s3", region_name=self.region, config=config)
 
     def read(self) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -214,13 +222,18 @@ def head_dir(root: Path) -> Path:
     return Path(override) if override else root / HEAD_DIR
 
 
-def heads_for(root: Path, env: str, bp: Blueprint | None = None) -> list[HeadStore]:
-    """The heads of ``env``'s chain: the repository head, and the state backend's when it has one."""
-    stores: list[HeadStore] = [RepoHead(head_dir(root) / f"{env}.json")]
-    if bp is not None and bp.state.backend == "s3" and bp.state.bucket:
+def heads_for(root: Path, env: str, bp: Blueprint | None = None, shared: SharedEnv | None = None,
+              sandbox: bool = False) -> list[HeadStore]:
+    """The heads of ``env``'s chain: the repository head, and the state backend's when it has one
+    (``shared``'s: the emulator's for a sandbox run; none for a sandbox run without a store)."""
+    remote = bp is not None and bp.state.backend == "s3" and bool(bp.state.bucket)
+    stores: list[HeadStore] = [RepoHead(head_dir(root) / f"{env}.json", past=remote)]
+    if shared is not None:
+        stores.append(shared.head())
+    elif bp is not None and remote and not sandbox:
         from .providers.base import STATE_KEY
 
-        stores.append(S3Head(bp.state.bucket, STATE_KEY.format(name=env) + S3_SUFFIX, bp.region))
+        stores.append(S3Head(str(bp.state.bucket), STATE_KEY.format(name=env) + S3_SUFFIX, bp.region))
     return stores
 
 

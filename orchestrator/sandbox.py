@@ -33,17 +33,22 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from .errors import SandboxError
 from .workspace import private_dir, write_private
 
 if TYPE_CHECKING:
+    from .blueprint.models import Blueprint
     from .providers.base import Provider
     from .render.writer import WriteResult
 
 _START_TIMEOUT_S = 60.0
 _ANSWER_TIMEOUT_S = 30.0  # how long a running server may take to answer before it is reported stuck
+
+
+#: the address of an emulator started elsewhere (another clone, a CI service): used, never started or stopped
+ENDPOINT_ENV = "INFRA_SANDBOX_ENDPOINT"
 
 
 @dataclass(frozen=True)
@@ -52,10 +57,35 @@ class ServerInfo:
     port: int
     generation: str
     started_at: str
+    host: str = "127.0.0.1"
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
+
+
+def _external() -> ServerInfo | None:
+    """The emulator ``INFRA_SANDBOX_ENDPOINT`` names (``http://HOST:PORT``), when it is set. Its
+    generation is its address: local sandbox state is discarded when the address changes."""
+    import hashlib
+    import urllib.parse
+
+    value = os.environ.get(ENDPOINT_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        url = urllib.parse.urlsplit(value)
+        port = url.port
+    except ValueError:
+        port, url = None, None
+    if url is None or url.scheme != "http" or not url.hostname or port is None or url.path not in ("", "/") \
+            or url.query or url.fragment or url.username:
+        raise SandboxError(f"{ENDPOINT_ENV}={value!r}: not an emulator address (http://HOST:PORT)")
+    info = ServerInfo(0, port, "ext-" + hashlib.sha256(value.encode()).hexdigest()[:12], "", host=url.hostname)
+    if not _ready(info.endpoint):
+        raise SandboxError(f"{ENDPOINT_ENV}: the AWS emulator at {info.endpoint} does not answer",
+                           hint=f"start it where it runs (`infra sandbox start`), or unset {ENDPOINT_ENV}")
+    return info
 
 
 def _info_path(state_dir: Path) -> Path:
@@ -98,7 +128,10 @@ def status(state_dir: Path, wait_s: float = _ANSWER_TIMEOUT_S) -> ServerInfo | N
     busy machine it may answer late, and a new server would be a new generation, so every sandbox
     environment's state would be discarded and its resources created again. One alive that never
     answers is an error (``infra sandbox stop`` ends it), never silently left running beside a
-    new one."""
+    new one. ``INFRA_SANDBOX_ENDPOINT`` names the emulator instead of ``server.json``."""
+    external = _external()
+    if external is not None:
+        return external
     info = _read_info(state_dir)
     if info is None:
         return None
@@ -166,7 +199,8 @@ def _start_locked(state_dir: Path, folder: Path) -> ServerInfo:
 
 
 def stop(state_dir: Path) -> ServerInfo | None:
-    """Ends the server whether or not it answers; None when none was running."""
+    """Ends the server whether or not it answers; None when none was running (one that
+    ``INFRA_SANDBOX_ENDPOINT`` names is not this project's to stop)."""
     info = _read_info(state_dir)
     if info is not None and _is_ours(info.pid):
         _terminate(info.pid)
@@ -208,11 +242,17 @@ class Sandbox:
     def endpoint(self) -> str:
         return self.server.endpoint
 
-    def overrides(self, provider: Provider) -> TerraformOverrides:
-        """What ``provider``'s Terraform needs to run against this emulator (its sandbox templates)."""
-        from .render.terraform import render_sandbox_overrides
+    def overrides(self, provider: Provider, bp: Blueprint | None = None) -> TerraformOverrides:
+        """What ``provider``'s Terraform needs to run against this emulator (its sandbox templates).
+        A blueprint whose state is in S3 keeps its sandbox state in the emulator's bucket of that
+        name (``shared_store``); any other, locally under ``.infra/sandbox/<name>/``."""
+        from .render.terraform import render_sandbox_backend, render_sandbox_overrides
 
-        return TerraformOverrides(render_sandbox_overrides(provider, self.endpoint), self)
+        files = render_sandbox_overrides(provider, self.endpoint)
+        if bp is None or bp.state.backend != "s3" or not bp.state.bucket:
+            return TerraformOverrides(files, self)
+        files["backend_override.tf"] = render_sandbox_backend(provider.backend(bp)[1], self.endpoint)
+        return TerraformOverrides(files, self, backend="s3")
 
     def attach(self, env_dir: Path) -> bool:
         """Bind a sandbox environment to this server generation.
@@ -223,8 +263,9 @@ class Sandbox:
         marker = env_dir / "generation"
         previous = marker.read_text().strip() if marker.is_file() else None
         discarded = False
-        if previous and previous != self.server.generation:
-            for name in ("terraform.tfstate", "terraform.tfstate.backup", "plan.tfplan", "outputs.json"):
+        if previous and previous != self.server.generation:  # (the backend's settings name the old emulator)
+            for name in ("terraform.tfstate", "terraform.tfstate.backup", "plan.tfplan", "outputs.json",
+                         "tf-data/terraform.tfstate"):
                 (env_dir / name).unlink(missing_ok=True)
             discarded = True
         write_private(marker, self.server.generation + "\n")
@@ -245,7 +286,7 @@ class TerraformOverrides:
 
     files: Mapping[str, str]
     session: Sandbox = field(repr=False)
-    backend: ClassVar[str] = "local"
+    backend: str = "local"  # or "s3": the emulator's bucket (Sandbox.overrides)
 
     def write(self, rendered: Path, target: Path) -> WriteResult:
         """Copy the rendered root module from ``rendered`` to ``target`` (owner-only), adding ``files``.

@@ -1,5 +1,6 @@
 """``infra status``: an environment's outputs (bare metal: its hosts and their last configure), its
-state in words, and its last run. Reads only: it starts, locks and writes nothing."""
+state in words, and its last run. Reads only: it starts and locks nothing, and writes nothing but
+the local copy of run records kept beside a remote state (``shared_store``)."""
 
 from __future__ import annotations
 
@@ -42,12 +43,17 @@ class EnvStatus:
 
 
 def status(file: Path, sandbox: bool = False, root: Path | None = None) -> EnvStatus:
-    from . import records
+    from . import records, shared_store
     from . import sandbox as sandbox_mod
+    from .progress import Progress
     from .stages.commands import open_environment
 
     loaded, provider, ws = open_environment(file, sandbox, root)
-    outputs = _read_outputs(ws) or provider.static_outputs(loaded.model, ws.env_dir)
+    warn = Progress().warn
+    shared = shared_store.for_reading(loaded.model, sandbox, ws.state_dir, warn)
+    if shared is not None and provider.terraform_module is not None:
+        shared_store.locked_pull(shared, ws.records_dir, warn)
+    outputs = _read_outputs(ws) or _shared_outputs(shared, warn) or provider.static_outputs(loaded.model, ws.env_dir)
     history = records.list_records(ws.records_dir)
     last = next((r for r in reversed(history) if r.get("sandbox") == sandbox), None)
     server = sandbox_mod.status(ws.state_dir) if sandbox else None
@@ -77,6 +83,20 @@ def _state(provider: Provider, outputs: dict[str, Any]) -> str:
     hosts = (outputs.get("hosts") or {}).values()
     done = sum(1 for h in hosts if (h.get("last_configure") or {}).get("status") in ("ok", "changed"))
     return f"{done} of {len(hosts)} hosts configured"
+
+
+def _shared_outputs(shared: Any, warn: Any) -> dict[str, Any]:
+    """The outputs the last ``up`` left beside the state (a clone where it did not run)."""
+    from .shared_store import SharedStoreError
+
+    if shared is None:
+        return {}
+    try:
+        found = shared.get_outputs()
+    except SharedStoreError as exc:
+        warn(f"the shared outputs were not read: {exc.message}")
+        return {}
+    return dict(found.values) if found is not None else {}
 
 
 def _read_outputs(ws: Workspace) -> dict[str, Any]:

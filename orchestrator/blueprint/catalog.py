@@ -3,8 +3,9 @@
 Each file gives the provider's ``kind`` and its ``machines``. ``kind: cloud``: a blueprint names a
 region and node pools with instance types; ``kind: hosts``: it lists existing machines (no
 region, no instance types). ``machines`` says which GPUs each instance type carries; a type
-missing from it is allowed and simply not checked. Facts are data, not code: adding a provider
-adds its file, and nothing here changes.
+missing from it is allowed and simply not checked. ``outputs`` lists what ``${output:ENV.NAME}`` may
+name for an environment of the provider (blueprint/placeholders.py). Facts are data, not code:
+adding a provider adds its file, and nothing here changes.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
 
-import yaml
-
-from orchestrator import paths
+from orchestrator import datafiles, paths
 
 FIELDS = ("gpu_type", "gpu_count", "vcpus", "memory_gib")
 KINDS = ("cloud", "hosts")
@@ -44,16 +43,27 @@ def _data(provider: str) -> dict[str, Any]:
     path = paths.package_data() / "catalog" / f"{provider}.yaml"
     if provider not in paths.provider_names() or not path.is_file():
         return {"kind": "cloud", "machines": {}}
-    raw = yaml.safe_load(path.read_text("utf-8")) or {}
+    raw = datafiles.load(path) or {}
     kind = raw.get("kind")
     if kind not in KINDS:
         raise ValueError(f"{path}: kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    return {"kind": kind, "machines": raw.get("machines") or {}, "settings": raw.get("settings") or {}}
+    return {"kind": kind, "machines": raw.get("machines") or {}, "settings": raw.get("settings") or {},
+            "outputs": raw.get("outputs")}
 
 
 def setting(provider: str, name: str, default: Any = None) -> Any:
     """A provider fact under ``settings:`` (e.g. ``spot_min_instance_types``, ``autoscaler``)."""
     return _data(provider)["settings"].get(name, default)
+
+
+def outputs(provider: str) -> dict[str, dict[str, Any]] | None:
+    """The outputs an environment of ``provider`` has once applied (``outputs:``), as
+    ``{name: {"kind": ..., "sensitive": ...}}``; None: not declared (nothing is checked)."""
+    found = _data(provider).get("outputs")
+    if found is None:
+        return None
+    return {name: {"kind": (spec or {}).get("kind", "string"), "sensitive": bool((spec or {}).get("sensitive"))}
+            for name, spec in found.items()}
 
 
 def kind(provider: str) -> Kind:

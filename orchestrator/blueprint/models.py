@@ -197,6 +197,9 @@ class Kubernetes(_Model):
     # AKS only: encrypt node VM hosts (temp disks, caches); needs the subscription's
     # Microsoft.Compute/EncryptionAtHost feature. false opts out (docs/providers.md).
     encryption_at_host: bool | None = None
+    # Hosts (bare metal) only: how many worker nodes a rolling change (a Kubernetes upgrade, a new
+    # NVIDIA driver or MIG layout) drains at once; control planes always go one at a time. None: 1.
+    max_unavailable: int | None = Field(default=None, ge=1, le=1000)
 
     @property
     def minor(self) -> str:

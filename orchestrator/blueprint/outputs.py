@@ -48,6 +48,9 @@ class EnvOutputs:
 
     values: Mapping[str, Any]
     sensitive: frozenset[str]
+    #: ``plan`` of an environment of a rollout not applied yet: each reference (and its index among
+    #: the blueprint's references) -> the placeholder that takes its place (blueprint/placeholders.py)
+    placeholder: Callable[[Ref, int], str] | None = None
 
 
 Lookup = Callable[[str], "EnvOutputs | None"]  # environment name -> its outputs, None: none yet
@@ -91,7 +94,7 @@ def resolve(data: dict[str, Any], refs: list[Ref], lookup: Lookup,
     written}`` for each item whose index changed (a list output takes several places)."""
     problems: list[tuple[tuple[Any, ...], str]] = []
     values: dict[tuple[Any, ...], list[str] | None] = {}
-    for ref in refs:
+    for index, ref in enumerate(refs):
         found = lookup(ref.env)
         problem, value = None, None
         if found is None:
@@ -103,6 +106,8 @@ def resolve(data: dict[str, Any], refs: list[Ref], lookup: Lookup,
         elif ref.name in found.sensitive:
             problem = (f"{ref.text} is sensitive (or of unknown sensitivity): it is never "
                        "copied into another blueprint")
+        elif found.placeholder is not None:
+            value = [found.placeholder(ref, index)]
         else:
             problem, value = _value(ref, found.values[ref.name])
         if problem is not None:

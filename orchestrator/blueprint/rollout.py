@@ -255,9 +255,13 @@ def _check_after(envs: list[RolloutEnv], pos: Positions, problems: list[Problem]
 
 def _check_outputs(envs: list[RolloutEnv], problems: list[Problem]) -> None:
     """An environment that reads ``${output:OTHER.NAME}`` of another environment of the rollout
-    must come after it (directly or through others), or it would read stale or missing outputs.
-    An environment outside the rollout is read from its last run. Located at the reference."""
+    must come after it (directly or through others), or it would read stale or missing outputs,
+    and name an output that environment's provider declares (blueprint/placeholders.py). An
+    environment outside the rollout is read from its last run. Located at the reference."""
+    from orchestrator.blueprint import placeholders
+
     after = {e.name: set(e.after) for e in envs}
+    providers = {e.name: e.provider for e in envs}
 
     def before(name: str, seen: set[str]) -> set[str]:
         for dep in after.get(name, set()) - seen:
@@ -272,6 +276,10 @@ def _check_outputs(envs: list[RolloutEnv], problems: list[Problem]) -> None:
                 problems.append(Problem(file, line, col, format_path(ref.path), printable(
                     f"environment {env.name} reads {ref.text} but does not come after {ref.env}: "
                     f"add {ref.env} to its after: in the rollout file")))
+            why = placeholders.problem(ref, providers[ref.env]) if ref.env in providers else None
+            if why is not None:
+                file, line, col = env.loaded.locate(ref.path)
+                problems.append(Problem(file, line, col, format_path(ref.path), printable(why)))
 
 
 def find_cycle(deps: dict[str, tuple[str, ...]]) -> list[str] | None:

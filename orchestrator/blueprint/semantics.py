@@ -291,6 +291,10 @@ def _provider_only(bp: Blueprint) -> Iterator[Issue]:
             "is an AKS setting (VM host encryption); on this provider the nodes' disks are encrypted by default")
     if bp.kubernetes.deletion_protection is not None and not bp.is_cloud:
         yield ("kubernetes", "deletion_protection"), "is for a cloud cluster; infra down never touches hosts"
+    if bp.kubernetes.max_unavailable is not None and bp.is_cloud:
+        yield ("kubernetes", "max_unavailable"), (
+            "is for hosts (bare metal): how many workers a rolling change drains at once; a cloud's node pools "
+            "roll with the cloud's own upgrade settings")
 
 
 def _way_in(bp: Blueprint) -> Iterator[Issue]:

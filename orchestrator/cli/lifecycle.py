@@ -18,6 +18,14 @@ def _many(files: list[Path]) -> bool:
     return len(files) != 1 or files[0].is_dir() or is_rollout(files[0])
 
 
+OUT_OPT = typer.Option(None, "--out", metavar="DIR", show_default=False,
+                       help="Save each environment's plan and its manifest in DIR/<environment>/ for "
+                            "`infra up --plan DIR` (it holds values in clear: keep it private).")
+PLAN_OPT = typer.Option(None, "--plan", metavar="DIR", show_default=False,
+                        help="Apply the plan `infra plan --out DIR` saved; refuse (exit 2) if anything it was "
+                             "made from changed since.")
+
+
 def register(app: typer.Typer) -> None:
     app.command("plan")(plan)
     app.command("up")(up)
@@ -26,21 +34,30 @@ def register(app: typer.Typer) -> None:
 
 
 def plan(files: list[Path] = rollout_cmd.FILES_ARG, sandbox: bool = common.SANDBOX_OPT,
-         fmt: str = rollout_cmd.FORMAT_OPT) -> None:
+         fmt: str = rollout_cmd.FORMAT_OPT, include: list[str] = rollout_cmd.INCLUDE_OPT,
+         exclude: list[str] = rollout_cmd.EXCLUDE_OPT, changed_since: str = rollout_cmd.CHANGED_SINCE_OPT,
+         out: Path = OUT_OPT) -> None:
     """Render, then show what `up` would change (summary per resource type) and the estimated
     monthly cost per pool (approximate list prices, docs/cost.md). Applies nothing.
 
     On bare metal (no cloud resources) it lists the hosts `up` would configure. Several files, a
     folder or a rollout file plan every environment (in parallel, in the rollout's order);
-    `--format markdown` prints a pull-request comment, `--format json` a document.
+    `--format markdown` prints a pull-request comment, `--format json` a document. An environment
+    reading an output of one not applied yet plans with placeholders, marked in the report.
+    `--include`/`--exclude`/`--changed-since` plan only some environments (docs/rollouts.md).
+    `--out DIR` saves each plan for `infra up --plan DIR` (docs/gitops.md).
     """
     from ..cost import estimate
-    from ..stages import commands
+    from ..stages import commands, saved_plan
 
-    if _many(files) or rollout_cmd.check_format(fmt) != "text":
-        rollout_cmd.run_many(files, "plan", sandbox=sandbox, fmt=fmt)
+    chosen = rollout_cmd.selection(include, exclude, changed_since)
+    if _many(files) or rollout_cmd.check_format(fmt) != "text" or chosen:
+        rollout_cmd.run_many(files, "plan", sandbox=sandbox, fmt=fmt, select=chosen, out=out)
     file = files[0]
-    ctx = commands.plan(file, common.confirmer(False, "apply"), sandbox=sandbox)
+    if out is not None:
+        ctx = saved_plan.plan(file, common.confirmer(False, "apply"), out, sandbox=sandbox)
+    else:
+        ctx = commands.plan(file, common.confirmer(False, "apply"), sandbox=sandbox)
     if ctx.state.plan is not None:
         common.print_plan_table(ctx.state.plan)
     common.print_stage_summary(ctx, "plan")
@@ -55,6 +72,10 @@ def up(
         None, "--kubeconfig", help="Kubeconfig for the handoff stage (default: built from Terraform outputs)."
     ),
     context: str = typer.Option(None, "--context", help="Context in --kubeconfig to use."),
+    include: list[str] = rollout_cmd.INCLUDE_OPT,
+    exclude: list[str] = rollout_cmd.EXCLUDE_OPT,
+    changed_since: str = rollout_cmd.CHANGED_SINCE_OPT,
+    plan_dir: Path = PLAN_OPT,
 ) -> None:
     """Bring the environment to the blueprint: render, plan, confirm, apply, configure, hand off.
 
@@ -62,14 +83,23 @@ def up(
     configures the hosts (bare metal; skipped where every pool is a managed node group); the
     Kubernetes stage applies namespaces, quotas, queues and models. Every run is recorded
     (`infra history`). Exit codes: 3 Terraform, 4 Ansible (names hosts and tasks), 5 Kubernetes.
+    A rollout file applies its environments in order; `--include`/`--exclude`/`--changed-since`
+    apply only some of them (docs/rollouts.md). `up` never applies placeholder outputs.
+    `--plan DIR` applies the plans `infra plan --out DIR` saved, or refuses (exit 2) if anything
+    they were made from changed since (docs/gitops.md).
     """
-    from ..stages import commands
+    from ..stages import commands, saved_plan
     from ..stages.context import KubeTarget
 
-    if _many([file]):
-        rollout_cmd.run_many([file], "up", sandbox=sandbox, auto_approve=auto_approve)
-    ctx = commands.up(file, common.confirmer(auto_approve, "apply"), sandbox=sandbox,
-                      kube=KubeTarget(kubeconfig=kubeconfig, context=context))
+    chosen = rollout_cmd.selection(include, exclude, changed_since)
+    if _many([file]) or chosen:
+        rollout_cmd.run_many([file], "up", sandbox=sandbox, auto_approve=auto_approve, select=chosen,
+                             plan_dir=plan_dir)
+    kube = KubeTarget(kubeconfig=kubeconfig, context=context)
+    if plan_dir is not None:
+        ctx = saved_plan.up(file, common.confirmer(auto_approve, "apply"), plan_dir, sandbox=sandbox, kube=kube)
+    else:
+        ctx = commands.up(file, common.confirmer(auto_approve, "apply"), sandbox=sandbox, kube=kube)
     common.print_stage_summary(ctx, "up")
 
 

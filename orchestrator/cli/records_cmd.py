@@ -18,7 +18,8 @@ def register(app: typer.Typer) -> None:
 
 
 def rollback(
-    env: str = typer.Argument(..., help="Environment name.", show_default=False),
+    env: str = typer.Argument(..., help="Environment name, or its blueprint file (.yaml/.yml: also reads the "
+                              "records kept beside the state).", show_default=False),
     run_id: str = typer.Argument(..., help="Id of the run to go back to (`infra history ENV`).", show_default=False),
     sandbox: bool = common.SANDBOX_OPT,
     auto_approve: bool = common.AUTO_APPROVE_OPT,
@@ -28,9 +29,11 @@ def rollback(
     from ..errors import UsageError
     from ..stages import commands
 
-    if not _ENV_NAME.fullmatch(env):
-        raise UsageError(f"infra rollback: {env!r} is not an environment name ([a-z][a-z0-9-]{{1,38}})")
-    ctx = commands.rollback(env, run_id, common.confirmer(auto_approve, "apply"), sandbox=sandbox)
+    if not _ENV_NAME.fullmatch(env) and not env.endswith((".yaml", ".yml")):
+        raise UsageError(f"infra rollback: {env!r} is not an environment name ([a-z][a-z0-9-]{{1,38}}) "
+                         "nor a blueprint file (.yaml/.yml)")
+    name, bp = _target(env)
+    ctx = commands.rollback(name, run_id, common.confirmer(auto_approve, "apply"), sandbox=sandbox, bp=bp)
     common.print_stage_summary(ctx, f"rollback (to {run_id})")
 
 
@@ -44,6 +47,10 @@ def history(
         None, "--against", metavar="REV", show_default=False,
         help="Also check the chain against the repository head as committed at git revision REV (e.g. HEAD).",
     ),
+    sandbox: bool = typer.Option(
+        False, "--sandbox", help="With a blueprint file whose state is in S3: read the records kept in the "
+        "sandbox emulator's bucket (never starts the emulator).",
+    ),
     output: str = common.OUTPUT_OPT,
 ) -> None:
     """List the environment's run records: when, who, what, plan summary, outcome.
@@ -51,21 +58,31 @@ def history(
     The hash chain is always checked (problems are warnings); --verify also checks the state
     backend's head and fails with exit code 8 on any problem. --against REV also compares the
     chain with the repository head committed at REV, which a rewrite of the working tree cannot change.
+    Given the blueprint file of an environment whose state is in S3, the records kept beside the
+    state are read first (a fresh clone has them all) and, with --verify, compared with these.
     """
-    from .. import records, records_audit, records_heads
+    from .. import records, records_audit, records_heads, shared_store
     from ..errors import AuditError
     from ..workspace import Workspace
 
     common.check_output(output)
     name, bp = _target(target)
     ws = Workspace(root=Path.cwd(), name=name)
-    heads = records_heads.heads_for(ws.root, name, bp)
+    notes: list[str] = []
+    shared = shared_store.for_reading(bp, sandbox, ws.state_dir, notes.append)
+    pulled = shared_store.locked_pull(shared, ws.records_dir, notes.append) if shared is not None else None
+    heads = records_heads.heads_for(ws.root, name, bp, shared=shared, sandbox=sandbox)
     if against is not None:
         heads.append(records_heads.GitHead(records_heads.head_dir(ws.root) / f"{name}.json", against))
     report = records_audit.audit(ws.records_dir, name, heads if verify else [h for h in heads if h.local],
                                  records.hmac_key())
+    report.warnings[:0] = notes
     if not report.readable:  # nothing to list or check: one line, whatever the flags
         raise AuditError(report.problems, hint="infra needs to read (and, to record runs, write) that folder")
+    if verify and shared is not None:
+        problems, warnings = shared.compare(ws.records_dir, pulled)
+        report.problems.extend(problems)
+        report.warnings.extend(warnings)
     if verify:
         note = records_heads.unchecked_backend(bp)
         if bp is None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from . import common
+from . import common, rollout_cmd
 
 
 def register(app: typer.Typer) -> None:
@@ -17,12 +17,28 @@ def register(app: typer.Typer) -> None:
 def validate(
     files: list[Path] = typer.Argument(..., help="Blueprint files to check.", show_default=False, metavar="FILE..."),
     output: str = common.OUTPUT_OPT,
+    include: list[str] = rollout_cmd.INCLUDE_OPT,
+    exclude: list[str] = rollout_cmd.EXCLUDE_OPT,
+    changed_since: str = rollout_cmd.CHANGED_SINCE_OPT,
 ) -> None:
-    """Check blueprints; print `ok: <name>` or every problem as `file:line:col path: message` (exit 2)."""
+    """Check blueprints; print `ok: <name>` or every problem as `file:line:col path: message` (exit 2).
+
+    A rollout file: every blueprint it names, and that each `${output:ENV.NAME}` names an output
+    ENV's provider declares. `--include`/`--exclude`/`--changed-since`: also print which of a rollout's
+    environments `plan` and `up` would select, and why (docs/rollouts.md).
+    A `kubernetes.version` older than the hosts of this project's environment run, or more than one
+    minor above it, is refused (docs/ansible.md, "Upgrading Kubernetes").
+    """
     from ..blueprint.rollout import folder_files, is_folder, is_rollout
     from ..errors import BlueprintError, UsageError
+    from ..stages.versions import check_version_step
+    from ..workspace import Workspace
 
     common.check_output(output)
+    chosen = rollout_cmd.selection(include, exclude, changed_since)
+    if chosen and not any(is_rollout(f) for f in files):
+        raise UsageError("--include, --exclude and --changed-since select environments of a rollout file: "
+                         "give one")
     results, problems, unreadable = [], 0, 0
     queue = list(files)
     while queue:
@@ -32,9 +48,10 @@ def validate(
                 queue[0:0] = folder_files(file)
                 continue
             if is_rollout(file):
-                problems += _validate_rollout(file, output, results)
+                problems += _validate_rollout(file, output, results, chosen)
                 continue
             loaded = common.load(file)
+            check_version_step(loaded, Workspace(root=Path.cwd(), name=loaded.model.name).env_dir)
         except BlueprintError as exc:
             problems += len(exc.problems)
             results.append({"file": str(file), "ok": False, "problems": [str(p) for p in exc.problems]})
@@ -63,17 +80,23 @@ def validate(
         raise typer.Exit(2)
 
 
-def _validate_rollout(file: Path, output: str, results: list) -> int:
-    """A rollout file and every blueprint it names; returns how many problems were found."""
+def _validate_rollout(file: Path, output: str, results: list, chosen=None) -> int:
+    """A rollout file and every blueprint it names; returns how many problems were found.
+    ``chosen``: a non-empty ``Selection``: which environments it selects is reported too."""
     from ..blueprint.rollout import load_rollout
     from ..render.kubernetes.placement import CHECKS
+    from ..rollout.select import select
 
     rollout = load_rollout(file, CHECKS)  # BlueprintError: reported by the caller
+    picked = select(rollout, chosen) if chosen else None  # UsageError (an unknown revision): the caller's
     results.append({"file": str(file), "rollout": rollout.name, "ok": True, "problems": [],
-                    "environments": [e.name for e in rollout.environments]})
+                    "environments": [e.name for e in rollout.environments],
+                    **({"selection": picked.as_json()} if picked is not None else {})})
     if output == "text":
         names = ", ".join(e.name for e in rollout.environments)
         typer.echo(f"ok: rollout {rollout.name} ({names})")
+        for line in picked.lines() if picked is not None else ():
+            typer.echo(line)
     return 0
 
 

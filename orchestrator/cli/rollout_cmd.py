@@ -15,11 +15,24 @@ from . import common
 FORMAT_OPT = typer.Option("text", "--format", "-f", help="Output: text, markdown (a PR comment) or json.")
 FILES_ARG = typer.Argument(..., help="Blueprint files, folders of blueprints, or one rollout file.",
                            show_default=False, metavar="FILE...")
+INCLUDE_OPT = typer.Option(None, "--include", metavar="PATTERN", show_default=False,
+                           help="Only environments whose name matches PATTERN (shell-style; repeatable).")
+EXCLUDE_OPT = typer.Option(None, "--exclude", metavar="PATTERN", show_default=False,
+                           help="Leave out environments whose name matches PATTERN (shell-style; repeatable).")
+CHANGED_SINCE_OPT = typer.Option(None, "--changed-since", metavar="REV", show_default=False,
+                                 help="Only environments changed since git revision REV, and their dependents.")
 
 
 def register(app: typer.Typer) -> None:
     app.command("drift")(drift)
     app.command("graph")(graph)
+
+
+def selection(include: list[str] | None, exclude: list[str] | None, changed_since: str | None):
+    """``--include``/``--exclude``/``--changed-since`` as one ``Selection`` (empty: everything)."""
+    from ..rollout.select import Selection
+
+    return Selection(tuple(include or ()), tuple(exclude or ()), changed_since)
 
 
 def check_format(fmt: str) -> str:
@@ -74,27 +87,39 @@ class _Live:
 
 
 def run_many(files: list[Path], command: str, *, sandbox: bool = False, auto_approve: bool = False,
-             fmt: str = "text") -> None:
-    """``infra COMMAND`` over a rollout file, several files or folders; exits like the worst one."""
+             fmt: str = "text", select=None, out: Path | None = None, plan_dir: Path | None = None) -> None:
+    """``infra COMMAND`` over a rollout file, several files or folders; exits like the worst one.
+    ``select``: a ``Selection`` (--include, --exclude, --changed-since): only those environments.
+    ``out`` (plan --out), ``plan_dir`` (up --plan): saved plans, one folder per environment."""
     from ..blueprint.rollout import expand
     from ..render.kubernetes.placement import CHECKS
     from ..rollout import report, runner
+    from ..rollout.select import select as do_select
 
     rollout = expand(list(files), checks=CHECKS)
     stream = sys.stdout if fmt == "text" else sys.stderr
+    chosen = do_select(rollout, select) if select else None
+    if chosen is not None:
+        stream.write("\n".join(chosen.lines()) + "\n")
+        rollout = chosen.rollout
     cancel = threading.Event()
     with _Live([e.name for e in rollout.environments], stream) as live:
         results, record = runner.run_rollout(rollout, command, sandbox=sandbox, auto_approve=auto_approve,
-                                              status=live, cancel=cancel)
+                                              status=live, cancel=cancel,
+                                              providers=chosen.providers if chosen is not None else None,
+                                              out=out, plan_dir=plan_dir)
     if fmt == "markdown":
-        sys.stdout.write(report.markdown(rollout, command, results))
+        sys.stdout.write(report.markdown(rollout, command, results) + (chosen.markdown() if chosen else ""))
     elif fmt == "json":
-        common.print_json({**report.as_json(rollout, command, results), "record": str(record)})
+        common.print_json({**report.as_json(rollout, command, results), "record": str(record),
+                           **({"selection": chosen.as_json()} if chosen is not None else {})})
     else:
         _table(rollout.name, command, report.rows(results))
         for r in results:  # drift: what drifted, one line each (a resource, or a host's task)
             for item in (r.changes or {}).get("drift") or []:
                 typer.echo(f"{r.name}: drifted: {item}")
+            for line in report.placeholder_lines(r):
+                typer.echo(f"{r.name}: placeholder: {line}")
         typer.echo(f"logs: {runner.log_dir(Path.cwd(), rollout)}/<environment>.log  record: {record}")
     raise typer.Exit(exit_code(results, command, cancel.is_set()))
 

@@ -28,6 +28,7 @@ from orchestrator.engines.tfjson import (
     Outputs,
     PlanCollector,
     PlanResult,
+    drift_attributes,
 )
 from orchestrator.engines.tfprocess import INSTALL_HINT, INTERRUPT_MESSAGE, ProcessRunner
 from orchestrator.errors import Interrupted, TerraformError
@@ -300,6 +301,8 @@ class Terraform(ProcessRunner):
         if run.returncode not in (0, 2):
             self._raise_on_failure(run, "plan")
         result = collector.result(bool(collector.drift) if refresh_only else run.returncode == 2, run.diagnostics)
+        if refresh_only and result.has_changes:  # which attributes drifted: read from the plan before it goes
+            result.drift_attributes = drift_attributes(self.show_plan_json(plan_file))
         result.plan_file = plan_file if result.has_changes and not refresh_only else None
         if result.plan_file is None:
             plan_file.unlink(missing_ok=True)  # nothing to apply: keep nothing
@@ -356,6 +359,35 @@ class Terraform(ProcessRunner):
         if not plan.has_changes:
             return ApplyResult()
         return self.apply(plan_file, total=plan.steps)
+
+    def _pull_state(self) -> dict[str, Any] | None:
+        """The current state (``state pull``, any backend), None while there is none yet. Neither
+        kept nor logged (it holds values)."""
+        run = self._run(["state", "pull"], log_name=None, json_stream=False)
+        self._raise_on_failure(run, "state pull")
+        text = "".join(run.lines).strip()
+        if not text:
+            return None
+        try:
+            state = json.loads(text)
+        except ValueError as exc:
+            raise TerraformError(f"{self._name} state pull printed invalid JSON") from exc
+        if not isinstance(state, dict):
+            raise TerraformError(f"{self._name} state pull printed no state")
+        return state
+
+    def state_meta(self) -> tuple[int | None, str | None]:
+        """``(serial, lineage)`` of the current state; ``(None, None)`` while there is none yet."""
+        state = self._pull_state()
+        if state is None:
+            return None, None
+        serial, lineage = state.get("serial"), state.get("lineage")
+        return (serial if isinstance(serial, int) else None), (lineage if isinstance(lineage, str) else None)
+
+    def managed_resources(self) -> int:
+        """How many managed resources the state holds (0: never applied, or destroyed)."""
+        state = self._pull_state() or {}
+        return sum(1 for r in state.get("resources") or [] if isinstance(r, dict) and r.get("mode") == "managed")
 
     def output(self) -> Outputs:
         run = self._run(["output", "-json", "-no-color"], log_name=None, json_stream=False)

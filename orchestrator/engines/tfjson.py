@@ -89,6 +89,7 @@ class PlanResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     plan_file: Path | None = None
     drift: list[tuple[str, str]] = field(default_factory=list)  # resource_drift: address, action
+    drift_attributes: dict[str, list[str]] = field(default_factory=dict)  # address: changed attribute paths
 
     @property
     def steps(self) -> int:
@@ -351,3 +352,37 @@ class ApplyCollector:
     @property
     def started(self) -> bool:
         return self._started
+
+
+_MAX_DRIFT_PATHS = 12  # per resource; the rest is counted
+
+
+def _changed_paths(before: Any, after: Any, path: str = "") -> list[str]:
+    """Attribute paths (``tags.Owner``, ``scaling_config[0].max_size``) whose values differ."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        found: list[str] = []
+        for key in sorted(set(before) | set(after)):
+            found += _changed_paths(before.get(key), after.get(key), f"{path}.{key}" if path else str(key))
+        return found
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        found = []
+        for i, (b, a) in enumerate(zip(before, after, strict=True)):
+            found += _changed_paths(b, a, f"{path}[{i}]")
+        return found
+    return [] if before == after else [path or "(whole object)"]
+
+
+def drift_attributes(plan: dict[str, Any]) -> dict[str, list[str]]:
+    """``{address: [changed attribute path, ...]}`` from ``terraform show -json`` of a
+    refresh-only plan (its ``resource_drift``). Names only, never values: a drifted attribute may
+    be sensitive."""
+    found: dict[str, list[str]] = {}
+    for entry in plan.get("resource_drift") or []:
+        if not isinstance(entry, dict):
+            continue
+        change = entry.get("change") or {}
+        paths = _changed_paths(change.get("before"), change.get("after"))
+        if len(paths) > _MAX_DRIFT_PATHS:
+            paths = paths[:_MAX_DRIFT_PATHS] + [f"+{len(paths) - _MAX_DRIFT_PATHS} more"]
+        found[str(entry.get("address"))] = paths
+    return found

@@ -8,11 +8,25 @@ from typing import Any
 from ..blueprint.rollout import Rollout
 from .scheduler import EnvResult
 
-_MARK = {"success": "✅", "no-changes": "✅", "failed": "❌", "skipped": "⏭️", "cancelled": "⏹️",
+_MARK = {"success": "✅", "no-changes": "✅", "drift": "⚠️", "failed": "❌", "skipped": "⏭️", "cancelled": "⏹️",
          "interrupted": "⏹️", "not-started": "⏸️"}
 
 
 def changes_text(r: EnvResult) -> str:
+    """The plan's counts, marked ``(with N placeholders)`` when outputs of an environment not
+    applied yet stood in (blueprint/placeholders.py)."""
+    marks = r.extra.get("placeholders") or []
+    text = _counts(r)
+    return f"{text} (with {len(marks)} placeholder{'s' if len(marks) != 1 else ''})" if marks else text
+
+
+def placeholder_lines(r: EnvResult) -> list[str]:
+    """One line per placeholder: ``FIELD = VALUE for REFERENCE (ENV has no outputs yet)``."""
+    return [f"{m['field']} = {m['value']} for {m['reference']} ({m['environment']} has no outputs yet)"
+            for m in r.extra.get("placeholders") or []]
+
+
+def _counts(r: EnvResult) -> str:
     c = r.changes or {}
     if "drift" in c:
         return f"drift: {len(c['drift'])}" if c.get("has_changes") else "no drift"
@@ -69,6 +83,12 @@ def markdown(rollout: Rollout, command: str, results: list[EnvResult]) -> str:
             lines.append("")
         for item in (r.changes or {}).get("drift") or []:
             lines.append(f"- drifted: `{item}`")
+        if r.extra.get("placeholders"):
+            lines += ["**Placeholders**: outputs of an environment not applied yet; `infra up` uses the real "
+                      "values, once it is applied.", ""]
+            lines += [f"- placeholder: `{m['field']}` = `{m['value']}` for `{m['reference']}` "
+                      f"({m['environment']} has no outputs yet)" for m in r.extra["placeholders"]]
+            lines.append("")
         lines.append("</details>")
     return "\n".join(lines) + "\n"
 

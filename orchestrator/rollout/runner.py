@@ -62,8 +62,13 @@ def _confirm(auto_approve: bool, action: str):
 
 
 def env_runner(command: str, *, root: Path, logs: Path, sandbox: bool = False,
-               auto_approve: bool = False) -> RunOne:
-    """The function ``schedule`` calls for each environment: one ``infra COMMAND FILE``."""
+               auto_approve: bool = False, providers: dict[str, str] | None = None,
+               out: Path | None = None, plan_dir: Path | None = None) -> RunOne:
+    """The function ``schedule`` calls for each environment: one ``infra COMMAND FILE``. ``plan``
+    with ``providers`` (the rollout's environments -> their providers): an environment that reads
+    one of them not applied yet plans with placeholders (blueprint/placeholders.py), listed in
+    ``extra["placeholders"]``."""
+    from ..blueprint.placeholders import Placeholders, marks
     from ..progress import Progress
     from ..stages import commands
     from ..workspace import private_dir
@@ -82,10 +87,24 @@ def env_runner(command: str, *, root: Path, logs: Path, sandbox: bool = False,
             ctx = None
             try:
                 action = "destroy" if command == "down" else "apply"
+                env_sandbox = sandbox and not configured_only(env.provider)
+                lookup = (Placeholders(commands.outputs_lookup(root, env_sandbox, env.path), providers)
+                          if command == "plan" and providers else None)
                 ctx = commands.build_context(env.path, command, _confirm(auto_approve, action),
-                                             sandbox=sandbox and not configured_only(env.provider),
-                                             root=root, progress=progress)
-                commands.run(ctx, command, commands.stages_for(ctx, command))
+                                             sandbox=env_sandbox, root=root, progress=progress,
+                                             outputs_of=lookup)
+                if lookup is not None and lookup.used:
+                    result.extra["placeholders"] = marks(ctx.loaded.references, lookup.used)
+                    for mark in result.extra["placeholders"]:
+                        progress.warn(f"placeholder: {mark['field']} = {mark['value']} "
+                                      f"({mark['reference']}: {mark['environment']} has no outputs yet)")
+                stages = commands.stages_for(ctx, command)
+                if out is not None or plan_dir is not None:  # plan --out, up --plan (stages/saved_plan.py)
+                    from ..stages import saved_plan
+
+                    used = [m["reference"] for m in result.extra.get("placeholders") or []]
+                    stages = saved_plan.stages(ctx, command, out=out, plan_dir=plan_dir, placeholders=used)
+                commands.run(ctx, command, stages)
             except InfraError as exc:
                 from ..secrets import redact
 
@@ -142,8 +161,12 @@ def cost_of(ctx: Any) -> dict[str, Any]:
 
 def run_rollout(rollout: Rollout, command: str, *, root: Path | None = None, sandbox: bool = False,
                 auto_approve: bool = False, status: Status | None = None,
-                cancel: threading.Event | None = None) -> tuple[list[EnvResult], Path]:
-    """Run ``command`` over the rollout; returns the results and the rollout record's path."""
+                cancel: threading.Event | None = None,
+                providers: dict[str, str] | None = None, out: Path | None = None,
+                plan_dir: Path | None = None) -> tuple[list[EnvResult], Path]:
+    """Run ``command`` over the rollout; returns the results and the rollout record's path.
+    ``providers``: for ``plan``, the environments (-> provider) whose missing outputs become
+    placeholders; default: the rollout's own (a selection passes the whole rollout's)."""
     root = root if root is not None else Path.cwd()
     if sandbox:  # one emulator for all: started here, before the threads race to start it
         from ..providers.registry import get as get_provider
@@ -152,8 +175,10 @@ def run_rollout(rollout: Rollout, command: str, *, root: Path | None = None, san
         if any(get_provider(e.provider).sandbox for e in rollout.environments):
             Sandbox.start(root / ".infra")
     started = time.time()
+    if providers is None:
+        providers = {e.name: e.provider for e in rollout.environments}
     runner = env_runner(command, root=root, logs=log_dir(root, rollout), sandbox=sandbox,
-                        auto_approve=auto_approve)
+                        auto_approve=auto_approve, providers=providers, out=out, plan_dir=plan_dir)
     results = schedule(rollout, runner, reverse=command == "down", cancel=cancel, status=status)
     return results, write_record(root, rollout, command, sandbox, started, results)
 
@@ -185,6 +210,8 @@ def write_record(root: Path, rollout: Rollout, command: str, sandbox: bool, star
 def overall(results: list[EnvResult]) -> str:
     if all(r.result in ("success", "no-changes") for r in results):
         return "success"
+    if all(r.result in ("success", "no-changes", "drift") for r in results):
+        return "drift"
     if any(r.result in ("cancelled", "interrupted") for r in results):
         return "interrupted"
     return "failed"

@@ -20,7 +20,7 @@ from typing import Any
 from ..blueprint.rollout import Rollout, RolloutEnv
 from .graph import deps
 
-OK = ("success", "no-changes")
+OK = ("success", "no-changes", "drift")  # drift: `infra drift` ran and found some (exit 2)
 Status = Callable[[str, str, bool], None]  # (environment, one-line state, a milestone: start/end)
 
 
@@ -28,7 +28,7 @@ Status = Callable[[str, str, bool], None]  # (environment, one-line state, a mil
 class EnvResult:
     name: str
     provider: str = ""
-    result: str = "not-started"  # success | no-changes | failed | cancelled | interrupted | skipped | not-started
+    result: str = "not-started"  # success, no-changes, drift, failed, cancelled, interrupted, skipped, not-started
     started: float | None = None  # time.time()
     finished: float | None = None
     changes: dict[str, Any] | None = None  # {"add", "change", "destroy", "by_type"} when a plan ran

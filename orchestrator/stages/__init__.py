@@ -8,7 +8,9 @@
 - ``pipeline``: which stages each command runs per provider, and ``run`` (the lock, the timing,
   the run record, whatever the outcome);
 - ``commands``: one function per CLI command (load, check, resolve secrets, start the sandbox,
-  run), so that ``cli/`` only parses options and prints.
+  run), so that ``cli/`` only parses options and prints;
+- ``saved_plan``: ``plan --out DIR`` (save each plan with what it was made from) and
+  ``up --plan DIR`` (apply exactly that plan, or refuse when anything changed).
 
 Nothing is imported here: ``import orchestrator.stages.pipeline`` loads only what it needs.
 """

@@ -14,6 +14,8 @@ from .pipeline import pipeline, run
 
 if TYPE_CHECKING:
     from ..blueprint.loader import LoadedBlueprint
+    from ..blueprint.models import Blueprint
+    from ..blueprint.outputs import Lookup
     from ..progress import Progress
     from ..providers.base import Provider
     from ..workspace import Workspace
@@ -25,9 +27,11 @@ class Environment(NamedTuple):
     ws: Workspace
 
 
-def open_environment(file: Path, sandbox: bool = False, root: Path | None = None) -> Environment:
+def open_environment(file: Path, sandbox: bool = False, root: Path | None = None,
+                     outputs_of: Lookup | None = None) -> Environment:
     """Load and check the blueprint, pick its provider and workspace (``root``: the project folder,
-    ``.infra/`` and ``build/``; the current directory by default). Starts and changes nothing."""
+    ``.infra/`` and ``build/``; the current directory by default). Starts and changes nothing.
+    ``outputs_of``: how ``${output:ENV.NAME}`` resolves (default: ``outputs_lookup``)."""
     from ..blueprint.loader import load
     from ..errors import UsageError
     from ..providers.registry import get
@@ -35,7 +39,7 @@ def open_environment(file: Path, sandbox: bool = False, root: Path | None = None
     from ..workspace import Workspace
 
     root = root if root is not None else Path.cwd()
-    loaded = load(file, outputs_of=outputs_lookup(root, sandbox), checks=CHECKS)
+    loaded = load(file, outputs_of=outputs_of or outputs_lookup(root, sandbox, file), checks=CHECKS)
     provider = get(loaded.model.provider)
     if sandbox and not provider.sandbox:
         raise UsageError(f"--sandbox emulates AWS only; this blueprint's provider is {provider.name}")
@@ -43,18 +47,29 @@ def open_environment(file: Path, sandbox: bool = False, root: Path | None = None
     return Environment(loaded, provider, ws)
 
 
-def outputs_lookup(root: Path, sandbox: bool):
+def outputs_lookup(root: Path, sandbox: bool, file: Path | None = None):
     """For ``${output:ENV.NAME}``: the outputs ENV's last successful ``up`` left in this project (the
     sandbox's for ``--sandbox``), with the names Terraform marks sensitive (all of them when that
     list is missing: an ``up`` of ENV writes it). An environment without Terraform (bare metal)
-    runs without the sandbox even in a ``--sandbox`` rollout: its outputs are read there too."""
+    runs without the sandbox even in a ``--sandbox`` rollout: its outputs are read there too.
+    Given the referring blueprint ``file``, the copy beside ENV's state comes first, when there is
+    one (``shared_outputs.outputs_source``): a fresh clone has no ``.infra/``."""
     import json
 
     from ..blueprint.outputs import EnvOutputs
     from ..workspace import Workspace
     from .terraform import SENSITIVE_OUTPUTS
 
+    shared = None
+    if file is not None:
+        from ..shared_outputs import outputs_source
+
+        shared = outputs_source(Path(file), sandbox, root)
+
     def lookup(env: str) -> EnvOutputs | None:
+        found = shared(env) if shared is not None else None
+        if found is not None:
+            return found
         ws = Workspace(root=root, name=env, sandbox=sandbox)
         plain = Workspace(root=root, name=env)
         if sandbox and not ws.outputs_file.is_file() and not plain.tf_data_dir.is_dir():
@@ -72,6 +87,11 @@ def outputs_lookup(root: Path, sandbox: bool):
     return lookup
 
 
+# The commands that move hosts to the blueprint's kubernetes.version (or show what that would do):
+# a downgrade or a skipped minor of what the hosts run is bad input for them (stages/versions.py).
+VERSION_STEP_COMMANDS = ("plan", "up", "configure", "drift")
+
+
 def build_context(
     file: Path,
     command: str,
@@ -82,20 +102,32 @@ def build_context(
     kube: KubeTarget | None = None,
     root: Path | None = None,
     progress: Progress | None = None,
+    outputs_of: Lookup | None = None,
 ) -> Context:
-    """Load, check, resolve secrets and (for ``--sandbox``) start the emulator: a ready Context."""
+    """Load, check, resolve secrets and (for ``--sandbox``) start the emulator: a ready Context.
+    ``outputs_of``: how ``${output:ENV.NAME}`` resolves; placeholders (a rollout's ``plan`` of an
+    environment whose dependency is not applied yet) only for ``plan``."""
+    from ..blueprint.placeholders import Placeholders
+    from ..errors import UsageError
     from ..progress import Progress
     from ..sandbox import Sandbox
     from ..secrets import resolve
 
-    loaded, provider, ws = open_environment(file, sandbox, root)
+    if isinstance(outputs_of, Placeholders) and command != "plan":
+        raise UsageError(f"infra {command} never uses placeholder outputs: only a plan does",
+                         hint="apply the environments it reads first (after: in the rollout file)")
+    loaded, provider, ws = open_environment(file, sandbox, root, outputs_of)
+    if command in VERSION_STEP_COMMANDS:  # a downgrade or a skipped minor: refused before anything runs
+        from .versions import check_version_step
+
+        check_version_step(loaded, ws.env_dir)
     secrets = resolve(loaded)  # before anything runs: an unresolvable reference changes nothing
     progress = progress if progress is not None else Progress()
     overrides = None
     if sandbox and start_sandbox:
         session = Sandbox.start(ws.state_dir)
         progress.info(f"sandbox: AWS emulator at {session.endpoint} (stop it with `infra sandbox stop`)")
-        overrides = session.overrides(provider)
+        overrides = session.overrides(provider, loaded.model)
     return Context(
         loaded=loaded,
         provider=provider,
@@ -177,20 +209,28 @@ def stages_for(ctx: Context, command: str) -> list:
 
 
 def rollback(env: str, run_id: str, confirm: Confirm, *, sandbox: bool = False,
-             root: Path | None = None) -> Context:
+             root: Path | None = None, bp: Blueprint | None = None) -> Context:
     """Re-apply the merged blueprint that run ``run_id`` of ``env`` applied, through the normal
-    plan / confirm / apply path; the new record says it is a rollback of ``run_id``."""
+    plan / confirm / apply path; the new record says it is a rollback of ``run_id``. Given ``env``'s
+    blueprint ``bp`` whose state is in a bucket, the records there are read first (a fresh clone)."""
     import json
 
-    from .. import records
+    from .. import records, shared_store
     from ..errors import UsageError
+    from ..progress import Progress
     from ..workspace import Workspace, write_private
 
     ws = Workspace(root=root if root is not None else Path.cwd(), name=env, sandbox=sandbox)
+    progress = Progress()
+    shared = shared_store.for_reading(bp, sandbox, ws.state_dir, progress.warn)
+    if shared is not None:
+        shared_store.locked_pull(shared, ws.records_dir, progress.warn)
     found = [r for r in records.list_records(ws.records_dir) if r["id"] == run_id]
     if not found:
-        raise UsageError(f"infra rollback: no run {run_id!r} recorded for {env} in {ws.records_dir}",
-                         hint=f"`infra history {env}` lists the runs that can be rolled back to")
+        raise UsageError(f"infra rollback: no run {run_id!r} recorded for {env} in {ws.records_dir}"
+                         + (f" or {shared.where('records/')}" if shared is not None else ""),
+                         hint=f"`infra history {env}` lists the runs that can be rolled back to (give the "
+                              "blueprint file instead of the name to read the records kept beside the state)")
     merged = restorable(found[0])
     if merged is None:
         raise UsageError(f"infra rollback: run {run_id} of {env} cannot be rolled back to "
@@ -201,7 +241,7 @@ def rollback(env: str, run_id: str, confirm: Confirm, *, sandbox: bool = False,
         where = "with" if found[0]["sandbox"] else "without"
         raise UsageError(f"infra rollback: run {run_id} ran {where} --sandbox; roll back the same way")
     file = write_private(ws.env_dir / f"rollback-{run_id}.yaml", json.dumps(merged, indent=2, sort_keys=True) + "\n")
-    ctx = build_context(file, "up", confirm, sandbox=sandbox, root=ws.root)
+    ctx = build_context(file, "up", confirm, sandbox=sandbox, root=ws.root, progress=progress)
     ctx.state.record.rollback_of = run_id
     return run(ctx, "up")
 

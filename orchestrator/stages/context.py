@@ -49,6 +49,10 @@ class TerraformEngine(Protocol):
 
     def output(self) -> Mapping[str, object]: ...
 
+    def state_meta(self) -> tuple[int | None, str | None]: ...  # saved plans only (stages/saved_plan.py)
+
+    def managed_resources(self) -> int: ...  # drift only
+
 
 Confirm = Callable[["PlanResult"], bool]
 TerraformFactory = Callable[["Context"], TerraformEngine]

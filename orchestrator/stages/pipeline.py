@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .. import records, records_heads
+from .. import records, records_heads, shared_store
 from ..errors import Cancelled, ConfirmationRequired, InfraError, Interrupted, LockedError, UsageError
 from .context import Context, Stage
 
@@ -59,22 +59,30 @@ def run(ctx: Context, command: str, stages: Sequence[Stage] | None = None) -> Co
     from ..engines.tfprocess import settle_orphans
 
     record = ctx.state.record
-    heads = records_heads.heads_for(ctx.ws.root, ctx.bp.name, ctx.bp)
+    shared = shared_store.for_context(ctx)  # the state is in a bucket: records, outputs and lock too
+    heads = records_heads.heads_for(ctx.ws.root, ctx.bp.name, ctx.bp, shared=shared, sandbox=ctx.ws.sandbox)
     lock = ctx.ws.lock(f"infra {command} {ctx.loaded.path.name}")
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(lock)
+            if shared is not None:  # beside the state: one run per environment across every clone
+                created = shared.prepare()
+                if created:
+                    ctx.progress.info(created)
+                stack.enter_context(shared.lock(lock.command, ctx.progress.warn))
             # a terraform an earlier infra left running (killed, or stopped waiting) holds the state:
             # wait for it to stop, or refuse; then redact the logs it left
             settle_orphans(ctx.ws.log_dir, ctx.progress.warn, lost=lock.lost is not None)
-        except LockedError as exc:  # refused: recorded too, and a killed run is recorded once it is over
-            lock.keep_lost()
+        except (LockedError, shared_store.SharedStoreError) as exc:  # refused: recorded too (not when the
+            lock.keep_lost()  # shared lock or its bucket refused: the chain is not ours to append to then)
+            if isinstance(exc, (shared_store.SharedLocked, shared_store.SharedStoreError)):
+                raise
             record.outcome, record.error = "locked", _one_line(exc, ctx)
-            records.write(ctx.ws.records_dir, record, heads=heads, warn=ctx.progress.warn)
+            records.write(ctx.ws.records_dir, record, heads=heads, warn=ctx.progress.warn, shared=shared)
             raise
         if lock.lost is not None:  # the previous run was killed holding the lock: record it first
             lost = records.lost_record(ctx.bp.name, lock.lost, record.sandbox)
-            records.write(ctx.ws.records_dir, lost, heads=heads, warn=ctx.progress.warn)
+            records.write(ctx.ws.records_dir, lost, heads=heads, warn=ctx.progress.warn, shared=shared)
             ctx.progress.warn(records.lost_message(lock.lost))
         warning = ctx.overrides.attach(ctx.ws.env_dir) if ctx.overrides is not None else None
         if warning:
@@ -91,7 +99,10 @@ def run(ctx: Context, command: str, stages: Sequence[Stage] | None = None) -> Co
                 record.stage(stage.name, "ok", time.monotonic() - started, detail)
                 ctx.progress.info(f"    {detail}")
             plan = ctx.state.plan
-            record.outcome = "no-changes" if plan is not None and not plan.has_changes else "success"
+            if command == "drift":  # drift found is what the run is about, not a success (exit 2 too)
+                record.outcome = "drift" if plan is not None and plan.has_changes else "no-changes"
+            else:
+                record.outcome = "no-changes" if plan is not None and not plan.has_changes else "success"
         except (Cancelled, ConfirmationRequired):
             record.outcome = "cancelled"
             raise
@@ -106,7 +117,11 @@ def run(ctx: Context, command: str, stages: Sequence[Stage] | None = None) -> Co
             record.error = _one_line(exc, ctx)
             raise
         finally:
-            records.write(ctx.ws.records_dir, record, heads=heads, warn=ctx.progress.warn)
+            records.write(ctx.ws.records_dir, record, heads=heads, warn=ctx.progress.warn, shared=shared)
+        if command == "down" and ctx.state.applied and shared is not None:
+            from ..shared_outputs import forget_outputs
+
+            forget_outputs(shared, ctx.ws, ctx.progress.warn)
         if command == "down" and ctx.state.applied and ctx.overrides is not None:
             ctx.overrides.forget(ctx.ws.env_dir)
     return ctx

@@ -119,7 +119,15 @@ class OutputsStage:
         write_private(ctx.ws.outputs_file, json.dumps(ctx.state.outputs, indent=2, sort_keys=True) + "\n")
         sensitive = sorted(getattr(outputs, "sensitive", ()))
         write_private(ctx.ws.env_dir / SENSITIVE_OUTPUTS, json.dumps(sensitive) + "\n")
+        from ..shared_outputs import publish_outputs
+
+        publish_outputs(ctx, ctx.state.outputs, sensitive)  # the state is in a bucket: beside it too
         return f"{len(outputs)} outputs"
+
+
+def _drifted(address: str, action: str, attributes: list[str] | None) -> str:
+    """``aws_eks_node_group.pool["gpu"] (update: scaling_config[0].max_size, tags.owner)``."""
+    return f"{address} ({action}{': ' + ', '.join(attributes) if attributes else ''})"
 
 
 class DriftStage:
@@ -133,8 +141,15 @@ class DriftStage:
 
     def run(self, ctx: Context) -> str:
         tf = _init(ctx)
+        if not tf.managed_resources():  # nothing applied: nothing to drift (and a refresh-only plan of
+            from ..engines.tfjson import PlanResult
+
+            ctx.state.plan = PlanResult(has_changes=False)  # an empty state can fail on count-indexed data)
+            ctx.state.record.plan = {"has_changes": False, "add": 0, "change": 0, "destroy": 0, "by_type": {},
+                                     "drift": []}
+            return "no drift: nothing applied here yet (the state holds no resources)"
         plan = tf.plan(ctx.ws.plan_file, refresh_only=True)
-        drifted = sorted({f"{addr} ({action})" for addr, action in plan.drift})
+        drifted = sorted({_drifted(addr, action, plan.drift_attributes.get(addr)) for addr, action in plan.drift})
         ctx.state.plan = plan
         ctx.state.record.plan = {"has_changes": plan.has_changes, "add": 0, "change": 0, "destroy": 0,
                                  "by_type": {}, "drift": drifted}

@@ -142,7 +142,7 @@ hosts:
 def _rollout(tmp_path: Path, after: str, mid_after: str = "") -> Path:
     for name in ("onprem", "mid"):
         (tmp_path / f"{name}.yaml").write_text(LAB.format(name=name))
-    _write(tmp_path)
+    _write(tmp_path, tag="${output:onprem.control_plane_endpoint}", cidr="${output:onprem.egress_cidrs}")
     (tmp_path / "rollout.yaml").write_text(ROLLOUT.format(after=after, mid_after=mid_after))
     return tmp_path / "rollout.yaml"
 
@@ -151,9 +151,9 @@ def test_a_rollout_environment_reading_another_must_come_after_it(tmp_path: Path
     with pytest.raises(BlueprintError) as info:
         load_rollout(_rollout(tmp_path, after="mid"))
     assert [f"{p.file.rsplit('/', 1)[-1]}:{p.line}:{p.column} {p.path}: {p.message}" for p in info.value.problems] == [
-        "burst.yaml:5:31 tags.peer: environment burst reads ${output:onprem.endpoint} but does not come after "
-        "onprem: add onprem to its after: in the rollout file",
-        "burst.yaml:8:43 kubernetes.authorized_networks[1]: environment burst reads ${output:onprem.egress_cidr} "
+        "burst.yaml:5:31 tags.peer: environment burst reads ${output:onprem.control_plane_endpoint} but does not "
+        "come after onprem: add onprem to its after: in the rollout file",
+        "burst.yaml:8:43 kubernetes.authorized_networks[1]: environment burst reads ${output:onprem.egress_cidrs} "
         "but does not come after onprem: add onprem to its after: in the rollout file",
     ]
     assert [e.name for e in load_rollout(_rollout(tmp_path, after="onprem")).environments] == ["onprem", "mid", "burst"]

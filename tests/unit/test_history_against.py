@@ -156,7 +156,7 @@ def test_an_unknown_outcome_is_a_corrupt_record(tmp_path: Path) -> None:
     proc = infra(tmp_path, "history", "demo", "--verify")
     assert proc.returncode == 8
     assert errors(proc)[0].startswith(f'error: record #3 ({NAMES[2]}): corrupt: field `outcome` is "ok", expected '
-                                      "one of success, no-changes, failed, cancelled, interrupted, lost, locked")
+                                      "one of success, no-changes, drift, failed, cancelled, interrupted, lost, locked")
 
 
 # --- a run refused by the lock is recorded -----------------------------------------------------------

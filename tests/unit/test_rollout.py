@@ -150,7 +150,7 @@ def test_init_writes_a_repository_that_validates(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     repo = tmp_path / "repo"
     assert sorted(str(p.relative_to(repo)) for p in repo.rglob("*") if p.is_file()) == [
-        ".github/workflows/infra.yml", ".gitignore", "README.md", "blueprints/dev.yaml",
+        ".github/actionlint.yaml", ".github/workflows/infra.yml", ".gitignore", "README.md", "blueprints/dev.yaml",
         "blueprints/prod.yaml", "rollout.yaml"]
     assert (repo / ".gitignore").read_text().splitlines()[-1] == ".infra/"
     result = _infra(repo, "validate", "rollout.yaml", "blueprints")
@@ -159,8 +159,7 @@ def test_init_writes_a_repository_that_validates(tmp_path: Path) -> None:
     flow = yaml.safe_load((repo / ".github" / "workflows" / "infra.yml").read_text())
     runs = {job: [s.get("run", "") for s in spec["steps"]] for job, spec in flow["jobs"].items()}
     assert "infra validate rollout.yaml" in runs["plan"]
-    assert "infra plan rollout.yaml --format markdown > plan.md" in runs["plan"]
-    assert "infra up blueprints/${{ matrix.environment }}.yaml --auto-approve" in runs["apply"]
-    assert flow["jobs"]["apply"]["concurrency"]["group"] == "infra-${{ matrix.environment }}"
+    assert "infra plan rollout.yaml --out plans --format markdown > plan.md" in runs["plan-main"]
+    assert "infra up rollout.yaml --plan plans --auto-approve" in runs["apply"]  # tests/unit/test_gitops_scaffold.py
     again = _infra(tmp_path, "init", "repo")
     assert again.returncode == 2 and "exists already; nothing written" in again.stderr

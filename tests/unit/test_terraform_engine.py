@@ -22,6 +22,7 @@ from orchestrator.engines.tfjson import (
     ApplyCollector,
     Diagnostic,
     PlanCollector,
+    drift_attributes,
     error_from_diagnostics,
     first_sentence,
     parse_line,
@@ -196,7 +197,9 @@ def test_replace_update_delete_counts_and_destroy(tmp_path: Path) -> None:
     applied = tf.apply(plan.plan_file)
     assert (applied.add, applied.change, applied.destroy) == (1, 1, 2)
     statuses = sorted(ln.split(": ", 1)[1] for ln in out.getvalue().splitlines() if ln.startswith("  ["))
-    assert statuses == ["created (0s)", "destroyed (0s)", "destroyed (0s)", "updated (0s)"]
+    # each with its elapsed time (terraform_data takes no time, but a busy machine may show a second)
+    assert [re.sub(r" \((\d+)s\)$", " (Ns)", s) for s in statuses] == [
+        "created (Ns)", "destroyed (Ns)", "destroyed (Ns)", "updated (Ns)"]
     assert "  [4/4] " in out.getvalue()
 
     destroyed = tf.destroy(tmp_path / "destroy.tfplan", var_file=varfile)
@@ -532,10 +535,12 @@ def test_refresh_only_plan_reports_resource_drift_and_keeps_no_plan(tmp_path: Pa
     assert "-refresh-only" in json.loads(record.read_text())["argv"]
     assert drifted.has_changes is True and drifted.plan_file is None
     assert drifted.drift == [("module.c.aws_vpc.this", "update"), ('module.c.aws_eks_node_group.pool["gpu"]', "update")]
+    assert drifted.drift_attributes == {"module.c.aws_vpc.this": ["tags.owner"],
+                                        'module.c.aws_eks_node_group.pool["gpu"]': ["tags.owner"]}
     assert not (tmp_path / "p.tfplan").exists()
     monkeypatch.setenv("FAKE_TF_DRIFT", "")
     clean = tf.plan(tmp_path / "p.tfplan", refresh_only=True)
-    assert (clean.has_changes, clean.drift, clean.plan_file) == (False, [], None)
+    assert (clean.has_changes, clean.drift, clean.plan_file, clean.drift_attributes) == (False, [], None, {})
     normal = tf.plan(tmp_path / "p.tfplan")  # a normal plan goes by the exit code, and keeps its file
     assert "-refresh-only" not in json.loads(record.read_text())["argv"]
     assert (normal.has_changes, normal.plan_file) == (True, (tmp_path / "p.tfplan").resolve())
@@ -695,3 +700,19 @@ def test_unreachable_registry_names_the_mirror_variable(tmp_path: Path) -> None:
         tf.init()
     assert err.value.message.startswith("terraform init could not reach the provider registry: ")
     assert "INFRA_TF_PLUGIN_MIRROR" in err.value.hint
+
+
+def test_drift_attributes_name_changed_paths_never_values() -> None:
+    plan = {"resource_drift": [
+        {"address": "aws_vpc.this", "change": {
+            "before": {"tags": {"a": "1", "b": "2"}, "cidr_block": "10.0.0.0/16", "list": [1, 2], "secret": "s1"},
+            "after": {"tags": {"a": "1", "c": "3"}, "cidr_block": "10.0.0.0/16", "list": [1, 3], "secret": "s2"}}},
+        {"address": "aws_x.gone", "change": {"before": {"id": "x"}, "after": None}},
+        {"address": "aws_x.many", "change": {"before": {f"k{i:02}": 0 for i in range(20)},
+                                             "after": {f"k{i:02}": 1 for i in range(20)}}},
+    ]}
+    found = drift_attributes(plan)
+    assert found["aws_vpc.this"] == ["list[1]", "secret", "tags.b", "tags.c"]
+    assert found["aws_x.gone"] == ["(whole object)"]
+    assert found["aws_x.many"][-1] == "+8 more" and len(found["aws_x.many"]) == 13
+    assert "s2" not in json.dumps(found) and "10.0.0.0" not in json.dumps(found)
