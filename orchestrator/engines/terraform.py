@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -343,13 +344,15 @@ class Terraform(ProcessRunner):
         )
         return result
 
-    def refresh_state(self) -> None:
+    def refresh_state(self, targets: Sequence[str] = ()) -> None:
         """``apply -refresh-only -auto-approve``: the state takes what the objects are now, changing
         none of them. Run right after an apply, so that attributes one resource sets on another (a
         route in a route table, a rule in a security group) are in the state and the next
-        refresh-only plan (``infra drift``) reports only what changed outside Terraform."""
+        refresh-only plan (``infra drift``) reports only what changed outside Terraform. ``targets``
+        (resource addresses): only those and what they depend on (``-target``)."""
         lock_arg = f"-lock-timeout={self.lock_timeout}" if self.lock else "-lock=false"
-        run = self._run(["apply", "-refresh-only", "-auto-approve", "-input=false", "-json", lock_arg],
+        run = self._run(["apply", "-refresh-only", "-auto-approve", "-input=false", "-json", lock_arg,
+                         *(f"-target={t}" for t in targets)],
                         log_name="refresh")
         self._raise_on_failure(run, "apply -refresh-only")
 
@@ -386,8 +389,13 @@ class Terraform(ProcessRunner):
 
     def managed_resources(self) -> int:
         """How many managed resources the state holds (0: never applied, or destroyed)."""
+        return sum(1 for r in self.state_resources() if r.get("mode") == "managed")
+
+    def state_resources(self) -> list[dict[str, Any]]:
+        """The state's resources (``state pull``): ``mode``, ``type``, ``name``, ``module`` (absent
+        at the root) each; their instances' values are the caller's to leave alone."""
         state = self._pull_state() or {}
-        return sum(1 for r in state.get("resources") or [] if isinstance(r, dict) and r.get("mode") == "managed")
+        return [r for r in state.get("resources") or [] if isinstance(r, dict)]
 
     def output(self) -> Outputs:
         run = self._run(["output", "-json", "-no-color"], log_name=None, json_stream=False)

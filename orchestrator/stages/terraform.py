@@ -101,8 +101,31 @@ class ApplyStage:
         ctx.state.applied = True
         ctx.ws.plan_file.unlink(missing_ok=True)
         if ctx.state.record.command != "down":
-            tf.refresh_state()
+            targets = refresh_targets(tf.state_resources())
+            if targets is None or targets:
+                tf.refresh_state(targets or ())
         return f"{result.add} added, {result.change} changed, {result.destroy} destroyed"
+
+
+def refresh_targets(resources: list[dict]) -> list[str] | None:
+    """What the refresh after an apply must cover: the addresses of the state's resources whose
+    attributes other resources change (``data/terraform/settling.yaml``, with a source for each),
+    ``[]`` when there are none, or ``None`` (refresh everything) when the state holds a managed
+    resource of a provider that table does not cover."""
+    from .. import datafiles, paths
+
+    table = datafiles.load(paths.package_data() / "terraform" / "settling.yaml")
+    covered = tuple(f"{p}_" for p in table["providers"])
+    targets: set[str] = set()
+    for r in resources:
+        if r.get("mode") != "managed":
+            continue
+        rtype, name = str(r.get("type", "")), str(r.get("name", ""))
+        if not rtype.startswith(covered):
+            return None
+        if rtype in table["types"]:
+            targets.add(".".join(p for p in (r.get("module"), rtype, name) if p))
+    return sorted(targets)
 
 
 SENSITIVE_OUTPUTS = "outputs-sensitive.json"  # beside outputs.json: for ${output:ENV.NAME} elsewhere

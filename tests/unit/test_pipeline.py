@@ -67,8 +67,13 @@ class FakeTerraform:
             raise self.apply_error
         return ApplyResult(add=self.result.add, change=self.result.change, destroy=self.result.destroy)
 
-    def refresh_state(self) -> None:
-        self.calls.append("refresh")
+    def state_resources(self) -> list[dict]:
+        return [{"mode": "managed", "type": "aws_vpc", "name": "this"},
+                {"mode": "managed", "type": "aws_security_group", "name": "node", "module": "module.cluster"},
+                {"mode": "data", "type": "aws_availability_zones", "name": "available"}]
+
+    def refresh_state(self, targets=()) -> None:
+        self.calls.append(" ".join(["refresh", *targets]))
 
     def output(self) -> dict[str, object]:
         self.calls.append("output")
@@ -165,7 +170,8 @@ def test_a_destroy_plan_without_changes_is_never_applied(tmp_path: Path) -> None
 def test_success_is_recorded(tmp_path: Path) -> None:
     engine = FakeTerraform(CHANGES)
     ctx = run(_context(tmp_path, engine), "up")
-    assert engine.calls == ["init", "plan", "apply", "refresh", "output"]  # refreshed: `infra drift` starts clean
+    # refreshed where other resources change attributes (data/terraform/settling.yaml): `infra drift` starts clean
+    assert engine.calls == ["init", "plan", "apply", "refresh module.cluster.aws_security_group.node", "output"]
     assert ctx.state.applied is True and ctx.state.outputs == OUTPUTS
     [record] = _written(tmp_path)
     assert (record["command"], record["outcome"], record["error"]) == ("up", "success", None)
