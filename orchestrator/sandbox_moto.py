@@ -15,12 +15,21 @@ what the real ``hashicorp/aws`` provider needs from EKS and moto 5 lacks (docs/s
    so every cluster of a region got the same issuer, hence the same IAM OIDC provider ARN,
    and the second sandbox environment in a region failed with 409 EntityAlreadyExists. AWS
    gives each cluster its own issuer id (32 hex digits); so does this.
+4. **A retried security-group rule authorization succeeds**: on a loaded machine the provider's
+   HTTP client sometimes loses the answer to an AuthorizeSecurityGroupIngress/Egress that the
+   emulator had already applied, sends it again (the AWS SDK retries), and the retry was answered
+   InvalidPermission.Duplicate, failing ``up`` (seen in CI and with several sandbox runs at
+   once). An identical request (same group, protocol, ports and sources) within 120 s of the one
+   that added the rule is answered with that rule, once; any other duplicate still fails as on
+   AWS.
 
 This module imports moto; nothing else of ours imports it (it runs in the server process only).
 """
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from typing import Any
 
@@ -35,8 +44,49 @@ def _updates(backend: Any) -> dict[str, tuple[str, str | None, dict[str, Any]]]:
     return getattr(backend, _UPDATES)
 
 
+_RETRY_WINDOW_S = 120.0
+
+
+def _install_rule_retries() -> None:
+    """Addition 4 (see the module's docstring)."""
+    from moto.ec2.exceptions import InvalidPermissionDuplicateError
+    from moto.ec2.models.security_groups import SecurityGroupBackend
+
+    if getattr(SecurityGroupBackend, "_infra_rule_retries", False):
+        return
+    SecurityGroupBackend._infra_rule_retries = True  # type: ignore[attr-defined]
+    lock = threading.Lock()
+    recent: dict[str, tuple[float, Any]] = {}  # request key -> (when it was applied, its answer)
+
+    def tolerant(name: str) -> None:
+        original = getattr(SecurityGroupBackend, name)
+
+        def authorize(self: Any, *args: Any, **kwargs: Any) -> Any:
+            key = repr((name, id(self), args, sorted(kwargs.items())))
+            try:
+                answer = original(self, *args, **kwargs)
+            except InvalidPermissionDuplicateError:
+                with lock:
+                    applied = recent.pop(key, None)  # once: a second copy is a real duplicate
+                if applied is not None and time.monotonic() - applied[0] < _RETRY_WINDOW_S:
+                    return applied[1]
+                raise
+            with lock:
+                now = time.monotonic()
+                for stale in [k for k, (at, _) in recent.items() if now - at >= _RETRY_WINDOW_S]:
+                    del recent[stale]
+                recent[key] = (now, answer)
+            return answer
+
+        setattr(SecurityGroupBackend, name, authorize)
+
+    tolerant("authorize_security_group_ingress")
+    tolerant("authorize_security_group_egress")
+
+
 def install() -> None:
-    """Register the additions described above in moto's EKS service (this process only)."""
+    """Register the additions described above in moto's EKS and EC2 services (this process only)."""
+    _install_rule_retries()
     from moto.core.responses import ActionResult
     from moto.core.utils import utcnow
     from moto.eks import models, responses, urls

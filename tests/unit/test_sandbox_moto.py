@@ -1,6 +1,7 @@
 """What we add to the sandbox's AWS emulator (orchestrator/sandbox_moto.py), asked over HTTP with
 boto3 of the real server process ``sandbox.start`` launches: EKS DescribeUpdate/ListUpdates for the
-updates UpdateNodegroupConfig and UpdateClusterConfig make, and one OIDC issuer per cluster."""
+updates UpdateNodegroupConfig and UpdateClusterConfig make, one OIDC issuer per cluster, and a
+retried security-group rule authorization."""
 
 from __future__ import annotations
 
@@ -13,17 +14,22 @@ from tests.conftest import require_module
 
 
 @pytest.fixture(scope="module")
-def eks(tmp_path_factory: pytest.TempPathFactory):
+def emulator(tmp_path_factory: pytest.TempPathFactory):
     require_module("moto.server", "moto[server] (the sandbox emulator)")
     boto3 = require_module("boto3", "boto3 (to ask the emulator)")
     state_dir = tmp_path_factory.mktemp("emulator")
     info = sandbox.start(state_dir)
     try:
-        yield lambda region: boto3.client(
-            "eks", region_name=region, endpoint_url=info.endpoint,
+        yield lambda service, region: boto3.client(
+            service, region_name=region, endpoint_url=info.endpoint,
             aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
     finally:
         sandbox.stop(state_dir)
+
+
+@pytest.fixture(scope="module")
+def eks(emulator):
+    return lambda region: emulator("eks", region)
 
 
 def _cluster(client, name: str) -> dict:
@@ -62,3 +68,29 @@ def test_nodegroup_and_cluster_updates_can_be_described(eks) -> None:
         client.describe_update(name="c1", updateId=update["id"])  # a node group's update, asked without it
     with pytest.raises(client.exceptions.ResourceNotFoundException):
         client.describe_update(name="c1", updateId="00000000-0000-0000-0000-000000000000")
+
+
+def test_a_retried_rule_authorization_succeeds_once_and_other_duplicates_still_fail(emulator) -> None:
+    """The provider resends an AuthorizeSecurityGroupIngress whose answer it lost: the copy gets the
+    first answer (the same rule), once; a third copy, or a duplicate of an older rule, fails as on AWS."""
+    from botocore.exceptions import ClientError
+
+    ec2 = emulator("ec2", "us-west-2")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    node = ec2.create_security_group(GroupName="node", Description="n", VpcId=vpc)["GroupId"]
+    cluster = ec2.create_security_group(GroupName="cluster", Description="c", VpcId=vpc)["GroupId"]
+    rule = {"GroupId": node, "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 10250, "ToPort": 10250,
+                                                "UserIdGroupPairs": [{"GroupId": cluster}]}]}
+    first = ec2.authorize_security_group_ingress(**rule)["SecurityGroupRules"]
+    retried = ec2.authorize_security_group_ingress(**rule)["SecurityGroupRules"]
+    assert [r["SecurityGroupRuleId"] for r in retried] == [r["SecurityGroupRuleId"] for r in first]
+    with pytest.raises(ClientError, match="InvalidPermission.Duplicate"):
+        ec2.authorize_security_group_ingress(**rule)
+    egress = {"GroupId": node, "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+                                                  "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}]}
+    ec2.authorize_security_group_egress(**egress)
+    ec2.authorize_security_group_egress(**egress)  # the retry
+    with pytest.raises(ClientError, match="InvalidPermission.Duplicate"):
+        ec2.authorize_security_group_egress(**egress)
+    rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [node]}])["SecurityGroupRules"]
+    assert sum(1 for r in rules if r.get("FromPort") == 10250) == 1  # applied once, whatever the copies
