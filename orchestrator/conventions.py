@@ -58,6 +58,7 @@ KIND_ORDER: list[tuple[str, str]] = [
     ("v1", "Namespace"),
     ("scheduling.k8s.io/v1", "PriorityClass"),
     ("v1", "ServiceAccount"),
+    ("v1", "Secret"),  # a worker's MultiKueue token (docs/hybrid.md)
     ("rbac.authorization.k8s.io/v1", "ClusterRole"),
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
     ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"),
@@ -68,6 +69,9 @@ KIND_ORDER: list[tuple[str, str]] = [
     ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
     (KUEUE_API, "ResourceFlavor"),
+    (KUEUE_API, "MultiKueueCluster"),
+    (KUEUE_API, "MultiKueueConfig"),
+    (KUEUE_API, "AdmissionCheck"),
     (KUEUE_API, "ClusterQueue"),
     (KUEUE_API, "LocalQueue"),
     ("apps/v1", "DaemonSet"),

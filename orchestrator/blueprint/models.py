@@ -184,6 +184,49 @@ class PrivateAccess(_Model):
     _cidrs = field_validator("networks")(_cidr_list)
 
 
+def _download_url(value: str) -> str:
+    """An http(s) URL hosts download from (a repository, a key, a manifest): no whitespace, quotes
+    or template syntax (it is written into repository files and task arguments); no trailing '/'."""
+    _printable(value, 2048)
+    if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
+        raise ValueError("must be an http:// or https:// URL (a site mirror is fine: http:// when its files are signed "
+                         "or checksummed)")
+    bad = next((c for c in "\"'<>\\`" if c in value), None)
+    if bad:
+        raise ValueError(f"must not contain {bad!r} (percent-encode it)")
+    if any(t in value for t in _TEMPLATE):
+        raise ValueError("must not contain template syntax ({{, {%, {#, ${ or %{): percent-encode the braces")
+    return value.rstrip("/") if value.count("/") > 2 else value
+
+
+def _sha256(value: str) -> str:
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        shown = f"{len(value)} characters" if len(value) != 64 else "a character that is not a hex digit"
+        raise ValueError(f"must be a SHA-256 digest: 64 hex digits (sha256sum FILE), not {shown}")
+    return value.lower()
+
+
+DownloadUrl = Annotated[str, AfterValidator(_download_url)]
+Sha256 = Annotated[str, AfterValidator(_sha256)]
+
+
+class PackageRepository(_Model):
+    """Hosts only: the Kubernetes community package repository, or a site mirror of it, that
+    kubelet, kubeadm and kubectl come from (role kubernetes_node; docs/ansible.md)."""
+
+    url: DownloadUrl  # the root before /v<minor>/deb/ and /v<minor>/rpm/
+    key_url: DownloadUrl | None = None  # default: the repository's own key under <url>/v<minor>/
+    key_sha256: Sha256 | None = None  # the key is downloaded once and checked against it
+
+
+class Cni(_Model):
+    """Hosts only: the CNI manifest (Calico's release manifest, or a site's copy of it) the first
+    control plane applies, and its SHA-256 (a mismatch fails the host)."""
+
+    manifest_url: DownloadUrl
+    sha256: Sha256
+
+
 class Kubernetes(_Model):
     # Default: the newest version of data/versions/eks.yaml (in EKS standard support when recorded).
     # "MAJOR.MINOR", or on hosts "MAJOR.MINOR.PATCH" (semantics.py: clouds choose the patch).
@@ -200,6 +243,10 @@ class Kubernetes(_Model):
     # Hosts (bare metal) only: how many worker nodes a rolling change (a Kubernetes upgrade, a new
     # NVIDIA driver or MIG layout) drains at once; control planes always go one at a time. None: 1.
     max_unavailable: int | None = Field(default=None, ge=1, le=1000)
+    # Hosts only: where kubelet/kubeadm/kubectl and the CNI manifest come from. None: the site
+    # variables kubernetes_node_repo_base and kubernetes_node_cni_manifest_url/_sha256 (docs/ansible.md).
+    package_repository: PackageRepository | None = None
+    cni: Cni | None = None
 
     @property
     def minor(self) -> str:
@@ -334,6 +381,17 @@ class Host(_Model):
     gpu: Gpu | None = None
 
 
+class Burst(_Model):
+    """Where a team's Jobs may overflow to (docs/hybrid.md): other environments of the same rollout,
+    reached through Kueue MultiKueue. Checked across the rollout (``blueprint/hybrid.py``)."""
+    to: list[Name] = Field(min_length=1, max_length=20)  # environment names (MultiKueueConfig: at most 20)
+    gpu_types: list[Literal["t4", "l4", "a10", "a10g", "a100", "h100", "h200", "l40s"]] = Field(min_length=1)
+    max_gpus: int = Field(ge=1, le=100000)  # GPUs in flight on the workers at once (the burst ClusterQueue)
+    budget_per_month_usd: int | None = Field(default=None, ge=0, le=100_000_000)
+    after_seconds: int = Field(default=600, ge=0, le=7 * 24 * 3600)  # default of `infra job submit --burst-after`
+    default: bool = False  # `infra job submit` bursts without --burst
+
+
 class Team(_Model):
     name: K8sName
     namespace: K8sName | None = None
@@ -346,6 +404,7 @@ class Team(_Model):
     # Entra object IDs, GCP: Google identities, given the role that fetches cluster credentials).
     members: list[Annotated[str, AfterValidator(_principal)]] = Field(default_factory=list)
     pools: list[K8sName] | None = None  # GPU pools the team may use; default all of the right purpose
+    burst: Burst | None = None  # overflow to other environments of the rollout (docs/hybrid.md)
 
     @property
     def effective_namespace(self) -> str:
@@ -431,6 +490,9 @@ class Blueprint(_Model):
     access: Access = Field(default_factory=Access)
     secrets: dict[SecretName, SecretRef] = Field(default_factory=dict)
     overcommit: bool = False  # teams' guarantees may exceed pool capacity (a warning, not an error)
+    # Environments of the rollout whose teams may burst to this cluster (MultiKueue managers):
+    # this cluster then renders their worker side (docs/hybrid.md).
+    burst_from: list[Name] = Field(default_factory=list, max_length=20)
 
     @field_validator("provider", mode="before")
     @classmethod
@@ -444,6 +506,13 @@ class Blueprint(_Model):
     def is_cloud(self) -> bool:
         """A cloud (region, node pools with instance types), not existing hosts (data/catalog)."""
         return catalog.kind(self.provider) == "cloud"
+
+    @property
+    def has_kubernetes(self) -> bool:
+        """Whether the environment has a Kubernetes cluster: always on a cloud; on hosts when one
+        has the role control_plane or worker. A site of inference-only hosts has none: its models
+        are served by the hosts themselves (role inference_onnx), nothing is handed to Kubernetes."""
+        return self.is_cloud or any({"control_plane", "worker"} & set(h.roles) for h in self.hosts)
 
     @property
     def deletion_protected(self) -> bool:

@@ -89,6 +89,7 @@ def expand(paths: list[Path], name: str = "files", max_parallel: int = 4, checks
     envs = [e for e in (_load_env(f, printable(str(f)), None, problems, checks) for f in files) if e is not None]
     _check_unique(envs, problems, None)
     _check_outputs(envs, problems)
+    _check_bursting(envs, problems, checks)
     if problems:
         raise BlueprintError(_sorted(problems))
     return Rollout(name, envs, max_parallel=max_parallel)
@@ -134,6 +135,7 @@ def load_rollout(path: str | os.PathLike[str], checks: Sequence[Check] = ()) -> 
     _check_unique(envs, problems, pos)
     _check_after(envs, pos, problems)
     _check_outputs(envs, problems)
+    _check_bursting(envs, problems, checks)
     if problems:
         raise BlueprintError(_sorted(problems))
     rollout.environments = envs
@@ -280,6 +282,17 @@ def _check_outputs(envs: list[RolloutEnv], problems: list[Problem]) -> None:
             if why is not None:
                 file, line, col = env.loaded.locate(ref.path)
                 problems.append(Problem(file, line, col, format_path(ref.path), printable(why)))
+
+
+def _check_bursting(envs: list[RolloutEnv], problems: list[Problem], checks: Sequence[Check] = ()) -> None:
+    """Teams that burst to other environments of the rollout, and the workers that take them,
+    agree (``blueprint/hybrid.py``, docs/hybrid.md); located at the ``burst``/``burst_from`` entry.
+    A check that carries ``burst_placement`` (the render's placement proof) is asked too."""
+    from orchestrator.blueprint.hybrid import rollout_problems
+
+    if any(e.loaded.model.burst_from or any(t.burst for t in e.loaded.model.teams) for e in envs):
+        placement = next((c.burst_placement for c in checks if hasattr(c, "burst_placement")), None)  # type: ignore
+        problems.extend(rollout_problems(envs, placement))
 
 
 def find_cycle(deps: dict[str, tuple[str, ...]]) -> list[str] | None:

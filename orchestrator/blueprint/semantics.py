@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from orchestrator import clock
-from orchestrator.blueprint import capacity, catalog, eks_versions, forms, network, nodes, storage
+from orchestrator.blueprint import capacity, catalog, eks_versions, forms, hybrid, network, nodes, storage
 from orchestrator.blueprint.models import MIG_GPU_TYPES, Blueprint, Gpu, NodePool
 from orchestrator.blueprint.yamlpos import format_path
 
@@ -37,7 +37,7 @@ def check(bp: Blueprint, pending: frozenset[tuple[Any, ...]] = frozenset()) -> l
     ``${output:...}`` reference left out of this load fills at run time (blueprint/outputs.py)."""
     rules = (_placement, _pools, _unique_names, _references, _mig, _mig_partitions, _gpu_catalog, _hosts,
              functools.partial(_endpoint, pending=pending), _capacity, capacity.issues, _state, _purchase,
-             _system_pool, _one_machine, _members, _group_forms, _model_uris, _version)
+             _system_pool, _one_machine, _members, _group_forms, _model_uris, _version, hybrid.issues)
     return [issue for rule in rules for issue in rule(bp)]
 
 
@@ -225,15 +225,26 @@ def _gpu_catalog(bp: Blueprint) -> Iterator[Issue]:
 
 
 def _hosts(bp: Blueprint) -> Iterator[Issue]:
-    """Host GPUs agree with their pool; a cluster of hosts has a control plane."""
+    """Host GPUs agree with their pool; workers have a control plane; a site without one (every host
+    inference-only: no Kubernetes) serves its models with onnx."""
     for i, host in enumerate(bp.hosts):
         pool = bp.pool(host.pool) if host.pool else None
         if pool and pool.gpu and host.gpu and _gpu(pool.gpu) != _gpu(host.gpu):
             yield ("hosts", i, "gpu"), (
                 f"{_gpu(host.gpu)} disagrees with node pool '{pool.name}' ({_gpu(pool.gpu)})"
             )
-    if not bp.is_cloud and bp.hosts and not any("control_plane" in h.roles for h in bp.hosts):
-        yield ("hosts",), "at least one host needs the role control_plane"
+    if bp.is_cloud or not bp.hosts or any("control_plane" in h.roles for h in bp.hosts):
+        return
+    # No control plane: a site of inference-only hosts (no Kubernetes), unless a worker would need one.
+    worker = next((i for i, h in enumerate(bp.hosts) if "worker" in h.roles), None)
+    if worker is not None:
+        yield ("hosts", worker, "roles"), (
+            "a worker joins a Kubernetes control plane: at least one host needs the role control_plane "
+            "(or give every host only the role inference: a site without Kubernetes)")
+    elif bp.inference is not None and bp.inference.runtime != "onnx":
+        yield ("inference", "runtime"), (
+            f"{bp.inference.runtime} runs on Kubernetes, and no host has the role control_plane: "
+            "inference-only hosts serve models with runtime onnx (docs/ansible.md, \"Host mixes\")")
 
 
 def _endpoint(bp: Blueprint, pending: frozenset[tuple[Any, ...]] = frozenset()) -> Iterator[Issue]:
@@ -295,6 +306,12 @@ def _provider_only(bp: Blueprint) -> Iterator[Issue]:
         yield ("kubernetes", "max_unavailable"), (
             "is for hosts (bare metal): how many workers a rolling change drains at once; a cloud's node pools "
             "roll with the cloud's own upgrade settings")
+    if bp.is_cloud:
+        for field, what in (("package_repository", "kubelet, kubeadm and kubectl"), ("cni", "the CNI manifest")):
+            if getattr(bp.kubernetes, field) is not None:
+                yield ("kubernetes", field), (
+                    f"is for hosts (bare metal): where kubeadm's hosts get {what}; {bp.provider}'s managed "
+                    "Kubernetes brings its own")
 
 
 def _way_in(bp: Blueprint) -> Iterator[Issue]:
@@ -465,7 +482,10 @@ def _version(bp: Blueprint) -> Iterator[Issue]:
 def warnings(bp: Blueprint) -> list[Issue]:
     """What validation reports without failing: a version in extended support (it costs more),
     guarantees beyond capacity when the blueprint says ``overcommit: true``, and teams without
-    groups (nobody can use them)."""
+    groups (nobody can use them). A site without Kubernetes (inference-only hosts) has no cluster
+    for any of them to be about."""
+    if not bp.has_kubernetes:
+        return []
     found = [(("kubernetes", "version"), message)
              for level, message in eks_versions.version_issues(bp.provider, bp.kubernetes.minor, clock.today())
              if level == "warning"]

@@ -104,6 +104,11 @@ def job_submit(
     name: str = typer.Option(None, "--name", help="Job name (default: <team>-<image>-<random>)."),
     priority: str = typer.Option("batch", "--priority",
                                  help="batch (default) or interactive; inference is for model servers only."),
+    burst: bool = typer.Option(False, "--burst", help="Local first, then the team's burst queue (blueprint "
+                               "burst:; docs/hybrid.md): at once if no local flavor can run it."),
+    burst_after: float = typer.Option(None, "--burst-after", help="With --burst: seconds pending locally before "
+                                      "moving (default: the blueprint's burst.after_seconds; 0: only if it cannot "
+                                      "run locally)."),
     namespace: NamespaceOpt = None,
     blueprint: BlueprintOpt = None,
     kubeconfig: KubeconfigOpt = None,
@@ -115,11 +120,13 @@ def job_submit(
 
     opts = _target(output, blueprint, team, namespace, kubeconfig, context)
     spec = jobs.JobSpec(image=image, command=command, gpus=gpus, cpu=cpu, memory=memory, name=name,
-                        priority=priority)
+                        priority=priority, burst=burst, burst_after=burst_after)
     info = jobs.submit(opts, file, spec)
     if output == "json":
         common.print_json(info)
         return
+    if info.get("burst"):
+        typer.echo(f"job {info['name']} moved to burst queue {info['queue']}: {info['burst']}")
     typer.echo(f"job {info['name']} queued in {info['queue']} (namespace {info['namespace']}, {info['gpus']} GPUs); "
                f"`infra job status {info['name']} -n {info['namespace']}` says why it waits")
 
@@ -160,7 +167,8 @@ def job_status(
     if output == "json":
         common.print_json(info)
         return
-    typer.echo(f"{info['name']} ({info['namespace']}): {info['state']}, {info['gpus']} GPUs")
+    where = f" on worker cluster {info['cluster']}" if info.get("cluster") else ""
+    typer.echo(f"{info['name']} ({info['namespace']}): {info['state']}{where}, {info['gpus']} GPUs")
     typer.echo(f"  {info['explanation']}")
 
 

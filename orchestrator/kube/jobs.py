@@ -7,6 +7,7 @@ request = limit), the GPU tolerations, and priority class ``infra-batch`` by def
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,6 +37,7 @@ WORKLOAD = rest.resource(KUEUE_API, "Workload")
 LOCAL_QUEUE = rest.resource(KUEUE_API, "LocalQueue")
 CLUSTER_QUEUE = rest.resource(KUEUE_API, "ClusterQueue")
 JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"  # set by Kueue on a job's Workload
+_RESERVATION = re.compile(r'reservation on "([^"]+)"')  # MultiKueue's admission check message
 def submit(client: Client, job: dict[str, Any]) -> dict[str, Any]:
     return client.create(job)
 
@@ -123,7 +125,25 @@ def status(client: Client, namespace: str, name: str, fallback_quota: tuple[int,
         for c in ((workload or {}).get("status") or {}).get("conditions") or []
     ]
     result["explanation"] = explain(job, workload, queue, quota, cq)
+    result["cluster"] = dispatched_to(workload)
+    if result["cluster"]:
+        result["explanation"] = (f"dispatched by MultiKueue to worker cluster {result['cluster']}: "
+                                 + result["explanation"])
     return result
+
+
+def dispatched_to(workload: dict[str, Any] | None) -> str | None:
+    """The worker cluster a manager's Workload was sent to (docs/hybrid.md; None: not dispatched):
+    Kueue v0.19's ``status.clusterName`` (the MultiKueueCluster's name, which infra makes the worker
+    environment's name), else the MultiKueue check's message ('The workload got reservation on "X"')."""
+    status = (workload or {}).get("status") or {}
+    if status.get("clusterName"):
+        return str(status["clusterName"])
+    for check in status.get("admissionChecks") or []:
+        found = _RESERVATION.search(check.get("message") or "")
+        if found and check.get("state") in ("Ready", "Pending"):
+            return found.group(1)
+    return None
 
 
 def pods_of(client: Client, namespace: str, name: str) -> list[dict[str, Any]]:

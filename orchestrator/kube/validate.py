@@ -12,6 +12,7 @@ extracted from the official CRDs (see the README there); tests check them agains
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -58,13 +59,32 @@ def schema_version(k8s_version: str) -> str | None:
     return older[-1] if older else bundled[0]
 
 
+_GO_FLAGS = re.compile(r"\(\?([ims]+)\)")
+
+
+def go_pattern(pattern: str) -> str:
+    """A CRD ``pattern`` (Go RE2 syntax, as the API server reads it) for Python's ``re``: RE2 lets a
+    flag group stand anywhere and applies it from there on (Kueue's AdmissionCheck
+    ``parameters.kind``: ``^(?i)[a-z]...``), Python only at the start; a top-level one becomes a
+    group scoped to the end of the pattern."""
+    found = _GO_FLAGS.search(pattern)
+    if found is None or found.start() == 0:
+        return pattern
+    before = pattern[:found.start()]
+    if before.count("(") - before.count("\\(") != before.count(")") - before.count("\\)"):
+        return pattern
+    return f"{before}(?{found.group(1)}:{pattern[found.end():]})"
+
+
 def strict(schema: Any) -> Any:
-    """A copy of an OpenAPI v3 schema that rejects unknown fields."""
+    """A copy of an OpenAPI v3 schema that rejects unknown fields (patterns read as Go reads them)."""
     if isinstance(schema, list):
         return [strict(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
     out = {k: strict(v) for k, v in schema.items()}
+    if isinstance(out.get("pattern"), str):
+        out["pattern"] = go_pattern(out["pattern"])
     if (
         "properties" in out
         and "additionalProperties" not in out

@@ -27,6 +27,8 @@ class JobSpec:
     memory: str = "8Gi"
     name: str | None = None
     priority: str = "batch"
+    burst: bool = False  # local first, then the team's burst queue (docs/hybrid.md)
+    burst_after: float | None = None  # seconds pending before moving; None: the blueprint's after_seconds
 
 
 def submit(opts: TargetOptions, file: Path | None, spec: JobSpec) -> dict[str, Any]:
@@ -54,6 +56,13 @@ def submit(opts: TargetOptions, file: Path | None, spec: JobSpec) -> dict[str, A
             team=opts.team, namespace=ns, image=spec.image, command=spec.command, gpus=spec.gpus, cpu=spec.cpu,
             memory=spec.memory, name=spec.name, priority=spec.priority, tolerations=tolerations,
         ))
+    team = where.team()
+    if spec.burst or (team is not None and team.burst is not None and team.burst.default):
+        from . import burst
+
+        team = burst.burst_team(where.bp, team)
+        done = burst.submit(where.client(), where.bp, team, job, spec.burst_after)  # type: ignore[arg-type]
+        return {**jobs.summary(done["job"]), "burst": done["burst"]}
     return jobs.summary(jobs.submit(where.client(), job))
 
 
@@ -106,7 +115,11 @@ def logs(opts: TargetOptions, name: str, follow: bool = False, tail: int | None 
 
     where = target(opts)
     assert where.namespace is not None
-    return jobs.logs(where.client(), where.namespace, name, follow=follow, tail=tail)
+    client = where.client()
+    from .burst import worker_client  # a burst Job's pods are on the worker it was dispatched to
+
+    return jobs.logs(worker_client(client, where.namespace, name) or client, where.namespace, name, follow=follow,
+                     tail=tail)
 
 
 def cancel(opts: TargetOptions, name: str) -> str:

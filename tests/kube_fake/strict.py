@@ -39,12 +39,30 @@ SERVER_FIELDS = ("status",)
 META_SERVER = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation")
 
 
+_GO_FLAGS = re.compile(r"\(\?([ims]+)\)")
+
+
+def go_pattern(pattern: str) -> str:
+    """A CRD ``pattern`` (Go RE2 syntax) as Python's ``re`` reads it: RE2 lets a flag group stand
+    anywhere (``^(?i)[a-z]...``, AdmissionCheck ``parameters.kind``) and applies it from there on,
+    Python only at the start: a top-level one becomes a scoped group to the end."""
+    found = _GO_FLAGS.search(pattern)
+    if found is None or found.start() == 0:
+        return pattern
+    before = pattern[:found.start()]
+    if before.count("(") - before.count("\\(") != before.count(")") - before.count("\\)"):
+        return pattern  # inside a group: left as written (no CRD infra meets has one)
+    return f"{before}(?{found.group(1)}:{pattern[found.end():]})"
+
+
 def _strict(schema: Any) -> Any:
     if isinstance(schema, list):
         return [_strict(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
     out = {k: _strict(v) for k, v in schema.items()}
+    if isinstance(out.get("pattern"), str):
+        out["pattern"] = go_pattern(out["pattern"])
     if "properties" in out and "additionalProperties" not in out and not out.get(
             "x-kubernetes-preserve-unknown-fields"):
         out["additionalProperties"] = False

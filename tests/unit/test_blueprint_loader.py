@@ -167,7 +167,7 @@ def test_model_error_in_base_and_child_are_both_located(tmp_path, monkeypatch):
     ]
     assert problems[1].message == (
         "unknown field 'surprise' (allowed: blueprint, name, provider, region, tags, kubernetes, network, "
-        "node_pools, hosts, teams, inference, state, access, secrets, overcommit, extends)"
+        "node_pools, hosts, teams, inference, state, access, secrets, overcommit, burst_from, extends)"
     )
 
 

@@ -123,7 +123,7 @@ def test_seldon_model_without_storage_uri_is_invalid(crd_schemas):
 def test_shipped_schemas_match_the_crds(crd_schemas):
     """templates/kubernetes/schemas/ = the CRDs' schemas minus descriptions (regenerate if this fails)."""
     shipped = sorted((paths.templates() / "kubernetes" / "schemas").glob("*.json"))
-    assert len(shipped) == 6
+    assert len(shipped) == 9
     for path in shipped:
         data = json.loads(path.read_text())
         expected = validate.without_descriptions(crd_schemas[(data["apiVersion"], data["kind"])])

@@ -19,6 +19,7 @@ from typing import Any
 from ...blueprint.models import Blueprint
 from ...conventions import PRIORITY_BY_TIER, QUEUE_LABEL, TEAM_LABEL
 from . import manifests
+from .hybrid import BURST_SUFFIX, is_bursting
 
 INFERENCE_POLICY = "infra-inference-priority"
 QUEUE_POLICY = "infra-team-jobs-queued"
@@ -49,8 +50,13 @@ def _pod_expression() -> str:
             f"object.metadata.ownerReferences.exists(r, r.kind in [{owners}]))")
 
 
-def _queue_expression() -> str:
-    return f"{_labels_get('object', QUEUE_LABEL)} == {_labels_get('namespaceObject', TEAM_LABEL)}"
+def _queue_expression(burst: bool = False) -> str:
+    """The queue label names the team's LocalQueue; where the blueprint bursts (docs/hybrid.md),
+    or the team's burst LocalQueue (``<team>-burst``: a Job moved there, or created here by MultiKueue)."""
+    queue, team = _labels_get('object', QUEUE_LABEL), _labels_get('namespaceObject', TEAM_LABEL)
+    if not burst:
+        return f"{queue} == {team}"
+    return f"{queue} == {team} || ({team} != '' && {queue} == {team} + '{BURST_SUFFIX}')"
 
 
 def admission_policies(bp: Blueprint) -> list[dict[str, Any]]:
@@ -67,7 +73,7 @@ def admission_policies(bp: Blueprint) -> list[dict[str, Any]]:
         "pod_expression": _pod_expression(),
         "pod_message": f"priority class {_INFERENCE} is for model servers only "
                        "(pods of a Deployment or a Seldon Server)",
-        "queue_expression": _queue_expression(),
+        "queue_expression": _queue_expression(is_bursting(bp)),
         "queue_message": f"a Job in a team namespace must carry the label {QUEUE_LABEL}=<team> "
                          "(its LocalQueue): `infra job submit` adds it",
     }

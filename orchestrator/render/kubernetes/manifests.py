@@ -306,3 +306,76 @@ def seldon_server(ctx: dict[str, Any]) -> list[dict[str, Any]]:
                            "podSpec": {"priorityClassName": ctx["priority_class"], "affinity": ctx["affinity"],
                                        "tolerations": ctx["tolerations"],
                                        "containers": [{"name": "triton", "resources": ctx["resources"]}]}}}])
+
+
+MULTIKUEUE_CONTROLLER = "kueue.x-k8s.io/multikueue"
+
+
+def multikueue_manager(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    """The manager's side of bursting (docs/hybrid.md): a MultiKueueCluster per worker (its
+    kubeconfig in a Secret of Kueue's namespace, written by ``infra up``, never rendered), and per
+    bursting team a MultiKueueConfig and AdmissionCheck, a ClusterQueue holding the team's burst
+    budget in the quota-only ``burst`` flavor, whose every Workload the check dispatches to a
+    worker, and the LocalQueue its Jobs move to."""
+    api = ctx["api_version"]
+    objs: list[dict[str, Any]] = [
+        {"apiVersion": api, "kind": "ResourceFlavor", "metadata": {"name": ctx["flavor"]}, "spec": {}}]
+    for worker in ctx["workers"]:
+        objs.append({"apiVersion": api, "kind": "MultiKueueCluster", "metadata": {"name": worker["name"]},
+                     "spec": {"clusterSource": {"kubeConfig": {"locationType": "Secret",
+                                                               "location": worker["secret"]}}}})
+    for team in ctx["teams"]:
+        objs += [
+            {"apiVersion": api, "kind": "MultiKueueConfig", "metadata": {"name": team["check"]},
+             "spec": {"clusters": team["clusters"]}},
+            {"apiVersion": api, "kind": "AdmissionCheck", "metadata": {"name": team["check"]},
+             "spec": {"controllerName": MULTIKUEUE_CONTROLLER,
+                      "parameters": {"apiGroup": api.split("/")[0], "kind": "MultiKueueConfig",
+                                     "name": team["check"]}}},
+            {"apiVersion": api, "kind": "ClusterQueue", "metadata": {"name": team["cluster_queue"]},
+             "spec": {"namespaceSelector": {"matchLabels": team["namespace_labels"]},
+                      "queueingStrategy": "BestEffortFIFO",
+                      "resourceGroups": [{"coveredResources": ctx["covered"], "flavors": [
+                          {"name": ctx["flavor"], "resources": team["resources"]}]}],
+                      "admissionChecksStrategy": {"admissionChecks": [{"name": team["check"]}]}}},
+            {"apiVersion": api, "kind": "LocalQueue", "metadata": _meta(team["local_queue"], team["namespace"]),
+             "spec": {"clusterQueue": team["cluster_queue"]}},
+        ]
+    return data(objs)
+
+
+def multikueue_worker(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    """A worker's side of bursting: per manager a ServiceAccount in Kueue's namespace and its
+    token Secret (the token controller fills it; ``infra up`` copies it into the manager's
+    kubeconfig Secret), allowed exactly what MultiKueue does here: watch Jobs and Workloads
+    cluster-wide (its informers list every namespace), create and delete them, read their
+    status and write Workload status, in the team namespaces only; and in each team namespace a
+    LocalQueue named like the manager's burst queue, feeding the team's own ClusterQueue."""
+    rbac = f"{RBAC_API}/v1"
+    ns = ctx["namespace"]
+    objs: list[dict[str, Any]] = [
+        {"apiVersion": rbac, "kind": "ClusterRole", "metadata": {"name": ctx[f"{which}_role"]},
+         "rules": ctx[f"{which}_rules"]} for which in ("watch", "write")
+    ]
+    for manager in ctx["managers"]:
+        account = manager["service_account"]
+        subject = [{"kind": "ServiceAccount", "name": account, "namespace": ns}]
+        objs += [
+            {"apiVersion": V1, "kind": "ServiceAccount", "metadata": _meta(account, ns),
+             "automountServiceAccountToken": False},
+            {"apiVersion": V1, "kind": "Secret", "type": "kubernetes.io/service-account-token",
+             "metadata": _meta(manager["token_secret"], ns,
+                               annotations={"kubernetes.io/service-account.name": account})},
+            {"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": {"name": account},
+             "roleRef": {"apiGroup": RBAC_API, "kind": "ClusterRole", "name": ctx["watch_role"]},
+             "subjects": subject},
+        ]
+        for team_ns in ctx["team_namespaces"]:
+            objs.append({"apiVersion": rbac, "kind": "RoleBinding", "metadata": _meta(account, team_ns),
+                         "roleRef": {"apiGroup": RBAC_API, "kind": "ClusterRole", "name": ctx["write_role"]},
+                         "subjects": subject})
+    for queue in ctx["queues"]:
+        objs.append({"apiVersion": ctx["api_version"], "kind": "LocalQueue",
+                     "metadata": _meta(queue["name"], queue["namespace"]),
+                     "spec": {"clusterQueue": queue["cluster_queue"]}})
+    return data(objs)

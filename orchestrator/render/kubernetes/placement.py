@@ -332,7 +332,10 @@ def kueue_pods(bp: Blueprint) -> list[Pod]:
 
 
 def prove(bp: Blueprint, objs: list[dict[str, Any]] | None = None) -> list[Finding]:
-    """Every finding for the blueprint's render (``objs``: ``render_objects(bp)`` if not given)."""
+    """Every finding for the blueprint's render (``objs``: ``render_objects(bp)`` if not given).
+    A site without Kubernetes (inference-only hosts) has no pods to place."""
+    if not bp.has_kubernetes:
+        return []
     if objs is None:
         from . import render_objects
 
@@ -353,6 +356,16 @@ def issues(bp: Blueprint) -> Iterator[tuple[Where, str]]:
     for finding in findings:
         yield finding.where, finding.message
 
+
+def _burst_placement(source: Blueprint, team: Any, worker: Blueprint, gpu: str) -> str | None:
+    from .hybrid import burst_placement
+
+    return burst_placement(source, team, worker, gpu)
+
+
+# Across a rollout (``blueprint/rollout.py`` reads it from the checks): a burst Job of a team
+# must land on the worker's nodes (docs/hybrid.md).
+issues.burst_placement = _burst_placement  # type: ignore[attr-defined]
 
 #: What every command that loads a blueprint checks beyond the model (``infra validate``,
 #: render, plan, up, rollouts).
