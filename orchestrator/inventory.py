@@ -145,7 +145,7 @@ def group_vars(bp: Blueprint, hosts: list[InventoryHost]) -> dict[str, Any]:
     # A pinned patch release (hosts only) reaches the kubernetes_node role as its
     # kubernetes_node_patch_version (role default); a site variable of that name overrides it.
     patch = {"infra_kubernetes_patch_version": bp.kubernetes.patch} if bp.kubernetes.patch else {}
-    return patch | {
+    return patch | sources(bp) | {
         "infra_environment": bp.name,
         "infra_provider": bp.provider,
         "kubernetes_version": bp.kubernetes.minor,
@@ -156,3 +156,22 @@ def group_vars(bp: Blueprint, hosts: list[InventoryHost]) -> dict[str, Any]:
             | ({"sha256": m.sha256} if m.sha256 else {}) for m in models
         ],
     }
+
+
+def sources(bp: Blueprint) -> dict[str, str]:
+    """The blueprint's package repository and CNI manifest (hosts only), as the group variables
+    the kubernetes_node role's defaults read (``infra_kubernetes_repo_*``, ``infra_kubernetes_cni_*``);
+    a site variable of the role's own name (kubernetes_node_repo_base, ...) overrides them. Only
+    what the blueprint sets: without the fields the render is what it was before them."""
+    repo, cni = bp.kubernetes.package_repository, bp.kubernetes.cni
+    out: dict[str, str] = {}
+    if repo is not None:
+        out["infra_kubernetes_repo_base"] = repo.url
+        if repo.key_url:
+            out["infra_kubernetes_repo_key_url"] = repo.key_url
+        if repo.key_sha256:
+            out["infra_kubernetes_repo_key_sha256"] = repo.key_sha256
+    if cni is not None:
+        out["infra_kubernetes_cni_manifest_url"] = cni.manifest_url
+        out["infra_kubernetes_cni_manifest_sha256"] = cni.sha256
+    return out

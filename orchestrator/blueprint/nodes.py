@@ -158,16 +158,21 @@ def pool_shape(bp: Blueprint, pool: NodePool, system_pool: bool = False, where: 
 
 
 def host_shapes(bp: Blueprint) -> list[NodeShape]:
-    """One shape per bare-metal host: its pool's labels and taints (``inventory.from_blueprint``,
-    what the Ansible roles register), kubeadm's control-plane taint where it stays."""
+    """One shape per bare-metal host that is a Kubernetes node (an inference-only host is none):
+    its pool's labels and taints (``inventory.from_blueprint``, what the Ansible roles register),
+    kubeadm's control-plane taint where it stays (a control plane that is not also a worker, in a
+    cluster with workers: a cluster of control planes alone runs its pods on them, untainted)."""
     from ..inventory import from_blueprint
 
     shapes = []
+    has_workers = any("worker" in h.roles for h in bp.hosts)
     for i, host in enumerate(from_blueprint(bp)):
+        if not {"control_plane", "worker"} & set(host.roles):
+            continue
         pool = bp.pool(host.pool) if host.pool else None
         values = {"host": host.name}
         labels = {**_platform_labels(bp.provider, values), **host.labels}
-        control_only = "control_plane" in host.roles and "worker" not in host.roles
+        control_only = "control_plane" in host.roles and "worker" not in host.roles and has_workers
         taints = _merge_taints([_taint(t) for t in host.taints],
                                _platform_taints(bp.provider, CONTROL_PLANE) if control_only else [])
         units = mig_units(pool) if pool is not None else 1

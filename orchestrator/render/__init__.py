@@ -43,10 +43,10 @@ class RenderResult:
 def render_files(bp: Blueprint, provider: Provider) -> dict[str, dict[str, str]]:
     """All rendered files, by part (``terraform``, ``kubernetes``, ``ansible``), without touching the
     disk. A part the provider has nothing for is left out (no Terraform on bare metal, no
-    inventory where every pool is a managed node group)."""
+    inventory where every pool is a managed node group, no Kubernetes for inference-only hosts)."""
     parts = {
         "terraform": render_terraform(bp, provider),
-        "kubernetes": render_kubernetes(bp),
+        "kubernetes": render_kubernetes(bp) if bp.has_kubernetes else {},  # inference-only hosts: no cluster
         "ansible": render_ansible(bp, provider),
     }
     return {part: files for part, files in parts.items() if files}

@@ -125,7 +125,8 @@ class HostsStage:
         outputs.update(ctx.provider.static_outputs(ctx.bp, ctx.ws.env_dir))
         hosts = outputs.get("hosts")
         n = len(hosts) if isinstance(hosts, dict) else 0
-        return f"{n} host{'s' if n != 1 else ''} to configure with ansible/site.yml (no cloud resources)"
+        cluster = "" if ctx.bp.has_kubernetes else "; no Kubernetes cluster: inference-only hosts"
+        return f"{n} host{'s' if n != 1 else ''} to configure with ansible/site.yml (no cloud resources{cluster})"
 
 
 class ConfigureStage:

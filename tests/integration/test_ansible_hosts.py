@@ -339,6 +339,11 @@ def test_declared_gpus_missing_from_the_host_fail_clearly(converged, lab, tmp_pa
     placement proof refuses the GPU at validate: the device plugin could not run there.)"""
     blueprint = tmp_path / "gpu.yaml"
     write_blueprint(blueprint, lab.hosts, lab.model, gpu_host="node-2")
+    # Jobs that request no GPU need a Kubernetes node without GPUs (the placement proof; node-3,
+    # inference-only, is no node): node-1 takes them here. Only node-2 is configured (--limit).
+    bp = yaml.safe_load(blueprint.read_text())
+    bp["hosts"][0]["roles"] = ["control_plane", "worker"]
+    blueprint.write_text(yaml.safe_dump(bp, sort_keys=False))
     result = run_infra(["configure", "--limit", "node-2", str(blueprint)], lab.dir, _env(lab))
     assert result.code == 4, result.stderr
     assert "node-2 failed at task 'nvidia_gpu : Fail when the blueprint gives this host GPUs" in result.stderr

@@ -29,10 +29,10 @@ CALLS = "/var/log/fake-cluster-calls.log"
 # The upgrade play's tasks (roles/kubernetes_node/tasks/upgrade.yml) -> the step they are.
 STEPS = {
     "Drain the node (on the first control plane)": "drain",
-    f"Upgrade kubeadm to {C}": "kubeadm package",
+    "Upgrade kubeadm to the new version": "kubeadm package",
     "Upgrade the control plane (kubeadm upgrade apply, on the first control plane)": "kubeadm upgrade apply",
     "Upgrade the node's configuration (kubeadm upgrade node)": "kubeadm upgrade node",
-    f"Upgrade kubelet and kubectl to {C}": "kubelet package",
+    "Upgrade kubelet and kubectl to the new version": "kubelet package",
     "Uncordon the node (on the first control plane)": "uncordon",
     "Wait until the node is Ready": "ready",
 }

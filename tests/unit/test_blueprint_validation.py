@@ -234,7 +234,11 @@ CASES = [
          + "node_pools:\n  - name: dgx\n    gpu: {type: h100, count: 8}\n",
          "hosts[0].gpu", 9, 5, "4 x h100 disagrees with node pool 'dgx' (8 x h100)"),
     case("no-control-plane", BM.replace("[control_plane]", "[worker]"),
-         "hosts", 4, 1, "at least one host needs the role control_plane"),
+         "hosts[0].roles", 7, 5, "a worker joins a Kubernetes control plane: at least one host needs the role"),
+    case("seldon-without-kubernetes", BM.replace("[control_plane]", "[inference]")
+         + "teams: [{name: ml}]\ninference:\n  runtime: seldon\n"
+         + "  models: [{name: m, uri: 'https://x/m.onnx', team: ml}]\n",
+         "inference.runtime", 10, 12, "seldon runs on Kubernetes, and no host has the role control_plane"),
     case("public-endpoint-open", AWS + POOL + "kubernetes:\n  public_endpoint: true\n",
          "kubernetes.public_endpoint", 11, 20, "true requires kubernetes.authorized_networks"),
     case("authorized-everyone", AWS + POOL + "kubernetes:\n  authorized_networks: [0.0.0.0/0]\n",

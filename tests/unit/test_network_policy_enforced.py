@@ -55,8 +55,9 @@ def _assert_hosts_apply_calico(ansible: dict[str, str]) -> None:
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     settings = defaults | yaml.load(ansible["group_vars/all.yml"], Loader=_AnsibleYaml)
     assert settings["kubernetes_node_cni"] == "calico"
-    url = settings["kubernetes_node_cni_manifest_url"]
-    assert re.fullmatch(r"https://\S+/calico/v3\.\d+\.\d+/manifests/calico\.yaml", url), url
+    url = settings["kubernetes_node_cni_manifest_url"]  # the blueprint's kubernetes.cni, else Calico's release
+    assert re.fullmatch(r"\{\{ infra_kubernetes_cni_manifest_url\s+\| default\('"
+                        r"https://\S+/calico/v3\.\d+\.\d+/manifests/calico\.yaml'\) \}\}", url), url
     assert "- name: Apply the CNI from the first control plane (enforces NetworkPolicy)\n" \
            "  ansible.builtin.include_tasks: cni.yml\n" \
            "  when: inventory_hostname == kubernetes_init_host and kubernetes_node_cni != 'none'\n" in (

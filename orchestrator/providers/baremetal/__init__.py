@@ -67,7 +67,7 @@ class BaremetalProvider(Provider):
         """For ``${output:ENV.NAME}`` (docs/blueprint.md): the first control plane's API endpoint
         (kubeadm's port), every host address, and those given as IPs as one-address CIDRs."""
         addresses = [h.address for h in bp.hosts]
-        first = next((h.address for h in bp.hosts if "control_plane" in h.roles), None)  # validation: one at least
+        first = next((h.address for h in bp.hosts if "control_plane" in h.roles), None)  # none: inference-only
         cidrs = []
         for address in addresses:
             try:
