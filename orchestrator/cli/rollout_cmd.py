@@ -102,6 +102,8 @@ def run_many(files: list[Path], command: str, *, sandbox: bool = False, auto_app
     if chosen is not None:
         stream.write("\n".join(chosen.lines()) + "\n")
         rollout = chosen.rollout
+    if command in ("up", "down") and not auto_approve:  # run in parallel, nothing can be asked one by one
+        _refuse_unapproved(rollout, command, files)
     cancel = threading.Event()
     with _Live([e.name for e in rollout.environments], stream) as live:
         results, record = runner.run_rollout(rollout, command, sandbox=sandbox, auto_approve=auto_approve,
@@ -122,6 +124,20 @@ def run_many(files: list[Path], command: str, *, sandbox: bool = False, auto_app
                 typer.echo(f"{r.name}: placeholder: {line}")
         typer.echo(f"logs: {runner.log_dir(Path.cwd(), rollout)}/<environment>.log  record: {record}")
     raise typer.Exit(exit_code(results, command, cancel.is_set()))
+
+
+def _refuse_unapproved(rollout, command: str, files: list[Path]) -> None:
+    """``up``/``down`` of a rollout without --auto-approve: refused before anything is planned (exit 2)."""
+    from ..errors import ConfirmationRequired
+
+    n = len(rollout.environments)
+    what = "destroy" if command == "down" else "apply"
+    raise ConfirmationRequired(
+        f"refusing to {what} rollout {rollout.name} ({n} environment{'s' if n != 1 else ''}) without "
+        "--auto-approve: its environments run in parallel and are not asked one by one; nothing was planned",
+        hint=f"review `infra plan {' '.join(str(f) for f in files)}` first, then run with --auto-approve"
+             + (" (or apply the reviewed plans: `infra plan ... --out DIR`, `infra up ... --plan DIR "
+                "--auto-approve`)" if command == "up" else ""))
 
 
 def exit_code(results, command: str, interrupted: bool) -> int:

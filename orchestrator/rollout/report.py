@@ -34,7 +34,13 @@ def _counts(r: EnvResult) -> str:
         return "-"
     if not c.get("has_changes"):
         return "no changes"
-    return f"+{c.get('add', 0)} ~{c.get('change', 0)} -{c.get('destroy', 0)}"
+    text = f"+{c.get('add', 0)} ~{c.get('change', 0)} -{c.get('destroy', 0)}"
+    if "applied" not in c:  # a plan, or an apply that finished
+        return text
+    done = c["applied"]
+    if not done:  # failed after planning, before applying
+        return f"{text} planned, not applied"
+    return f"+{done.get('add', 0)} ~{done.get('change', 0)} -{done.get('destroy', 0)} applied of {text} planned"
 
 
 def rows(results: list[EnvResult]) -> list[tuple[str, str, str, str, str]]:

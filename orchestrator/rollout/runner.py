@@ -111,6 +111,8 @@ def env_runner(command: str, *, root: Path, logs: Path, sandbox: bool = False,
                 result.result = "interrupted" if exc.exit_code == 130 else "failed"
                 result.error, result.code = redact(exc.message), exc.exit_code
                 result.record_id = ctx.state.record.id if ctx is not None else None
+                if ctx is not None and ctx.state.record.plan:  # planned, then failed: what was applied
+                    result.changes = failed_changes(ctx, command, exc)
                 tee.write(f"error: {result.error}\n")
                 return result
             rec = ctx.state.record
@@ -126,6 +128,26 @@ def env_runner(command: str, *, root: Path, logs: Path, sandbox: bool = False,
             return result
 
     return run_one
+
+
+def failed_changes(ctx: Any, command: str, exc: Exception) -> dict[str, Any]:
+    """The plan's counts of a run that failed after planning; for ``up``/``down`` with ``applied``:
+    what the failed apply did (counted from the resources Terraform reported complete), or None when
+    nothing was applied (the run failed before its apply); absent when the apply finished."""
+    changes = dict(ctx.state.record.plan)
+    if command not in ("up", "down") or ctx.state.applied:
+        return changes
+    partial = getattr(exc, "result", None)
+    if partial is None:
+        changes["applied"] = None
+        return changes
+    done = {"add": partial.add, "change": partial.change, "destroy": partial.destroy}
+    if not any(done.values()):
+        actions = [action for _, action, _ in partial.completed]
+        done = {"add": actions.count("create"), "change": actions.count("update"),
+                "destroy": actions.count("delete")}
+    changes["applied"] = done
+    return changes
 
 
 def configured_only(provider: str) -> bool:

@@ -4,8 +4,8 @@ provider, real moto). One module-scoped rollout of two small independent environ
 - ``infra up ROLLOUT`` runs both at once (their records overlap in time);
 - ``infra drift`` exits 2 after boto3 changes the VPC's tags behind Terraform's back, 0 after
   ``infra up`` repairs it;
-- ``infra rollback`` restores the earlier node-pool size (checked with boto3), and ``infra history``
-  shows the rollback.
+- ``infra rollback`` restores the earlier node-pool size (checked with boto3) and prints the
+  blueprint change to commit, and ``infra history`` shows the rollback.
 
 Both keep their state in S3 (``state: {backend: s3}``), which in the sandbox is the emulator's
 bucket (made by ``infra state bootstrap --sandbox``): the run records, the chain's head and the
@@ -177,6 +177,9 @@ def test_rollback_from_a_fresh_clone_restores_the_node_pool_size_and_both_clones
     assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
     assert "0 added, 1 changed, 0 destroyed" in back.stdout  # the first clone's state, read from the bucket
     assert sizes() == {"system": (1, 3)}
+    pool = "  - {name: system, instance_type: m6i.large, min: 1, max: %d}\n"
+    assert "--- a/sb-a.yaml\n+++ b/sb-a.yaml\n" in back.stdout  # the blueprint change to commit, in place
+    assert "\n-" + pool % 5 + "+" + pool % 3 in back.stdout
     verified = _infra(clone, env_b, "history", "sb-a.yaml", "--sandbox", "--verify")
     assert verified.returncode == 0, verified.stderr
     assert f"verified: {len(ran) + 1} records, chain intact" in verified.stdout
