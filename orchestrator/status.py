@@ -4,7 +4,8 @@ the local copy of run records kept beside a remote state (``shared_store``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,8 @@ class EnvStatus:
     last_run: dict[str, Any] | None
     #: the emulator's endpoint (``--sandbox``; None when it is not running)
     sandbox_server: str | None = None
+    #: what could not be read (the outputs or records kept beside a remote state), one line each
+    warnings: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -42,14 +45,18 @@ class EnvStatus:
         return data
 
 
-def status(file: Path, sandbox: bool = False, root: Path | None = None) -> EnvStatus:
+def status(file: Path, sandbox: bool = False, root: Path | None = None,
+           warn: Callable[[str], None] | None = None) -> EnvStatus:
+    """``warn``: where warnings go (default: printed to stderr, ``Progress.warn``)."""
     from . import records, shared_store
     from . import sandbox as sandbox_mod
-    from .progress import Progress
     from .stages.commands import open_environment
 
     loaded, provider, ws = open_environment(file, sandbox, root)
-    warn = Progress().warn
+    if warn is None:
+        from .progress import Progress
+
+        warn = Progress().warn
     shared = shared_store.for_reading(loaded.model, sandbox, ws.state_dir, warn)
     if shared is not None and provider.terraform_module is not None:
         shared_store.locked_pull(shared, ws.records_dir, warn)

@@ -15,6 +15,7 @@ import typer
 from ..errors import UsageError
 
 if TYPE_CHECKING:
+    from ..api import RunResult
     from ..stages.context import Context
 
 # No exists=/readable=/dir_okay= here: the loader checks the file (regular, readable, <= 1 MiB,
@@ -145,14 +146,19 @@ def confirmer(auto_approve: bool, action: str):
 
 
 def print_stage_summary(ctx: Context, command: str) -> None:
-    rec = ctx.state.record
+    from ..api import _run_result
+
+    print_run(_run_result(ctx, command), command)
+
+
+def print_run(result: RunResult, command: str) -> None:
+    """A run's summary: outcome, each stage's time and detail, the outputs (``api.RunResult``)."""
     out = console()
-    where = " (sandbox)" if ctx.ws.sandbox else ""
-    total = sum(s["seconds"] for s in rec.stages)
-    out.print(f"\n[bold]infra {command} {ctx.bp.name}{where}: {rec.outcome}[/bold] in {total:.1f}s")
-    for s in rec.stages:
-        out.print(f"  {s['name']:<13} {s['status']:<6} {s['seconds']:>7.1f}s  {s.get('detail', '')}")
-    for label, value in ctx.provider.summarize_outputs(ctx.state.outputs):
+    where = " (sandbox)" if result.sandbox else ""
+    out.print(f"\n[bold]infra {command} {result.env}{where}: {result.outcome}[/bold] in {result.seconds:.1f}s")
+    for s in result.stages:
+        out.print(f"  {s.name:<13} {s.status:<6} {s.seconds:>7.1f}s  {s.detail}")
+    for label, value in result.output_rows:
         out.print(f"  {label:<13} {value}")
-    if ctx.ws.sandbox and command == "up":
+    if result.sandbox and command == "up":
         out.print("  note: the sandbox emulates the AWS API only; EKS reports ACTIVE but runs no nodes")

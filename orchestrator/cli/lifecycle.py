@@ -1,6 +1,6 @@
-"""``infra plan``, ``infra up``, ``infra down``, ``infra status``: parse, call ``stages.commands``
-(or ``status``), print. A rollout file (or, for ``plan``, several files or a folder) goes to
-``rollout_cmd.run_many``."""
+"""``infra plan``, ``infra up``, ``infra down``, ``infra status``: parse, call ``orchestrator.api``
+(``api.plan``, ``up``, ``down``, ``status``: docs/api.md), print. A rollout file (or, for ``plan``,
+several files or a folder) goes to ``rollout_cmd.run_many``."""
 
 from __future__ import annotations
 
@@ -47,21 +47,17 @@ def plan(files: list[Path] = rollout_cmd.FILES_ARG, sandbox: bool = common.SANDB
     `--include`/`--exclude`/`--changed-since` plan only some environments (docs/rollouts.md).
     `--out DIR` saves each plan for `infra up --plan DIR` (docs/gitops.md).
     """
-    from ..cost import estimate
-    from ..stages import commands, saved_plan
+    from .. import api
+    from ..progress import Progress
 
     chosen = rollout_cmd.selection(include, exclude, changed_since)
     if _many(files) or rollout_cmd.check_format(fmt) != "text" or chosen:
         rollout_cmd.run_many(files, "plan", sandbox=sandbox, fmt=fmt, select=chosen, out=out)
-    file = files[0]
-    if out is not None:
-        ctx = saved_plan.plan(file, common.confirmer(False, "apply"), out, sandbox=sandbox)
-    else:
-        ctx = commands.plan(file, common.confirmer(False, "apply"), sandbox=sandbox)
-    if ctx.state.plan is not None:
-        common.print_plan_table(ctx.state.plan)
-    common.print_stage_summary(ctx, "plan")
-    common.print_cost(estimate(ctx.bp))
+    result = api.plan(files[0], sandbox=sandbox, out=out, progress=Progress())
+    if result.plan is not None:
+        common.print_plan_table(result.plan)
+    common.print_run(result, "plan")
+    common.print_cost(result.cost)
 
 
 def up(
@@ -88,19 +84,16 @@ def up(
     `--plan DIR` applies the plans `infra plan --out DIR` saved, or refuses (exit 2) if anything
     they were made from changed since (docs/gitops.md).
     """
-    from ..stages import commands, saved_plan
-    from ..stages.context import KubeTarget
+    from .. import api
+    from ..progress import Progress
 
     chosen = rollout_cmd.selection(include, exclude, changed_since)
     if _many([file]) or chosen:
         rollout_cmd.run_many([file], "up", sandbox=sandbox, auto_approve=auto_approve, select=chosen,
                              plan_dir=plan_dir)
-    kube = KubeTarget(kubeconfig=kubeconfig, context=context)
-    if plan_dir is not None:
-        ctx = saved_plan.up(file, common.confirmer(auto_approve, "apply"), plan_dir, sandbox=sandbox, kube=kube)
-    else:
-        ctx = commands.up(file, common.confirmer(auto_approve, "apply"), sandbox=sandbox, kube=kube)
-    common.print_stage_summary(ctx, "up")
+    result = api.up(file, sandbox=sandbox, confirm=common.confirmer(auto_approve, "apply"), kubeconfig=kubeconfig,
+                    context=context, plan_dir=plan_dir, progress=Progress())
+    common.print_run(result, "up")
 
 
 def down(
@@ -109,12 +102,13 @@ def down(
     auto_approve: bool = common.AUTO_APPROVE_OPT,
 ) -> None:
     """Destroy every resource of the environment (asks first unless --auto-approve)."""
-    from ..stages import commands
+    from .. import api
+    from ..progress import Progress
 
     if _many([file]):
         rollout_cmd.run_many([file], "down", sandbox=sandbox, auto_approve=auto_approve)
-    ctx = commands.down(file, common.confirmer(auto_approve, "destroy"), sandbox=sandbox)
-    common.print_stage_summary(ctx, "down")
+    result = api.down(file, sandbox=sandbox, confirm=common.confirmer(auto_approve, "destroy"), progress=Progress())
+    common.print_run(result, "down")
 
 
 def status(
@@ -123,10 +117,11 @@ def status(
     output: str = common.OUTPUT_OPT,
 ) -> None:
     """Show the environment's Terraform outputs (bare metal: its hosts and their last configure) and last run."""
-    from ..status import status as env_status
+    from .. import api
+    from ..progress import Progress
 
     common.check_output(output)
-    st = env_status(file, sandbox)
+    st = api.status(file, sandbox=sandbox, progress=Progress())
     if output == "json":
         common.print_json(st.as_json())
         return

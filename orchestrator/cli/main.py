@@ -16,7 +16,19 @@ import typer
 
 from .. import __version__
 from ..secrets import redact
-from . import configure_cmd, init_cmd, kube_cmd, lifecycle, records_cmd, render_cmd, rollout_cmd, sandbox_cmd, state_cmd
+from . import (
+    configure_cmd,
+    init_cmd,
+    kube_cmd,
+    lifecycle,
+    lock_cmd,
+    records_cmd,
+    render_cmd,
+    report_cmd,
+    rollout_cmd,
+    sandbox_cmd,
+    state_cmd,
+)
 
 app = typer.Typer(
     name="infra",
@@ -50,10 +62,12 @@ def main(
 render_cmd.register(app)
 lifecycle.register(app)
 records_cmd.register(app)
+lock_cmd.register(app)
 kube_cmd.register(app)
 configure_cmd.register(app)
 rollout_cmd.register(app)
 init_cmd.register(app)
+report_cmd.register(app)
 app.add_typer(sandbox_cmd.app, name="sandbox")
 app.add_typer(state_cmd.app, name="state")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES, require_module
+from tests.unit.test_pulumi_bridge import mocks, run_program  # noqa: F401 - mocks: a fixture
 
 pytestmark = pytest.mark.integration
 INFRA = str(Path(sys.executable).with_name("infra"))
@@ -318,6 +319,21 @@ def test_status_reports_outputs(project, first_up):
     assert data["deployed"] is True
     assert data["outputs"]["cluster_name"] == "demo"
     assert sorted(data["outputs"]["node_pools"]) == ["a100", "l4", "system"]
+
+
+@pytest.mark.usefixtures("mocks")
+def test_the_pulumi_example_reads_the_outputs_of_this_up(project, first_up, monkeypatch):
+    """examples/pulumi under Pulumi's mocks (tests/unit/test_pulumi_bridge.py) on what this real up left:
+    the emulator's cluster endpoint and VPC, the three pools, a kubeconfig that is a secret."""
+    monkeypatch.delenv("INFRA_STATE_DIR", raising=False)
+    ec2, eks = _clients(project)
+    exported = run_program(blueprint=str(project["root"] / "env.yaml"), sandbox="true")
+    assert exported["cluster_endpoint"] == (eks.describe_cluster(name="demo")["cluster"]["endpoint"], False)
+    [vpc] = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["demo"]}])["Vpcs"]
+    assert exported["vpc_id"] == (vpc["VpcId"], False)
+    assert sorted(exported["node_pools"][0]) == ["a100", "l4", "system"]
+    kubeconfig, secret = exported["kubeconfig"]
+    assert secret is True and "eks" in kubeconfig and "--cluster-name" in kubeconfig
 
 
 def test_down_removes_everything(project, first_up):

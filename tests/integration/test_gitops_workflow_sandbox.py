@@ -44,6 +44,7 @@ os.execv({infra!r}, [{infra!r}, *args])
 """
 EXPR = re.compile(r"\$\{\{\s*([A-Za-z0-9_.]+)\s*\}\}")
 INSTALLED = f"infra-orchestrator[aws,kube]=={version('infra-orchestrator')}"  # this infra, its extras
+REPORT = "report page (plan, cost, capacity, placement, last runs)"
 WHEN_FILE = re.compile(r"\$\{\{ !cancelled\(\) && hashFiles\('([^']+)'\) != '' \}\}")
 
 
@@ -137,7 +138,8 @@ def workflow(tmp_path_factory, tf_mirror):
 def test_the_pull_request_job_plans_only_what_changed(workflow) -> None:
     repo = workflow["pr"]
     log = (repo.parent / "plan.log").read_text()
-    assert workflow["ran"]["plan"] == [("validate", 0), ("plan what changed", 0), ("show the plan", 0)], log[-4000:]
+    assert workflow["ran"]["plan"] == [("validate", 0), ("plan what changed", 0), ("show the plan", 0),
+                                       (REPORT, 0)], log[-4000:]
     plan = (repo / "plan.md").read_text()
     assert _environments(plan) == ["prod"], plan
     assert "- `prod`: blueprint blueprints/prod.yaml changed" in plan and "Not selected: `dev`." in plan, plan
@@ -153,7 +155,10 @@ def test_the_main_jobs_save_every_plan_and_the_apply_refuses_a_stale_one(workflo
                                                 f"  set   bucket created in {region}"]
     log = (repo.parent / "plan-main.log").read_text()
     assert workflow["ran"]["plan-main"] == [("plan every environment and save the plans", 0),
-                                            ("show the plan", 0)], log[-4000:]
+                                            ("show the plan", 0), (REPORT, 0)], log[-4000:]
+    page = (repo / "report.html").read_text()  # the infra-report artifact: both environments, their plan runs
+    assert 'href="#env-dev">dev</a>' in page and 'href="#env-prod">prod</a>' in page
+    assert page.count("infra plan</code> (sandbox)") == 2
     plan = (repo / "plan.md").read_text()
     assert _environments(plan) == ["dev", "prod"], plan
     assert (repo.parent / "summary-plan-main.md").read_text() == plan

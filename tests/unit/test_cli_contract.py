@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 INFRA = Path(sys.executable).with_name("infra")
 FAKE_TF = REPO / "tests" / "fixtures" / "tfengine" / "fake_terraform.py"
 GROUPS = ("validate", "render", "plan", "up", "down", "status", "history", "handoff", "configure",
-          "job", "model", "sandbox", "drift", "graph", "init", "rollback", "state")
+          "job", "model", "sandbox", "drift", "graph", "init", "rollback", "state", "lock", "report")
 
 CLOUD = """blueprint: 1
 name: demo

@@ -284,3 +284,20 @@ def test_the_markdown_plan_is_attached_and_commented_and_drift_runs_on_a_schedul
     script = _steps_with({"jobs": {"plan": jobs["plan"]}}, "actions/github-script@")[0]["with"]["script"]
     assert 'readFileSync("plan.md"' in script and "updateComment" in script
     assert flow["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+
+
+def test_the_report_page_is_made_and_attached_to_every_plan(repo: Path, flow: dict) -> None:
+    """docs/report.md: the plan jobs write `infra report` and upload it, even after a failed plan."""
+    for name in ("plan", "plan-main"):
+        steps = flow["jobs"][name]["steps"]
+        made = [i for i, s in enumerate(steps) if s.get("run") == "infra report rollout.yaml --html report.html"]
+        assert len(made) == 1, name
+        assert steps[made[0]]["if"] == "${{ !cancelled() && hashFiles('plan.md') != '' }}"  # the plan ran, even failed
+        plan = next(i for i, s in enumerate(steps) if s.get("run", "").startswith("infra plan "))
+        upload = [s for s in _steps_with({"jobs": {name: flow["jobs"][name]}}, "actions/upload-artifact@")
+                  if s["with"]["path"] == "report.html"]
+        assert plan < made[0] and len(upload) == 1 and upload[0]["with"]["name"] == "infra-report", name
+    # the command the workflow runs works on the repository infra init wrote
+    done = _run(repo, str(INFRA), "report", "rollout.yaml", "--html", "report.html")
+    assert done.returncode == 0, done.stderr
+    assert "infra report: rollout" in (repo / "report.html").read_text()

@@ -142,6 +142,10 @@ def test_records_go_beside_the_state_encrypted_and_a_fresh_clone_lists_verifies_
     assert again.returncode == 0, again.stderr
     assert "verified: 4 records, chain intact" in again.stdout
     assert (a / ".infra" / "records" / "hist" / fourth.name).read_bytes() == fourth.read_bytes()
+    clone(tmp_path / "c", "hist")  # a fresh clone given the name only: the blueprint named so says where
+    by_name = infra(tmp_path / "c", "history", "hist", "-o", "json", **aws)
+    assert by_name.returncode == 0, by_name.stderr
+    assert [r["id"] for r in json.loads(by_name.stdout)["records"]] == [f"rec{i:05d}" for i in range(4)]
 
 
 def test_a_record_tampered_in_the_bucket_is_caught_by_a_fresh_clone_and_by_one_holding_a_copy(
@@ -280,6 +284,83 @@ def test_a_run_in_another_clone_is_refused_by_the_shared_lock_and_not_recorded(t
     assert "infra/busy/run.lock" not in _keys(moto[1], "busy")
 
 
+def test_a_fresh_runner_planning_the_blueprint_a_rollback_went_back_from_is_warned(tmp_path: Path, aws, moto) -> None:
+    """Clone A applies max 2, then max 4, then rolls back to the first (records through the store); a
+    fresh clone B whose blueprint still says 4 plans it: one warning line, read from the bucket's records
+    (orchestrator/rollback_change.py). B's blueprint saying 2 again: no warning."""
+    from orchestrator.stages.render import RenderStage
+    from orchestrator.stages.terraform import PlanStage
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    file = clone(a, "undo")
+    shared = shared_store.for_blueprint(load(file).model)
+    heads = records_heads.heads_for(a, "undo", load(file).model, shared=shared)
+    ids = []
+    for size, back in ((2, None), (4, None), (2, 0)):
+        file.write_text(re.sub(r"max: \d+", f"max: {size}", file.read_text(), count=1))
+        rec = new_record(load(file), "up", False)
+        rec.outcome, rec.rollback_of = "success", ids[back] if back is not None else None
+        records.write(a / ".infra" / "records" / "undo", rec, heads=heads, shared=shared)
+        ids.append(rec.id)
+    clone(b, "undo").write_text(re.sub(r"max: \d+", "max: 4", file.read_text(), count=1))
+    ctx = run(_context(b, FakeTerraform(CHANGES), "plan"), "plan", [RenderStage(), PlanStage(keep=False)])
+    warned = [line for line in ctx.progress.err_stream.getvalue().splitlines() if "rolled back" in line]
+    assert len(warned) == 1 and warned[0].startswith(f"warning: undo was rolled back to run {ids[0]} (run {ids[2]}, ")
+    assert "differs from what that applied (node_pools[0].max)" in warned[0]
+    (b / "env.yaml").write_text(file.read_text())
+    ctx = run(_context(b, FakeTerraform(CHANGES), "plan"), "plan", [RenderStage(), PlanStage(keep=False)])
+    assert "rolled back" not in ctx.progress.err_stream.getvalue()
+
+
+def test_an_environment_held_for_a_pull_request_applies_only_for_its_holder(
+        tmp_path: Path, aws, moto, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``infra lock acquire FILE --holder PR-1`` (orchestrator/pr_lock.py): another holder cannot take
+    or release it (exit 6), ``up`` runs only with ``INFRA_LOCK_HOLDER=PR-1`` (refused: not recorded,
+    Terraform never called), ``plan`` is not held; released, anyone applies."""
+    from orchestrator import pr_lock
+    from orchestrator.stages.render import RenderStage
+    from orchestrator.stages.terraform import ApplyStage, PlanStage
+
+    a = tmp_path / "a"
+    clone(a, "held")
+    taken = infra(a, "lock", "acquire", "env.yaml", "--holder", "PR-1", **aws)
+    assert taken.returncode == 0, taken.stderr
+    assert taken.stdout.startswith("held: held for PR-1 (taken by ") and f"(s3://{BUCKET}/infra/held/hold.json)" \
+        in taken.stdout
+    other = infra(a, "lock", "acquire", "held", "--holder", "PR-2", **aws)  # by name
+    assert other.returncode == 6
+    assert other.stderr.startswith("error: environment 'held' is held for PR-1 (taken by "), other.stderr
+    store = shared_store.for_blueprint(load(a / "env.yaml").model)
+    assert pr_lock.acquire(store, "PR-1")[1] is False  # the same holder again: kept
+    with pytest.raises(LockedError, match=r"PR-2 cannot release it \(--force releases any hold\)"):
+        pr_lock.release(store, "PR-2")
+
+    stages = [RenderStage(), PlanStage(), ApplyStage()]
+    monkeypatch.delenv("INFRA_LOCK_HOLDER", raising=False)
+    refused = FakeTerraform(CHANGES)
+    with pytest.raises(LockedError, match=r"^environment 'held' is held for PR-1 .*runs only for it "
+                                          r"\(no INFRA_LOCK_HOLDER\)"):
+        run(_context(a, refused, "up"), "up", stages)
+    assert refused.calls == [] and not list((a / ".infra" / "records" / "held").glob("*.json"))
+    run(_context(a, FakeTerraform(CHANGES), "plan"), "plan", [RenderStage(), PlanStage(keep=False)])  # not held
+    monkeypatch.setenv("INFRA_LOCK_HOLDER", "PR-1")
+    ctx = run(_context(a, FakeTerraform(CHANGES), "up"), "up", stages)
+    assert ctx.state.record.outcome == "success"
+
+    assert pr_lock.read(store)[0]["holder"] == "PR-1"
+    released = infra(a, "lock", "release", "env.yaml", "--holder", "PR-1", **aws)
+    assert (released.returncode, released.stdout.split(" (")[0]) == (0, "held: released the hold of PR-1"), \
+        released.stderr
+    assert "infra/held/hold.json" not in _keys(moto[1], "held")
+    monkeypatch.setenv("INFRA_LOCK_HOLDER", "PR-2")
+    assert run(_context(a, FakeTerraform(CHANGES), "up"), "up", stages).state.record.outcome == "success"
+    local = clone(tmp_path / "local", "plain")
+    local.write_text(local.read_text().replace(f"state: {{backend: s3, bucket: {BUCKET}}}", ""))
+    refused_local = infra(tmp_path / "local", "lock", "acquire", "env.yaml", "--holder", "PR-1", **aws)
+    assert refused_local.returncode == 2 and "only an environment whose state is in S3 can be held" \
+        in refused_local.stderr
+
+
 # --- outputs ----------------------------------------------------------------------------------------
 
 
@@ -323,6 +404,36 @@ def test_outputs_of_an_up_resolve_output_references_and_status_in_a_fresh_clone(
     assert not gone.ws.outputs_file.exists()
     with pytest.raises(BlueprintError, match="net has no outputs"):
         open_environment(app, root=b)
+
+
+def test_the_pulumi_bridge_reads_the_outputs_beside_the_state_in_a_fresh_clone(
+        tmp_path: Path, aws, moto, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``pulumi_bridge.read_outputs`` (docs/pulumi.md) given the blueprint: the outputs beside the state first,
+    so a clone holding nothing but the blueprint reads what another clone's ``up`` wrote; a bucket it cannot
+    read is one warning, and the copy here is read instead. (The Pulumi side: tests/unit/test_pulumi_bridge.py.)"""
+    from orchestrator import pulumi_bridge
+    from orchestrator.stages.render import RenderStage
+    from orchestrator.stages.terraform import ApplyStage, OutputsStage, PlanStage
+    from orchestrator.state_bootstrap import _s3
+
+    _s3("bridge-state", "us-east-1", moto[0])
+    a, b = tmp_path / "a", tmp_path / "b"
+    clone(a, "bridge", bucket="bridge-state")
+    run(_context(a, FakeTerraform(CHANGES), "up"), "up", [RenderStage(), PlanStage(), ApplyStage(), OutputsStage()])
+
+    found = pulumi_bridge.read_outputs(clone(b, "bridge", bucket="bridge-state"), root=b)
+    assert (dict(found.values), found.sensitive, found.source) == (
+        OUTPUTS, frozenset(), "s3://bridge-state/infra/bridge/outputs.json")
+    assert found.kubeconfig()["clusters"][0]["cluster"]["server"] == OUTPUTS["cluster_endpoint"]
+    assert not (b / ".infra").exists()
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")  # nothing listens there
+    warnings: list[str] = []
+    found = pulumi_bridge.read_outputs(a / "env.yaml", root=a, warn=warnings.append)
+    assert (dict(found.values), found.source) == (OUTPUTS, str(a / ".infra" / "env" / "bridge" / "outputs.json"))
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith("the outputs beside the state were not read "
+                                  "(s3://bridge-state/infra/bridge/outputs.json: cannot be read")
 
 
 # --- the sandbox ------------------------------------------------------------------------------------
