@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from ..blueprint.loader import LoadedBlueprint
     from ..blueprint.models import Blueprint
     from ..engines.tfjson import ApplyResult, PlanResult
@@ -91,6 +93,8 @@ class RunState:
     #: kubeadm's admin kubeconfig, fetched by the configure stage (bare metal)
     kubeconfig: Path | None = None
     terraform: TerraformEngine | None = field(default=None, repr=False)  # made on first use
+    #: ``terraform output`` read while ``up`` plans (stages/terraform.py): used when nothing is applied
+    early_outputs: Future | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -6,16 +6,23 @@ only inside its network) and stops with one line if not. It applies ``build/<nam
 as written (``rendered.read_rendered``), never a second rendering: the vendored installs under
 ``install/`` (Kueue) first, then the rest (``kube.install``, ``kube.apply``). In the sandbox
 there is no Kubernetes API: the stage validates the rendered manifests, and says it did not
-apply them, unless ``--kubeconfig`` names a cluster to apply to.
+apply them, unless ``--kubeconfig`` names a cluster to apply to. A site of inference-only hosts
+has no cluster: the stage is skipped and says so (``NO_CLUSTER_DETAIL``).
 
 The cluster credentials: the stage's own ``kubeconfig``/``context`` (``infra handoff``), else
 the run's ``--kubeconfig``/``--context``, else the admin kubeconfig kubeadm gave the configure
 stage, else one the provider builds from the Terraform outputs (``ops.kubeconfig.resolve``).
+
+Reading and validating the rendered manifests needs nothing from Terraform: ``prepare`` (called
+by the pipeline once the render stage is done) starts it in a thread, so in ``infra up`` it
+runs while Terraform plans and applies instead of after them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..blueprint.models import Blueprint
@@ -31,6 +38,8 @@ from ..workspace import read_json
 from .context import Context
 
 SANDBOX_DETAIL = "rendered and validated {n} manifests; not applied (the sandbox has no Kubernetes API)"
+NO_CLUSTER_DETAIL = ("skipped: no Kubernetes cluster (every host is inference-only: the hosts serve the models "
+                     "themselves, nothing to hand off)")
 
 
 @dataclass
@@ -44,11 +53,32 @@ class HandoffStage:
     wait: bool = True
     timeout: float = 300.0
     name: str = "handoff"
+    _early: Future | None = field(default=None, init=False, repr=False, compare=False)
+
+    def prepare(self, ctx: Context) -> None:
+        """Start reading and validating the rendered manifests in a thread (once)."""
+        if self._early is not None or not ctx.bp.has_kubernetes or not (ctx.ws.build_dir / "kubernetes").is_dir():
+            return
+        future: Future = Future()
+        self._early = future
+
+        def read() -> None:
+            try:
+                future.set_result(_read_valid(ctx, _Notes()))
+            except BaseException as exc:  # raised where the stage runs
+                future.set_exception(exc)
+
+        threading.Thread(target=read, name="handoff-validate", daemon=True).start()
 
     def run(self, ctx: Context) -> str:
-        folder = ctx.ws.build_dir / "kubernetes"
-        objs = require_valid(read_rendered(folder), ctx.bp.kubernetes.minor, ctx.progress)
-        install = read_install(folder)  # vendored and checksummed: not schema-checked (docs/kubernetes.md)
+        if not ctx.bp.has_kubernetes:
+            return NO_CLUSTER_DETAIL
+        if self._early is not None:
+            objs, install, notes = self._early.result()
+            for line in notes.lines:
+                ctx.progress.info(line)
+        else:
+            objs, install, _ = _read_valid(ctx, ctx.progress)
         given = self.kubeconfig or ctx.kube.kubeconfig
         if ctx.ws.sandbox and given is None:
             return SANDBOX_DETAIL.format(n=len(objs))
@@ -64,12 +94,34 @@ class HandoffStage:
         try:
             opts = Options(force=self.force, prune=self.prune, wait=self.wait, timeout=self.timeout)
             result = apply_all(client, objs, ctx.bp.name, opts, ctx.progress, install=install)
+            if ctx.bp.burst_from:  # a MultiKueue worker (docs/hybrid.md): its token to each manager
+                from ..ops.hybrid import hand_tokens
+
+                for line in hand_tokens(ctx, client, reach.server_of(path, context)):
+                    ctx.progress.info(line)
         finally:
             client.close()
         ctx.state.record.versions["kubernetes"] = result.server_version
         for ns in result.stale_namespaces:
             ctx.progress.warn(f"namespace {ns} is no longer in the blueprint and was kept")
         return result.summary()
+
+
+class _Notes:
+    """Collects what validation says while it runs beside Terraform; printed when the stage runs."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, line: str) -> None:
+        self.lines.append(line)
+
+
+def _read_valid(ctx: Context, progress) -> tuple[list, list, object]:
+    folder = ctx.ws.build_dir / "kubernetes"
+    objs = require_valid(read_rendered(folder), ctx.bp.kubernetes.minor, progress)
+    install = read_install(folder)  # vendored and checksummed: not schema-checked (docs/kubernetes.md)
+    return objs, install, progress
 
 
 def way_in(bp: Blueprint) -> str:

@@ -11,12 +11,14 @@ running, holds the environment; exit 6).
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .. import records, records_heads, shared_store
+from .. import pr_lock, records, records_heads, shared_store
 from ..errors import Cancelled, ConfirmationRequired, InfraError, Interrupted, LockedError, UsageError
+from ..rollback_change import warn_if_rolled_back
 from .context import Context, Stage
 
 if TYPE_CHECKING:
@@ -70,6 +72,7 @@ def run(ctx: Context, command: str, stages: Sequence[Stage] | None = None) -> Co
                 if created:
                     ctx.progress.info(created)
                 stack.enter_context(shared.lock(lock.command, ctx.progress.warn))
+                pr_lock.check(shared, command, os.environ.get(pr_lock.HOLDER_ENV))  # held for a pull request
             # a terraform an earlier infra left running (killed, or stopped waiting) holds the state:
             # wait for it to stop, or refuse; then redact the logs it left
             settle_orphans(ctx.ws.log_dir, ctx.progress.warn, lost=lock.lost is not None)
@@ -87,8 +90,10 @@ def run(ctx: Context, command: str, stages: Sequence[Stage] | None = None) -> Co
         warning = ctx.overrides.attach(ctx.ws.env_dir) if ctx.overrides is not None else None
         if warning:
             ctx.progress.warn(warning)
+        warn_if_rolled_back(ctx, command, shared)  # plan/up of a blueprint a rollback went back from
         try:
-            for stage in stages if stages is not None else pipeline(command, ctx.provider):
+            chosen = list(stages if stages is not None else pipeline(command, ctx.provider))
+            for index, stage in enumerate(chosen):
                 ctx.progress.stage(stage.name)
                 started = time.monotonic()
                 try:
@@ -98,6 +103,10 @@ def run(ctx: Context, command: str, stages: Sequence[Stage] | None = None) -> Co
                     raise
                 record.stage(stage.name, "ok", time.monotonic() - started, detail)
                 ctx.progress.info(f"    {detail}")
+                for later in chosen[index + 1:]:  # work a later stage can start now (the handoff's
+                    prepare = getattr(later, "prepare", None)  # validation while Terraform runs)
+                    if prepare is not None:
+                        prepare(ctx)
             plan = ctx.state.plan
             if command == "drift":  # drift found is what the run is about, not a success (exit 2 too)
                 record.outcome = "drift" if plan is not None and plan.has_changes else "no-changes"

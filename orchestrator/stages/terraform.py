@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from ..errors import Cancelled, TerraformError
 from ..workspace import write_private
 from .context import Context, TerraformEngine
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 
 def check_credentials(ctx: Context) -> None:
@@ -66,6 +71,8 @@ class PlanStage:
 
     def run(self, ctx: Context) -> str:
         tf = _init(ctx)
+        if self.keep and not self.destroy and ctx.state.record.command == "up":
+            ctx.state.early_outputs = _read_outputs_meanwhile(tf)
         with provider_hints(ctx):
             plan = tf.plan(ctx.ws.plan_file, destroy=self.destroy)
         ctx.state.plan = plan
@@ -81,6 +88,25 @@ class PlanStage:
         if not plan.has_changes:
             return "no changes"
         return f"{plan.add} to add, {plan.change} to change, {plan.destroy} to destroy"
+
+
+def _read_outputs_meanwhile(tf: TerraformEngine) -> Future:
+    """``terraform output`` in a thread while the plan runs: a plan writes no state, so when it
+    finds nothing to change these are the outputs ``up`` would read after it, one terraform call
+    earlier (issue 24: a no-op ``up`` costs what ``terraform plan`` does). After an apply they are
+    not used. Its own process and temporary files: nothing shared with the plan's."""
+    from concurrent.futures import Future
+
+    future: Future = Future()
+
+    def read() -> None:
+        try:
+            future.set_result(tf.output())
+        except BaseException as exc:  # the outputs stage reads them again, and reports that error
+            future.set_exception(exc)
+
+    threading.Thread(target=read, name="terraform-output", daemon=True).start()
+    return future
 
 
 class ApplyStage:
@@ -137,7 +163,7 @@ class OutputsStage:
     name = "outputs"
 
     def run(self, ctx: Context) -> str:
-        outputs = ctx.terraform().output()
+        outputs = _early_outputs(ctx) or ctx.terraform().output()
         ctx.state.outputs = dict(outputs)
         write_private(ctx.ws.outputs_file, json.dumps(ctx.state.outputs, indent=2, sort_keys=True) + "\n")
         sensitive = sorted(getattr(outputs, "sensitive", ()))
@@ -146,6 +172,17 @@ class OutputsStage:
 
         publish_outputs(ctx, ctx.state.outputs, sensitive)  # the state is in a bucket: beside it too
         return f"{len(outputs)} outputs"
+
+
+def _early_outputs(ctx: Context):
+    """The outputs read while this run planned, when nothing was applied since (else None)."""
+    early, ctx.state.early_outputs = ctx.state.early_outputs, None
+    if early is None or ctx.state.applied or (ctx.state.plan is not None and ctx.state.plan.has_changes):
+        return None
+    try:
+        return early.result(timeout=600)
+    except Exception:  # noqa: BLE001 - read again by the caller, which reports its own error
+        return None
 
 
 def _drifted(address: str, action: str, attributes: list[str] | None) -> str:

@@ -110,3 +110,32 @@ def test_handoff_command_applies_with_a_kubeconfig(tmp_path, monkeypatch, fake, 
     assert result.exit_code == 0, result.output
     assert "handoff" in result.output and "applied" in result.output
     assert fake.get("kueue.x-k8s.io/v1beta2", "LocalQueue", "nlp", "nlp-team") is not None
+
+
+def test_prepared_validation_gives_the_same_result_and_its_failure_surfaces_when_the_stage_runs(tmp_path):
+    """``prepare`` (the pipeline calls it once the render is written) validates in a thread while
+    Terraform runs; ``run`` then uses that result, and a manifest that fails is reported by ``run``."""
+    ctx = ctx_for(tmp_path, sandbox=True)
+    direct = HandoffStage().run(ctx)
+    stage = HandoffStage()
+    stage.prepare(ctx)
+    started = stage._early
+    assert started is not None
+    stage.prepare(ctx)  # once
+    assert stage._early is started
+    assert stage.run(ctx) == direct and started.done()
+
+    folder = ctx.ws.build_dir / "kubernetes"
+    for bad in sorted(p for p in folder.rglob("*.yaml") if "install" not in p.relative_to(folder).parts):
+        docs = [d for d in yaml.safe_load_all(bad.read_text()) if d]
+        quotas = [d for d in docs if d.get("kind") == "ResourceQuota"]
+        if quotas:
+            quotas[0]["spec"]["hard"] = "not a map"  # a schema violation
+            bad.write_text(yaml.safe_dump_all(docs))
+            break
+    else:
+        raise AssertionError("no ResourceQuota rendered for three-teams")
+    failing = HandoffStage()
+    failing.prepare(ctx)  # the thread finds the problem; nothing is raised here
+    with pytest.raises(KubernetesError, match="problems in the rendered manifests"):
+        failing.run(ctx)

@@ -32,6 +32,12 @@ CHANGES = PlanResult(has_changes=True, add=2, by_type={"aws_eks_cluster": {"add"
                      changes=[("aws_vpc.this", "create"), ("aws_eks_cluster.this", "create")])
 NO_CHANGES = PlanResult(has_changes=False)
 OUTPUTS = {"cluster_name": "demo", "cluster_endpoint": "https://demo.example", "cluster_ca": "Y2E="}
+EARLY = "output while planning"
+
+
+def _in_order(calls: list[str]) -> list[str]:
+    """The calls made in the run's own thread, in order (the early output read runs beside the plan)."""
+    return [c for c in calls if c != EARLY]
 
 
 class FakeTerraform:
@@ -76,6 +82,10 @@ class FakeTerraform:
         self.calls.append(" ".join(["refresh", *targets]))
 
     def output(self) -> dict[str, object]:
+        if threading.current_thread() is not threading.main_thread():  # `up` reads them while it plans
+            self.calls.append(EARLY)
+            # with changes, what the apply makes differs from what was there: the early read is stale
+            return {**OUTPUTS, "cluster_endpoint": "https://before.example"} if self.result.has_changes else OUTPUTS
         self.calls.append("output")
         return dict(OUTPUTS)
 
@@ -149,12 +159,27 @@ def test_a_plan_without_changes_is_never_applied(tmp_path: Path) -> None:
     engine = FakeTerraform(NO_CHANGES)
     asked: list[PlanResult] = []
     ctx = run(_context(tmp_path, engine, confirm=lambda plan: asked.append(plan) or True), "up")
-    assert engine.calls == ["init", "plan", "output"]
+    # the outputs were read while it planned; nothing applied, so they are used: no second call
+    assert _in_order(engine.calls) == ["init", "plan"] and engine.calls.count(EARLY) == 1
+    assert ctx.state.outputs == OUTPUTS
     assert asked == [] and ctx.state.applied is False
     [record] = _written(tmp_path)
     assert record["outcome"] == "no-changes"
     assert record["stages"][2]["detail"] == "skipped: the plan has no changes"
     assert record["plan"] == {"has_changes": False, "add": 0, "change": 0, "destroy": 0, "by_type": {}}
+
+
+def test_outputs_that_could_not_be_read_while_planning_are_read_again(tmp_path: Path) -> None:
+    class EarlyReadFails(FakeTerraform):
+        def output(self) -> dict[str, object]:
+            if threading.current_thread() is not threading.main_thread():
+                self.calls.append(EARLY)
+                raise TerraformError("state snapshot was being written")
+            return super().output()
+
+    engine = EarlyReadFails(NO_CHANGES)
+    ctx = run(_context(tmp_path, engine), "up")
+    assert _in_order(engine.calls) == ["init", "plan", "output"] and ctx.state.outputs == OUTPUTS
 
 
 def test_a_destroy_plan_without_changes_is_never_applied(tmp_path: Path) -> None:
@@ -171,8 +196,9 @@ def test_success_is_recorded(tmp_path: Path) -> None:
     engine = FakeTerraform(CHANGES)
     ctx = run(_context(tmp_path, engine), "up")
     # refreshed where other resources change attributes (data/terraform/settling.yaml): `infra drift` starts clean
-    assert engine.calls == ["init", "plan", "apply", "refresh module.cluster.aws_security_group.node", "output"]
-    assert ctx.state.applied is True and ctx.state.outputs == OUTPUTS
+    assert _in_order(engine.calls) == ["init", "plan", "apply", "refresh module.cluster.aws_security_group.node",
+                                       "output"]
+    assert ctx.state.applied is True and ctx.state.outputs == OUTPUTS  # read after the apply, not the early ones
     [record] = _written(tmp_path)
     assert (record["command"], record["outcome"], record["error"]) == ("up", "success", None)
     assert record["versions"]["terraform"] == "1.9.8"
@@ -193,7 +219,7 @@ def test_a_declined_confirmation_is_recorded_as_cancelled(tmp_path: Path) -> Non
     engine = FakeTerraform(CHANGES)
     with pytest.raises(Cancelled):
         run(_context(tmp_path, engine, confirm=lambda plan: False), "up")
-    assert engine.calls == ["init", "plan"]
+    assert _in_order(engine.calls) == ["init", "plan"]
     [record] = _written(tmp_path)
     assert record["outcome"] == "cancelled"
     assert _stages(record) == [("render", "ok"), ("plan", "ok"), ("apply", "failed")]
@@ -206,7 +232,7 @@ def test_a_confirmation_that_cannot_be_asked_is_recorded_as_cancelled(tmp_path: 
     engine = FakeTerraform(CHANGES)
     with pytest.raises(ConfirmationRequired):
         run(_context(tmp_path, engine, confirm=no_terminal), "up")
-    assert engine.calls == ["init", "plan"]
+    assert _in_order(engine.calls) == ["init", "plan"]
     assert [r["outcome"] for r in _written(tmp_path)] == ["cancelled"]
 
 
