@@ -72,6 +72,9 @@ class EnvPage:
     heads_matched: list[str]
     last_plan: dict[str, Any] | None    # the last record with a plan summary
     queues: Queues
+    #: per team: local GPUs and, for a team that bursts (docs/hybrid.md), its burst cap and what each
+    #: worker guarantees it (``blueprint.hybrid.capacity_rows``); empty when no team bursts
+    burst: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def last_run(self) -> dict[str, Any] | None:
@@ -105,7 +108,8 @@ def collect(files: list[Path], *, root: Path, limit: int = 10, kubeconfig: Path 
         from .errors import UsageError
 
         raise UsageError("infra report: --kubeconfig names one cluster: give one environment with it")
-    envs = [_environment(env, root, limit, kubeconfig, context) for env in rollout.environments]
+    models = {env.loaded.model.name: env.loaded.model for env in rollout.environments}
+    envs = [_environment(env, root, limit, kubeconfig, context, models) for env in rollout.environments]
     return Page(title=_title(rollout), rollout=rollout.name, generated_at=time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                            time.gmtime()),
                 waves=waves(rollout), environments=envs, max_parallel=rollout.max_parallel,
@@ -119,7 +123,8 @@ def _title(rollout: Rollout) -> str:
     return ", ".join(names) if len(names) <= 3 else f"{len(names)} environments"
 
 
-def _environment(env: RolloutEnv, root: Path, limit: int, kubeconfig: Path | None, context: str | None) -> EnvPage:
+def _environment(env: RolloutEnv, root: Path, limit: int, kubeconfig: Path | None, context: str | None,
+                 models: dict[str, Any] | None = None) -> EnvPage:
     from . import cost
     from .errors import BlueprintError
 
@@ -139,8 +144,17 @@ def _environment(env: RolloutEnv, root: Path, limit: int, kubeconfig: Path | Non
         after=sorted(env.after), cost=cost.estimate(bp), pools=pools, teams=teams, guarantees=guarantees,
         nodes=nodes, placement=placement, placement_note=placement_note, runs=runs, total_runs=total,
         chain_problems=problems, chain_warnings=warnings, heads_matched=matched, last_plan=last_plan,
-        queues=_queues(loaded, root, kubeconfig, context),
+        queues=_queues(loaded, root, kubeconfig, context), burst=_burst(bp, models or {}),
     )
+
+
+def _burst(bp, models: dict[str, Any]) -> list[dict[str, Any]]:
+    """Local and burst capacity per team, when a team of ``bp`` bursts to environments of this page."""
+    if not any(team.burst is not None for team in bp.teams):
+        return []
+    from .blueprint.hybrid import capacity_rows
+
+    return capacity_rows(bp, models)
 
 
 def _capacity(bp) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, dict[str, int]]]:
@@ -593,6 +607,14 @@ def _capacity_part(env: EnvPage) -> str:
         out.append(_table(f"Guaranteed GPUs per training pool of {env.name}", ["team", *pools], rows,
                           numeric=tuple(range(1, len(pools) + 1)),
                           footer=["pool holds", *(holds.get(p, 0) for p in pools)]))
+    if env.burst:
+        workers = sorted({w for row in env.burst for w in row["workers"]})
+        rows = [[r["team"], r["local_gpus"], r["local_borrowing"], r["burst_gpus"],
+                 *("—" if r["workers"].get(w) is None else r["workers"][w] for w in workers)] for r in env.burst]
+        out.append(_table(f"Local and burst GPUs per team of {env.name} (docs/hybrid.md)",
+                          ["team", "local (Kueue nominal)", "may borrow", "burst cap",
+                           *(f"guaranteed on {w}" for w in workers)], rows,
+                          numeric=tuple(range(1, 4 + len(workers)))))
     return "\n".join(out)
 
 

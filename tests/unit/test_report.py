@@ -278,6 +278,32 @@ def test_a_rollout_page_shows_the_order_and_each_environment(tmp_path: Path) -> 
     assert ["Deployment kueue-system/kueue-controller-manager", "host node-1", "ok"] in where["rows"]
 
 
+def test_a_bursting_team_shows_its_local_and_burst_capacity(tmp_path: Path) -> None:
+    """issue 26: the capacity model shows local and burst capacity per team (docs/hybrid.md)."""
+    from orchestrator.blueprint.capacity import training_quota
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "hybrid"
+    for name in ("onprem.yaml", "aws-burst.yaml", "rollout.yaml"):
+        shutil.copy(fixtures / name, tmp_path / name)
+    result, doc = _report(tmp_path, "rollout.yaml")
+    assert result.returncode == 0, result.stderr
+    assert doc is not None
+    onprem, worker = load(tmp_path / "onprem.yaml").model, load(tmp_path / "aws-burst.yaml").model
+    table = doc.table("Local and burst GPUs per team of onprem (docs/hybrid.md)")
+    assert table["rows"][0] == ["team", "local (Kueue nominal)", "may borrow", "burst cap",
+                                "guaranteed on aws-burst"]
+    rows = {r[0]: r for r in table["rows"][1:]}
+    for team in onprem.teams:
+        there = next((t for t in worker.teams if t.name == team.name), None)
+        expected = [team.name, str(training_quota(onprem, team)), str(team.borrowing_limit or 0),
+                    str(team.burst.max_gpus if team.burst else 0),
+                    str(training_quota(worker, there)) if team.burst and there else "—"]
+        assert rows[team.name] == expected
+    assert any(r[3] != "0" for r in rows.values())  # at least one team bursts in the fixture
+    # the worker's own teams do not burst: no such table for it
+    assert not any(t["caption"].startswith("Local and burst GPUs per team of aws-burst") for t in doc.tables)
+
+
 def test_queues_of_a_reachable_cluster_with_why_pending(tmp_path: Path, fake, kubeconfig) -> None:  # noqa: F811
     for ns in ("vision", "nlp-team", "research"):
         fake.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
