@@ -66,6 +66,15 @@ __all__ = [
     "JobInfo",
     "JobCondition",
     "JobStatus",
+    "DriftResult",
+    "RollbackResult",
+    "ModelDeployment",
+    "ModelInfo",
+    "ModelDeletion",
+    "Report",
+    "StateBootstrap",
+    "SandboxServer",
+    "RolloutGraph",
     # functions
     "load",
     "validate",
@@ -81,6 +90,20 @@ __all__ = [
     "job_status",
     "job_logs",
     "cancel_job",
+    "configure",
+    "handoff",
+    "drift",
+    "rollback",
+    "deploy_models",
+    "list_models",
+    "delete_model",
+    "report",
+    "bootstrap_state",
+    "sandbox_start",
+    "sandbox_stop",
+    "sandbox_status",
+    "init",
+    "graph",
     # errors
     "InfraError",
     "Problem",
@@ -387,6 +410,134 @@ class JobStatus:
     conditions: list[JobCondition]
     #: in words: admitted, or why it is pending (quota, borrowing limit, no queue...)
     explanation: str
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """:func:`drift`: did anything change outside infra since the last apply (``items``: one line per
+    drifted resource, or per host task that would change on bare metal)."""
+
+    run: RunResult
+    drifted: bool
+    items: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """What ``infra drift`` exits with: 0 (no drift) or 2 (drift found)."""
+        return 2 if self.drifted else 0
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    """:func:`rollback`: the new ``up`` run (``run.run_id``, recorded as a rollback) and the run it went back to."""
+
+    run: RunResult
+    rollback_of: str
+    #: the merged blueprint that was re-applied (written under ``.infra/``, mode 0600)
+    blueprint_file: Path
+
+
+@dataclass(frozen=True)
+class ModelDeployment:
+    """:func:`deploy_models`: the objects applied (``Kind/namespace/name``), those created, and how long it waited."""
+
+    applied: list[str]
+    created: list[str]
+    waited_s: float
+    #: objects still not ready when the wait ended (empty without a wait)
+    not_ready: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A deployed model (:func:`list_models`)."""
+
+    name: str
+    namespace: str | None
+    team: str | None
+    #: onnx or seldon
+    runtime: str
+    #: e.g. "2/2 replicas available"
+    status: str
+    uri: str | None
+    #: "ad-hoc", or "blueprint <environment>"
+    source: str
+    endpoint: str
+
+
+@dataclass(frozen=True)
+class ModelDeletion:
+    """:func:`delete_model`: the objects deleted, and a warning when its blueprint will bring it back."""
+
+    deleted: list[str]
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """:func:`report`: the page written to ``path`` (mode 0600) and the environments on it, in order."""
+
+    path: Path
+    title: str
+    environments: list[str]
+    #: the rollout's order: waves of environments that may run together
+    waves: list[list[str]]
+
+
+@dataclass(frozen=True)
+class StateBootstrap:
+    """:func:`bootstrap_state`: what was done to the state backend's storage (``infra state bootstrap``)."""
+
+    #: s3, gcs, azurerm, local, or none (a provider without Terraform state)
+    backend: str
+    #: the bucket or container, in words
+    target: str
+    created: bool = False
+    #: what was changed
+    changed: list[str] = field(default_factory=list)
+    #: what was already right
+    unchanged: list[str] = field(default_factory=list)
+    #: gcs, azurerm: the commands to run by hand
+    commands: list[str] = field(default_factory=list)
+    note: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        """The document ``infra state bootstrap -o json`` prints."""
+        return {"backend": self.backend, "target": self.target, "created": self.created, "changed": self.changed,
+                "unchanged": self.unchanged, "commands": self.commands, "note": self.note}
+
+
+@dataclass(frozen=True)
+class SandboxServer:
+    """The embedded AWS emulator (:func:`sandbox_start`, :func:`sandbox_status`)."""
+
+    pid: int
+    port: int
+    generation: str
+    started_at: str
+    host: str = "127.0.0.1"
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class RolloutGraph:
+    """:func:`graph`: a rollout's order, as waves of environments that may run together."""
+
+    name: str
+    max_parallel: int
+    on_failure: str
+    #: the waves, in order (``reverse``: the order ``down`` uses)
+    waves: list[list[str]]
+    #: environment -> the environments it runs after
+    after: dict[str, list[str]]
+    #: environment -> provider
+    providers: dict[str, str]
+    #: what ``infra graph`` prints (text, and ``--format mermaid``)
+    text: str
+    mermaid: str
 
 
 # --- progress -------------------------------------------------------------------------------------
@@ -840,3 +991,206 @@ def cancel_job(name: str, *, team: str | None = None, namespace: str | None = No
     from .ops import jobs
 
     return jobs.cancel(_target_options(team, namespace, blueprint, kubeconfig, context), name)
+
+
+# --- configure, handoff, drift, rollback ---------------------------------------------------------
+
+
+def configure(file: PathLike, *, limit: str | None = None, check: bool = False,
+              extra_vars: Sequence[PathLike] = (), root: PathLike | None = None,
+              progress: ProgressCallback | Progress | None = None) -> RunResult:
+    """Render, then the Ansible stage alone (Terraform is not run): configure the blueprint's hosts.
+    ``limit``: only these hosts or groups (comma-separated); ``check``: a dry run that changes
+    nothing; ``extra_vars``: YAML files of role variables. A provider without hosts to configure
+    (every pool managed): :class:`UsageError`; a failing host: :class:`AnsibleError` (exit code 4)."""
+    from .stages import commands
+
+    reporter = _reporter(progress)
+    ctx = commands.configure(Path(file), limit=limit, check=check, extra_vars=tuple(Path(f) for f in extra_vars),
+                             root=Path(root) if root is not None else None, progress=reporter)
+    return _run_result(ctx, "configure", reporter)
+
+
+def handoff(file: PathLike, *, sandbox: bool = False, kubeconfig: PathLike | None = None,
+            context: str | None = None, prune: bool = True, force: bool = True, wait: bool = True,
+            timeout: float = 300.0, root: PathLike | None = None,
+            progress: ProgressCallback | Progress | None = None) -> RunResult:
+    """Render the Kubernetes manifests and apply them (teams, quotas, queues, device plugin, models);
+    ``prune``: delete what infra applied before and no longer renders (never a namespace). A failure
+    of the cluster: :class:`KubernetesError` (exit code 5)."""
+    from .stages import commands
+    from .stages.context import KubeTarget
+
+    reporter = _reporter(progress)
+    kube = KubeTarget(kubeconfig=Path(kubeconfig) if kubeconfig is not None else None, context=context)
+    ctx = commands.handoff(Path(file), sandbox=sandbox, kube=kube, force=force, prune=prune, wait=wait,
+                           timeout=timeout, root=Path(root) if root is not None else None, progress=reporter)
+    return _run_result(ctx, "handoff", reporter)
+
+
+def drift(file: PathLike, *, sandbox: bool = False, root: PathLike | None = None,
+          progress: ProgressCallback | Progress | None = None) -> DriftResult:
+    """A refresh-only plan (bare metal: Ansible in check mode): did anything change outside infra
+    since the last apply? Changes nothing; the run is recorded. Drift is not an error: see
+    ``DriftResult.drifted`` (``exit_code`` 2, as ``infra drift``)."""
+    from .stages import commands
+
+    reporter = _reporter(progress)
+    ctx = commands.drift(Path(file), sandbox=sandbox, root=Path(root) if root is not None else None,
+                         progress=reporter)
+    found = ctx.state.record.plan or {}
+    drifted = bool(ctx.state.plan is not None and ctx.state.plan.has_changes)
+    return DriftResult(run=_run_result(ctx, "drift", reporter), drifted=drifted, items=list(found.get("drift") or []))
+
+
+def rollback(target: PathLike, run_id: str, *, sandbox: bool = False, auto_approve: bool = False,
+             confirm: Callable[[PlanSummary], bool] | None = None, root: PathLike | None = None,
+             progress: ProgressCallback | Progress | None = None) -> RollbackResult:
+    """Re-apply the blueprint an earlier successful ``up`` (run ``run_id``) applied: plan, confirm
+    (as for :func:`up`), apply; the new record says it is a rollback of ``run_id``. ``target``: the
+    environment's name, or its blueprint file (which also reads the records kept beside an S3
+    state). A run that is unknown or cannot be rolled back to: :class:`UsageError` (exit code 2)."""
+    from .stages import commands
+
+    name, bp = _env_target(target, "rollback")
+    reporter = _reporter(progress)
+    ctx = commands.rollback(name, run_id, _confirm(auto_approve, confirm, "apply"), sandbox=sandbox,
+                            root=Path(root) if root is not None else None, bp=bp, progress=reporter)
+    return RollbackResult(run=_run_result(ctx, "up", reporter), rollback_of=run_id,
+                          blueprint_file=Path(ctx.loaded.path))
+
+
+# --- models ---------------------------------------------------------------------------------------
+
+
+def deploy_models(names: Sequence[str] = (), *, blueprint: PathLike | None = None, uri: str | None = None,
+                  name: str | None = None, team: str | None = None, gpu: int = 0, replicas: int = 1,
+                  runtime: str | None = None, namespace: str | None = None, kubeconfig: PathLike | None = None,
+                  context: str | None = None, wait: bool = True, timeout: float = 300.0,
+                  progress: ProgressCallback | Progress | None = None) -> ModelDeployment:
+    """Deploy the blueprint's models (``blueprint`` and, optionally, some ``names``), or an ad-hoc
+    one (``uri``, ``name``, ``team``; ``runtime`` onnx or seldon), and wait for them (``wait``)."""
+    from .ops import models
+
+    opts = _target_options(team, namespace, blueprint, kubeconfig, context)
+    adhoc = models.AdhocModel(uri=uri, name=name, gpu=gpu, replicas=replicas, runtime=runtime)
+    result = models.deploy(opts, list(names), adhoc, wait=wait, timeout=timeout, progress=_reporter(progress))
+    return ModelDeployment(applied=list(result.applied), created=list(result.created), waited_s=result.waited_s,
+                           not_ready=list(result.not_ready))
+
+
+def list_models(*, team: str | None = None, namespace: str | None = None, blueprint: PathLike | None = None,
+                kubeconfig: PathLike | None = None, context: str | None = None) -> list[ModelInfo]:
+    """Deployed models of the team or namespace (every namespace's when neither is given), sorted."""
+    from .ops import models
+
+    return [ModelInfo(name=r["name"], namespace=r["namespace"], team=r["team"], runtime=r["runtime"],
+                      status=r["status"], uri=r["uri"], source=r["source"], endpoint=r["endpoint"])
+            for r in models.list_models(_target_options(team, namespace, blueprint, kubeconfig, context))]
+
+
+def delete_model(name: str, *, team: str | None = None, namespace: str | None = None,
+                 blueprint: PathLike | None = None, kubeconfig: PathLike | None = None,
+                 context: str | None = None) -> ModelDeletion:
+    """Delete a model's Deployment and Service (or its Seldon Model). None there: :class:`KubernetesError`."""
+    from .ops import models
+
+    deleted, warning = models.delete(_target_options(team, namespace, blueprint, kubeconfig, context), name)
+    return ModelDeletion(deleted=list(deleted), warning=warning)
+
+
+# --- report, state, sandbox, init, graph ----------------------------------------------------------
+
+
+def report(files: Sequence[PathLike], *, html: PathLike, limit: int = 10, kubeconfig: PathLike | None = None,
+           context: str | None = None, root: PathLike | None = None) -> Report:
+    """Write the static report page (docs/report.md) to ``html``, mode 0600: per environment the
+    last plan, cost per pool, capacity and placement, the last ``limit`` runs and their audit chain,
+    and the cluster's queues when it answers. Reads only. Bad input, or ``html`` a folder or not
+    writable: :class:`UsageError` / :class:`BlueprintError` (exit code 2)."""
+    from .report_page import collect
+    from .report_page import render as render_page
+    from .workspace import write_private
+
+    out = Path(html)
+    if out.is_dir():
+        raise UsageError(f"infra report: --html {out} is a folder; give a file name (e.g. {out / 'report.html'})")
+    page = collect([Path(f) for f in files], root=Path(root) if root is not None else Path.cwd(), limit=limit,
+                   kubeconfig=Path(kubeconfig) if kubeconfig is not None else None, context=context)
+    text = render_page(page)
+    try:
+        write_private(out, text)
+    except OSError as exc:
+        raise UsageError(f"infra report: cannot write {out}: {exc.strerror or exc}") from None
+    return Report(path=out, title=page.title, environments=[e.name for e in page.environments],
+                  waves=[list(w) for w in page.waves])
+
+
+def bootstrap_state(file: PathLike, *, sandbox: bool = False, root: PathLike | None = None) -> StateBootstrap:
+    """Create the state backend's storage before the first ``up``: an S3 bucket (versioning,
+    encryption, public access blocked; idempotent); gcs and azurerm: the commands to run
+    (``commands``); local: nothing to do."""
+    from .state_bootstrap import bootstrap
+
+    b = bootstrap(Path(file), sandbox=sandbox, root=Path(root) if root is not None else None)
+    return StateBootstrap(backend=b.backend, target=b.target, created=b.created, changed=list(b.done),
+                          unchanged=list(b.ok), commands=list(b.commands), note=b.note)
+
+
+def _sandbox_dir(root: PathLike | None) -> Path:
+    from .workspace import Workspace
+
+    return Workspace(root=Path(root) if root is not None else Path.cwd(), name="-").state_dir
+
+
+def _server(info: Any) -> SandboxServer | None:
+    if info is None:
+        return None
+    return SandboxServer(pid=info.pid, port=info.port, generation=info.generation, started_at=info.started_at,
+                         host=info.host)
+
+
+def sandbox_start(*, root: PathLike | None = None) -> SandboxServer:
+    """Start the embedded AWS emulator (if it is not running); where it answers. Fails: :class:`SandboxError`."""
+    from . import sandbox
+
+    server = _server(sandbox.start(_sandbox_dir(root)))
+    assert server is not None
+    return server
+
+
+def sandbox_stop(*, root: PathLike | None = None) -> SandboxServer | None:
+    """Stop the emulator (its resources vanish with it): the server stopped, None if none was running."""
+    from . import sandbox
+
+    return _server(sandbox.stop(_sandbox_dir(root)))
+
+
+def sandbox_status(*, root: PathLike | None = None) -> SandboxServer | None:
+    """The running emulator, or None."""
+    from . import sandbox
+
+    return _server(sandbox.status(_sandbox_dir(root)))
+
+
+def init(target: PathLike, *, state_bucket: str | None = None) -> list[Path]:
+    """Write a GitOps repository to start from into ``target`` (blueprints/, rollout.yaml,
+    .gitignore, CI workflow, README): the files written. Any of them there already:
+    :class:`UsageError`, nothing written. ``state_bucket``: the S3 state buckets' prefix."""
+    from .rollout.scaffold import scaffold
+
+    return list(scaffold(Path(target), state_bucket))
+
+
+def graph(file: PathLike, *, reverse: bool = False) -> RolloutGraph:
+    """A rollout's order (``infra graph``): waves of environments that may run together
+    (``reverse``: the order ``down`` uses), as data and as the text and Mermaid the CLI prints."""
+    from .blueprint.rollout import expand
+    from .rollout import graph as g
+
+    rollout = expand([Path(file)])
+    return RolloutGraph(name=rollout.name, max_parallel=rollout.max_parallel, on_failure=rollout.on_failure,
+                        waves=g.waves(rollout, reverse),
+                        after={e.name: sorted(e.after) for e in rollout.environments},
+                        providers={e.name: e.provider for e in rollout.environments},
+                        text=g.text(rollout, reverse), mermaid=g.mermaid(rollout))

@@ -209,7 +209,7 @@ def stages_for(ctx: Context, command: str) -> list:
 
 
 def rollback(env: str, run_id: str, confirm: Confirm, *, sandbox: bool = False,
-             root: Path | None = None, bp: Blueprint | None = None) -> Context:
+             root: Path | None = None, bp: Blueprint | None = None, progress: Progress | None = None) -> Context:
     """Re-apply the merged blueprint that run ``run_id`` of ``env`` applied, through the normal
     plan / confirm / apply path; the new record says it is a rollback of ``run_id``. Given ``env``'s
     blueprint ``bp`` whose state is in a bucket, the records there are read first (a fresh clone)."""
@@ -221,7 +221,7 @@ def rollback(env: str, run_id: str, confirm: Confirm, *, sandbox: bool = False,
     from ..workspace import Workspace, write_private
 
     ws = Workspace(root=root if root is not None else Path.cwd(), name=env, sandbox=sandbox)
-    progress = Progress()
+    progress = progress if progress is not None else Progress()
     shared = shared_store.for_reading(bp, sandbox, ws.state_dir, progress.warn)
     if shared is not None:
         shared_store.locked_pull(shared, ws.records_dir, progress.warn)
@@ -254,21 +254,23 @@ def restorable(record: dict) -> dict | None:
 
 
 def configure(file: Path, *, limit: str | None = None, check: bool = False,
-              extra_vars: tuple[Path, ...] = ()) -> Context:
+              extra_vars: tuple[Path, ...] = (), root: Path | None = None, progress: Progress | None = None) -> Context:
     """Render, then the Ansible stage alone (with the Terraform outputs the last ``up`` saved)."""
     from .configure import ConfigureStage
     from .render import RenderStage
 
-    ctx = build_context(file, "configure", _approved, start_sandbox=False)
+    ctx = build_context(file, "configure", _approved, start_sandbox=False, root=root, progress=progress)
     return run(ctx, "configure", [RenderStage(), ConfigureStage(limit=limit, check=check, extra_vars=extra_vars)])
 
 
 def handoff(file: Path, *, sandbox: bool = False, kube: KubeTarget | None = None, force: bool = True,
-            prune: bool = True, wait: bool = True, timeout: float = 300.0) -> Context:
+            prune: bool = True, wait: bool = True, timeout: float = 300.0, root: Path | None = None,
+            progress: Progress | None = None) -> Context:
     """Render, then apply ``build/<name>/kubernetes/`` (sandbox: validate only)."""
     from .handoff import HandoffStage
     from .render import RenderStage
 
-    ctx = build_context(file, "handoff", _approved, sandbox=sandbox, start_sandbox=False, kube=kube)
+    ctx = build_context(file, "handoff", _approved, sandbox=sandbox, start_sandbox=False, kube=kube, root=root,
+                        progress=progress)
     stage = HandoffStage(force=force, prune=prune, wait=wait, timeout=timeout)
     return run(ctx, "handoff", [RenderStage(), stage])

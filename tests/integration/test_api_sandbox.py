@@ -2,7 +2,8 @@
 terraform, real AWS provider, real moto, in this process.
 
 One small environment (one pool) goes through plan (saved) -> up of that plan (with a progress
-callback) -> status -> history -> verify -> down (with a confirm callback), and every answer is
+callback) -> status -> history -> verify -> drift -> rollback to the up -> down (with a confirm
+callback), and every answer is
 a typed result whose values are checked: the plan's counts, each stage, the outcome, the
 outputs, the records, the chain. The CLI does the same work through these functions
 (tests/integration/test_aws_sandbox.py runs it as a subprocess).
@@ -31,7 +32,8 @@ kubernetes: {private_access: {via: inside_network}}
 
 @pytest.fixture(scope="module")
 def life(tmp_path_factory, tf_mirror):
-    """plan(out) -> up(plan_dir) -> status -> history -> verify -> down, once; each result kept."""
+    """plan(out) -> up(plan_dir) -> status -> history -> verify -> drift -> rollback -> down, once; each
+    result kept."""
     require_module("boto3", "boto3 (the sandbox extra: pip install -e '.[sandbox]')")
     from orchestrator import sandbox
 
@@ -49,6 +51,13 @@ def life(tmp_path_factory, tf_mirror):
             found["status"] = api.status(file, sandbox=True, root=root)
             found["history"] = api.history(file, root=root)
             found["verify"] = api.verify(file, root=root)
+            found["drift"] = api.drift(file, sandbox=True, root=root)
+            found["rollback"] = api.rollback(file, found["up"].run_id, sandbox=True, auto_approve=True, root=root)
+            try:
+                api.rollback("apit", "no-such-run", sandbox=True, auto_approve=True, root=root)
+            except api.UsageError as exc:
+                found["refused"] = exc
+            found["rolled"] = api.history("apit", root=root, limit=2)
 
             def confirm(plan: api.PlanSummary) -> bool:
                 found["asked"].append(plan)
@@ -114,5 +123,28 @@ def test_down_asks_with_the_destroy_plan_and_removes_everything(life) -> None:
     assert (down.command, down.outcome, down.applied) == ("down", "success", True)
     assert [s.name for s in down.stages] == ["render", "plan-destroy", "apply"]
     assert down.plan is not None and down.plan.destroy == asked.destroy
-    assert [(e.command, e.outcome) for e in life["after"].entries] == [("up", "success"), ("down", "success")]
-    assert life["after"].count == 3
+    assert [(e.command, e.outcome) for e in life["after"].entries] == [
+        ("up", life["rollback"].run.outcome), ("down", "success")]
+    assert life["after"].count == 5  # plan, up, drift, rollback, down
+
+
+def test_drift_right_after_up_finds_none(life) -> None:
+    drift = life["drift"]
+    assert isinstance(drift, api.DriftResult) and isinstance(drift.run, api.RunResult)
+    assert (drift.drifted, drift.items, drift.exit_code) == (False, [], 0)
+    assert (drift.run.command, drift.run.outcome, drift.run.applied) == ("drift", "no-changes", False)
+    assert [(s.name, s.detail) for s in drift.run.stages][1:] == [("drift", "no drift")]
+
+
+def test_rollback_to_the_first_up_is_a_typed_run_recorded_as_a_rollback(life) -> None:
+    back = life["rollback"]
+    assert isinstance(back, api.RollbackResult) and back.rollback_of == life["up"].run_id
+    assert back.run.run_id not in (life["up"].run_id, life["drift"].run.run_id)
+    assert (back.run.env, back.run.sandbox, back.run.outcome) == ("apit", True, "no-changes")
+    assert back.run.plan is not None and not back.run.plan.has_changes and not back.run.applied
+    assert back.blueprint_file.name == f"rollback-{life['up'].run_id}.yaml"  # under .infra/ (gone with down)
+    assert back.blueprint_file.is_relative_to(life["root"] / ".infra")
+    newest = life["rolled"].entries[-1]
+    assert (newest.id, newest.command, newest.rollback_of) == (back.run.run_id, "up", life["up"].run_id)
+    refused = life["refused"]
+    assert refused.exit_code == 2 and "no run 'no-such-run' recorded for apit" in refused.message

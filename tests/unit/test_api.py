@@ -214,3 +214,166 @@ def test_a_missing_example_is_still_a_typed_error(tmp_path: Path) -> None:
     with pytest.raises(api.UsageError) as info:
         api.load(tmp_path / "nope.yaml")
     assert info.value.exit_code == 2 and info.value.message.startswith("cannot read blueprint")
+
+
+# --- configure, handoff, models, report, state, sandbox, init, graph ------------------------------
+
+LAB = """blueprint: 1
+name: {name}
+provider: baremetal
+hosts:
+  - {{name: node-1, address: 127.0.0.1, port: 1, roles: [control_plane, worker]}}
+"""
+ROLLOUT = """rollout: 1
+name: labs
+environments:
+  - path: lab-a.yaml
+  - path: lab-b.yaml
+    after: [lab-a]
+  - path: lab-c.yaml
+max_parallel: 2
+"""
+
+
+def _labs(tmp_path: Path) -> Path:
+    for name in ("lab-a", "lab-b", "lab-c"):
+        (tmp_path / f"{name}.yaml").write_text(LAB.format(name=name))
+    (tmp_path / "rollout.yaml").write_text(ROLLOUT)
+    return tmp_path / "rollout.yaml"
+
+
+def test_configure_in_check_mode_names_the_unreachable_host_with_exit_4(tmp_path: Path) -> None:
+    (tmp_path / "lab.yaml").write_text(LAB.format(name="lab"))
+    events: list[api.ProgressEvent] = []
+    with pytest.raises(api.AnsibleError) as info:  # real ansible-playbook, check mode, a closed port
+        api.configure(tmp_path / "lab.yaml", check=True, root=tmp_path, progress=events.append)
+    assert info.value.exit_code == 4 and "node-1 unreachable" in info.value.message
+    assert [e.message for e in events if e.kind == "stage"] == ["render", "configure"]
+    [entry] = api.history("lab", root=tmp_path).entries
+    assert (entry.command, entry.outcome) == ("configure", "failed")
+
+
+def test_configure_of_a_cloud_environment_has_no_hosts_to_configure(tmp_path: Path) -> None:
+    result = api.configure(EXAMPLES / "sandbox.yaml", root=tmp_path)
+    assert isinstance(result, api.RunResult)
+    assert (result.command, result.env, result.provider, result.outcome) == ("configure", "demo", "aws", "success")
+    assert [(s.name, s.status) for s in result.stages] == [("render", "ok"), ("configure", "ok")]
+    assert result.stages[1].detail == "skipped: no hosts to configure (managed node groups only)"
+    assert result.plan is None and not result.applied and (tmp_path / "build/demo/terraform/main.tf").is_file()
+
+
+def test_handoff_applies_the_rendered_manifests_to_the_cluster(tmp_path: Path, kubeconfig, fake) -> None:  # noqa: F811
+    result = api.handoff(THREE_TEAMS, kubeconfig=kubeconfig, wait=False, root=tmp_path)
+    assert (result.command, result.env, result.outcome) == ("handoff", "gpu-lab", "success")
+    assert [(s.name, s.status) for s in result.stages] == [("render", "ok"), ("handoff", "ok")]
+    assert fake.get("v1", "Namespace", "nlp-team") is not None
+    assert fake.get("kueue.x-k8s.io/v1beta1", "ClusterQueue", "nlp") is not None
+    assert fake.get("apps/v1", "Deployment", "resnet50", "vision") is not None
+    [entry] = api.history("gpu-lab", root=tmp_path).entries
+    assert (entry.id, entry.command, entry.outcome) == (result.run_id, "handoff", "success")
+
+
+def test_model_deploy_list_delete(cluster, fake) -> None:  # noqa: F811
+    deployed = api.deploy_models(["resnet50"], blueprint=THREE_TEAMS, wait=False, **cluster)
+    assert isinstance(deployed, api.ModelDeployment)
+    assert deployed.created == ["Deployment/vision/resnet50", "Service/vision/resnet50"]
+    assert deployed.applied == deployed.created and deployed.waited_s == 0 and deployed.not_ready == []
+    adhoc = api.deploy_models(uri="https://x.example/m.onnx", name="adhoc", team="t", wait=False, **cluster)
+    assert adhoc.created == ["Deployment/t/adhoc", "Service/t/adhoc"]
+    listed = api.list_models(**cluster)
+    assert all(isinstance(m, api.ModelInfo) for m in listed)
+    assert [(m.name, m.namespace, m.runtime, m.source) for m in listed] == [
+        ("adhoc", "t", "onnx", "ad-hoc"), ("resnet50", "vision", "onnx", "blueprint gpu-lab")]
+    assert listed[1].endpoint == "http://resnet50.vision.svc:8000/v2/models/resnet50/infer"
+    assert listed[1].uri == "s3://models/resnet50.onnx" and listed[1].team == "vision"
+    assert api.delete_model("adhoc", namespace="t", **cluster) == api.ModelDeletion(
+        deleted=["Deployment/t/adhoc", "Service/t/adhoc"], warning=None)
+    gone = api.delete_model("resnet50", team="vision", blueprint=THREE_TEAMS, **cluster)
+    assert gone.deleted[0] == "Deployment/vision/resnet50" and "part of blueprint 'gpu-lab'" in gone.warning
+    assert api.list_models(**cluster) == []
+    with pytest.raises(api.KubernetesError) as info:
+        api.delete_model("resnet50", team="vision", **cluster)
+    assert info.value.exit_code == 5 and "no model resnet50 in namespace vision" in info.value.message
+    with pytest.raises(api.UsageError, match="no model named ghost"):
+        api.deploy_models(["ghost"], blueprint=THREE_TEAMS, wait=False, **cluster)
+
+
+def test_report_writes_the_page_and_names_its_environments(tmp_path: Path) -> None:
+    rollout = _labs(tmp_path)
+    api.plan(tmp_path / "lab-a.yaml", root=tmp_path)
+    page = api.report([rollout], html=tmp_path / "out.html", root=tmp_path)
+    assert isinstance(page, api.Report) and page.path == tmp_path / "out.html"
+    assert page.environments == ["lab-a", "lab-b", "lab-c"] and page.waves == [["lab-a", "lab-c"], ["lab-b"]]
+    text = page.path.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "lab-b" in text and page.title in text
+    assert page.path.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(api.UsageError, match="is a folder") as info:
+        api.report([rollout], html=tmp_path, root=tmp_path)
+    assert info.value.exit_code == 2
+
+
+def test_graph_is_the_rollouts_order(tmp_path: Path) -> None:
+    found = api.graph(_labs(tmp_path))
+    assert isinstance(found, api.RolloutGraph)
+    assert (found.name, found.max_parallel, found.waves) == ("labs", 2, [["lab-a", "lab-c"], ["lab-b"]])
+    assert found.after == {"lab-a": [], "lab-b": ["lab-a"], "lab-c": []}
+    assert set(found.providers.values()) == {"baremetal"}
+    assert found.text.splitlines()[1:] == ["  1. lab-a (baremetal)", "  1. lab-c (baremetal)",
+                                           "  2. lab-b (baremetal)  after lab-a"]
+    assert "  lab_a --> lab_b" in found.mermaid.splitlines()
+    assert api.graph(tmp_path / "rollout.yaml", reverse=True).waves == [["lab-b", "lab-c"], ["lab-a"]]
+
+
+def test_init_writes_the_scaffold_once(tmp_path: Path) -> None:
+    written = api.init(tmp_path / "repo", state_bucket="acme-state")
+    repo = tmp_path / "repo"
+    assert sorted(str(p.relative_to(repo)) for p in written) == [
+        ".github/actionlint.yaml", ".github/workflows/infra.yml", ".gitignore", "README.md", "blueprints/dev.yaml",
+        "blueprints/prod.yaml", "rollout.yaml"]
+    assert all(p.is_file() for p in written) and "acme-state-dev" in (repo / "blueprints/dev.yaml").read_text()
+    assert api.validate([repo / "rollout.yaml"], root=repo).ok
+    with pytest.raises(api.UsageError, match="exists already") as info:
+        api.init(repo)
+    assert info.value.exit_code == 2
+
+
+def test_state_bootstrap_says_what_each_backend_needs(tmp_path: Path) -> None:
+    (tmp_path / "lab.yaml").write_text(LAB.format(name="lab"))
+    none = api.bootstrap_state(tmp_path / "lab.yaml", root=tmp_path)
+    assert isinstance(none, api.StateBootstrap)
+    assert (none.backend, none.target, none.created, none.commands) == ("none", "-", False, [])
+    local = api.bootstrap_state(EXAMPLES / "sandbox.yaml", root=tmp_path)
+    assert (local.backend, local.target) == ("local", str(tmp_path / ".infra/env/demo/terraform.tfstate"))
+    gcs = api.bootstrap_state(EXAMPLES / "gcp-gpu.yaml", root=tmp_path)
+    assert gcs.backend == "gcs" and gcs.commands and any("acme-ml-tf-state" in c for c in gcs.commands)
+    assert gcs.as_json()["commands"] == gcs.commands and not gcs.created
+
+
+def test_sandbox_status_without_an_emulator_is_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator import sandbox
+
+    monkeypatch.delenv(sandbox.ENDPOINT_ENV, raising=False)
+    assert api.sandbox_status(root=tmp_path) is None
+    assert api.sandbox_stop(root=tmp_path) is None
+
+
+def test_rollback_refuses_an_unknown_run_and_one_that_applied_nothing(tmp_path: Path) -> None:
+    file = _onprem(tmp_path)
+    planned = api.plan(file, root=tmp_path)
+    with pytest.raises(api.UsageError, match="no run 'nope' recorded for onprem") as info:
+        api.rollback("onprem", "nope", auto_approve=True, root=tmp_path)
+    assert info.value.exit_code == 2
+    with pytest.raises(api.UsageError, match=f"run {planned.run_id} of onprem cannot be rolled back to"):
+        api.rollback(file, planned.run_id, auto_approve=True, root=tmp_path)
+    with pytest.raises(api.UsageError, match="neither an environment name"):
+        api.rollback("Not/A/Name", planned.run_id, root=tmp_path)
+    assert api.history("onprem", root=tmp_path).count == 1  # nothing recorded by a refusal
+
+
+def test_drift_on_bare_metal_checks_the_hosts_and_fails_typed_when_unreachable(tmp_path: Path) -> None:
+    (tmp_path / "lab.yaml").write_text(LAB.format(name="lab"))
+    with pytest.raises(api.AnsibleError) as info:  # check mode over a host that does not answer
+        api.drift(tmp_path / "lab.yaml", root=tmp_path)
+    assert info.value.exit_code == 4 and "node-1 unreachable" in info.value.message
+    [entry] = api.history("lab", root=tmp_path).entries
+    assert (entry.command, entry.outcome) == ("drift", "failed")
