@@ -75,6 +75,7 @@ __all__ = [
     "StateBootstrap",
     "SandboxServer",
     "RolloutGraph",
+    "Hold",
     # functions
     "load",
     "validate",
@@ -104,6 +105,9 @@ __all__ = [
     "sandbox_status",
     "init",
     "graph",
+    "hold",
+    "release_hold",
+    "show_hold",
     # errors
     "InfraError",
     "Problem",
@@ -520,6 +524,23 @@ class SandboxServer:
     @property
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Hold:
+    """:func:`hold`, :func:`release_hold`, :func:`show_hold`: an environment held for a pull request
+    (``infra lock``, docs/gitops.md)."""
+
+    env: str
+    #: who holds it (e.g. ``PR-123``), None when nobody does
+    holder: str | None
+    #: ``user@host`` that took it, and when (UTC); None when not held
+    taken_by: str | None
+    since: str | None
+    #: the object beside the state that holds it
+    where: str
+    #: hold: taken by this call (False: that holder had it already); release: released by this call
+    changed: bool = False
 
 
 @dataclass(frozen=True)
@@ -1194,3 +1215,75 @@ def graph(file: PathLike, *, reverse: bool = False) -> RolloutGraph:
                         after={e.name: sorted(e.after) for e in rollout.environments},
                         providers={e.name: e.provider for e in rollout.environments},
                         text=g.text(rollout, reverse), mermaid=g.mermaid(rollout))
+
+
+def _hold_store(target: PathLike, sandbox: bool, root: PathLike | None, command: str):
+    """(environment name, the store beside its S3 state); the blueprint file, or the name of the one
+    blueprint under ``root`` with that name."""
+    from . import shared_store
+    from .blueprint import by_name
+    from .workspace import Workspace
+
+    name, bp = _env_target(target, command)
+    base = Path(root) if root is not None else Path.cwd()
+    if bp is None:
+        found = []
+        for path in by_name.candidates(name, base):
+            try:
+                model = _load(base / path).model
+            except InfraError:
+                continue
+            if model.name == name:
+                found.append(model)
+        if len(found) != 1:
+            raise UsageError(f"infra {command}: {len(found) or 'no'} blueprint files of {name} found under {base}: "
+                             "pass the file")
+        bp = found[0]
+    if bp.state.backend != "s3" or not bp.state.bucket:
+        raise UsageError(f"infra {command}: {name}'s state backend is {bp.state.backend}: only an environment whose "
+                         "state is in S3 can be held")
+    shared = shared_store.for_reading(bp, sandbox, Workspace(root=base, name=name, sandbox=sandbox).state_dir,
+                                      lambda message: None)
+    if shared is None:
+        raise UsageError(f"infra {command} --sandbox: the sandbox emulator is not running")
+    return name, shared
+
+
+def _hold(name: str, shared: Any, hold: dict[str, Any] | None, changed: bool) -> Hold:
+    from . import pr_lock
+
+    where = shared.where(pr_lock.KEY)
+    if hold is None:
+        return Hold(env=name, holder=None, taken_by=None, since=None, where=where, changed=changed)
+    return Hold(env=name, holder=hold.get("holder"), taken_by=f"{hold.get('user', '?')}@{hold.get('host', '?')}",
+                since=hold.get("since"), where=where, changed=changed)
+
+
+def hold(target: PathLike, holder: str, *, sandbox: bool = False, root: PathLike | None = None) -> Hold:
+    """Hold the environment (state in S3) for ``holder``: ``up``/``down`` then run only where
+    ``INFRA_LOCK_HOLDER`` names it. Held by another holder: :class:`LockedError` (exit 6)."""
+    from . import pr_lock
+
+    name, shared = _hold_store(target, sandbox, root, "lock acquire")
+    taken, changed = pr_lock.acquire(shared, holder)
+    return _hold(name, shared, taken, changed)
+
+
+def release_hold(target: PathLike, holder: str, *, force: bool = False, sandbox: bool = False,
+                 root: PathLike | None = None) -> Hold:
+    """Release ``holder``'s hold (``force``: whoever holds it); ``changed`` False when none was there.
+    Held by another holder without ``force``: :class:`LockedError` (exit 6)."""
+    from . import pr_lock
+
+    name, shared = _hold_store(target, sandbox, root, "lock release")
+    released = pr_lock.release(shared, holder, force=force)
+    return _hold(name, shared, released, released is not None)
+
+
+def show_hold(target: PathLike, *, sandbox: bool = False, root: PathLike | None = None) -> Hold:
+    """Who holds the environment (``holder`` None: nobody)."""
+    from . import pr_lock
+
+    name, shared = _hold_store(target, sandbox, root, "lock show")
+    current = pr_lock.read(shared)
+    return _hold(name, shared, current[0] if current else None, False)

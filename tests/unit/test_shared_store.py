@@ -476,3 +476,31 @@ def test_infra_sandbox_endpoint_names_a_running_emulator_and_nothing_else(tmp_pa
         with pytest.raises(SandboxError, match=re.escape(message)) as failed:
             sandbox.status(tmp_path / ".infra")
         assert failed.value.exit_code == 7
+
+
+def test_the_api_holds_releases_and_shows_a_hold_beside_the_state(tmp_path: Path, aws, moto) -> None:
+    """``infra lock`` through orchestrator.api: typed results, the same conditional object."""
+    from orchestrator import api
+
+    client = moto[1]
+    file = clone(tmp_path, "heldapi")
+    taken = api.hold(file, "PR-7")
+    assert (taken.env, taken.holder, taken.changed) == ("heldapi", "PR-7", True)
+    assert taken.where == f"s3://{BUCKET}/infra/heldapi/hold.json" and taken.since and "@" in taken.taken_by
+    assert json.loads(client.get_object(Bucket=BUCKET, Key="infra/heldapi/hold.json")["Body"].read())["holder"] == \
+        "PR-7"
+    assert api.hold(file, "PR-7").changed is False  # the same holder again: kept
+    with pytest.raises(LockedError) as other:
+        api.hold(file, "PR-8")
+    assert other.value.exit_code == 6
+    assert api.show_hold("heldapi", root=tmp_path).holder == "PR-7"  # by name: the one blueprint of that name
+    with pytest.raises(LockedError):
+        api.release_hold(file, "PR-8")
+    released = api.release_hold(file, "PR-7")
+    assert (released.holder, released.changed) == ("PR-7", True)
+    assert api.show_hold(file).holder is None and api.release_hold(file, "PR-7").changed is False
+    local = tmp_path / "local" / "env.yaml"
+    local.parent.mkdir()
+    local.write_text((EXAMPLES / "sandbox.yaml").read_text())
+    with pytest.raises(api.UsageError, match="only an environment whose state is in S3 can be held"):
+        api.hold(local, "PR-7")
