@@ -32,6 +32,24 @@ hosts:
 teams:
   - name: vision
 """
+# One host nobody listens on (port 1), for tests of plan/render/report/rollout commands that
+# never reach a host: ``UNREACHABLE_LAB.format(name=...)``; a rollout of three of them, the second
+# after the first (``LABS_ROLLOUT``).
+UNREACHABLE_LAB = """blueprint: 1
+name: {name}
+provider: baremetal
+hosts:
+  - {{name: node-1, address: 127.0.0.1, port: 1, roles: [control_plane, worker]}}
+"""
+LABS_ROLLOUT = """rollout: 1
+name: labs
+environments:
+  - path: lab-a.yaml
+  - path: lab-b.yaml
+    after: [lab-a]
+  - path: lab-c.yaml
+max_parallel: 2
+"""
 _CLOUD = re.compile(r"^provider: *(aws|azure|gcp)\b", re.M)
 _BLOCK = re.compile(r"^kubernetes: *\n((?:[ #].*\n|\n)*)", re.M)
 

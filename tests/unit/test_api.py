@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator import api
+from tests.blueprints import LABS_ROLLOUT, UNREACHABLE_LAB
 from tests.conftest import EXAMPLES
 from tests.unit.kube_fixtures import THREE_TEAMS, fake, kubeconfig, team_namespaces  # noqa: F401
 
@@ -218,21 +219,7 @@ def test_a_missing_example_is_still_a_typed_error(tmp_path: Path) -> None:
 
 # --- configure, handoff, models, report, state, sandbox, init, graph ------------------------------
 
-LAB = """blueprint: 1
-name: {name}
-provider: baremetal
-hosts:
-  - {{name: node-1, address: 127.0.0.1, port: 1, roles: [control_plane, worker]}}
-"""
-ROLLOUT = """rollout: 1
-name: labs
-environments:
-  - path: lab-a.yaml
-  - path: lab-b.yaml
-    after: [lab-a]
-  - path: lab-c.yaml
-max_parallel: 2
-"""
+LAB, ROLLOUT = UNREACHABLE_LAB, LABS_ROLLOUT
 
 
 def _labs(tmp_path: Path) -> Path:

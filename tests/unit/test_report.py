@@ -21,16 +21,12 @@ from pathlib import Path
 from orchestrator import records
 from orchestrator.blueprint.loader import load
 from orchestrator.cost import estimate, money
+from tests.blueprints import UNREACHABLE_LAB
 from tests.conftest import EXAMPLES
 from tests.unit.kube_fixtures import THREE_TEAMS, fake, kubeconfig, team_namespaces  # noqa: F401
 
 INFRA = str(Path(sys.executable).with_name("infra"))
-LAB = """blueprint: 1
-name: {name}
-provider: baremetal
-hosts:
-  - {{name: node-1, address: 127.0.0.1, port: 1, roles: [control_plane, worker]}}
-"""
+LAB = UNREACHABLE_LAB
 ROLLOUT = """rollout: 1
 name: labs
 environments:

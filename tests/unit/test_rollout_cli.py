@@ -11,13 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.blueprints import UNREACHABLE_LAB
+
 INFRA = Path(sys.executable).with_name("infra")
-LAB = """blueprint: 1
-name: {name}
-provider: baremetal
-hosts:
-  - {{name: node-1, address: 127.0.0.1, port: 1, roles: [control_plane, worker]}}
-"""
+LAB = UNREACHABLE_LAB
 ROLLOUT = """rollout: 1
 name: labs
 environments:
