@@ -45,7 +45,11 @@ def _ensure_hosts_supported() -> None:
 def test_hosts(tmp_path_factory) -> TestHosts:
     _ensure_hosts_supported()
     base = tmp_path_factory.mktemp("hosts")
-    hosts = TestHosts.start(HOST_COUNT, base, log=lambda msg: print(msg, file=sys.stderr))
+    # each xdist worker its own addresses: two labs on one machine share its network, and a service
+    # on a host (the model server on node-3's address, port 8000) must not meet the other lab's
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    offset = 20 * int(worker[2:]) if worker[2:].isdigit() else 0
+    hosts = TestHosts.start(HOST_COUNT, base, log=lambda msg: print(msg, file=sys.stderr), offset=offset)
     if hosts.build_seconds:
         print(f"\ntest rootfs built in {hosts.build_seconds:.0f}s (cached for later runs)", file=sys.stderr)
     try:

@@ -98,7 +98,9 @@ class Orphaned:
         assert self.infra.wait(timeout=30) == -signal.SIGKILL
 
     def sigints(self) -> int:
-        return int(self.signals.read_text()) if self.signals.is_file() else 0
+        # read while the fake terraform rewrites it: an empty file is "not yet"
+        text = self.signals.read_text().strip() if self.signals.is_file() else ""
+        return int(text) if text else 0
 
     def release(self) -> None:
         self.release_file.write_text("")
