@@ -768,6 +768,8 @@ def _run_result(ctx: Context, command: str, reporter: Progress | None = None,
 
 
 def _confirm(auto_approve: bool, confirm: Callable[[PlanSummary], bool] | None, action: str):
+    from .stages.context import approves_any
+
     def decide(plan: Any) -> bool:
         if auto_approve:
             return True
@@ -776,6 +778,10 @@ def _confirm(auto_approve: bool, confirm: Callable[[PlanSummary], bool] | None, 
         raise ConfirmationRequired(f"refusing to {action} without confirmation: nothing approved the plan",
                                    hint="pass auto_approve=True, or confirm=a function that is given the plan")
 
+    if auto_approve or (confirm is not None and approves_any(confirm)):
+        from .stages.context import approving_any
+
+        return approving_any(decide)  # plan and apply may be one Terraform call
     return decide
 
 

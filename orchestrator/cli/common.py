@@ -142,6 +142,10 @@ def confirmer(auto_approve: bool, action: str):
             )
         return typer.confirm(f"{action.capitalize()} these changes?", default=False)
 
+    if auto_approve:
+        from ..stages.context import approving_any
+
+        return approving_any(confirm)  # shows the plan, asks nothing: plan and apply may be one call
     return confirm
 
 

@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from orchestrator.engines.tfjson import (
     ApplyResult,
     Diagnostic,
     Outputs,
+    PlanApplyCollector,
     PlanCollector,
     PlanResult,
     drift_attributes,
@@ -46,6 +47,8 @@ CLI_CONFIG_NAME = "infra-cli.tfrc"
 REMEMBERED_MIRROR = "tf-mirror"
 # In the data dir: the hash of init's inputs (init runs again only when it changes).
 INIT_STAMP = "infra-init.sha256"
+# What Terraform warns on every ``-target`` run: expected for the refresh after an apply, not shown.
+TARGET_WARNINGS = ("Resource targeting is in effect", "Applied changes may be incomplete")
 
 
 def find_binary(binary: str | None = None, env: dict[str, str] | None = None) -> str:
@@ -344,6 +347,52 @@ class Terraform(ProcessRunner):
         )
         return result
 
+    def plan_and_apply(self, on_plan: Callable[[PlanResult], None], *, destroy: bool = False,
+                       var_file: Path | None = None) -> tuple[PlanResult, ApplyResult]:
+        """``apply -auto-approve`` (``-destroy``: everything) without a saved plan: Terraform plans and
+        applies in one process, one provider start and one state read fewer than ``plan`` then
+        ``apply PLANFILE`` (issue 24). Only for a caller that approves whatever the plan holds
+        (``--auto-approve``): ``on_plan`` gets the plan as soon as Terraform has made it, to show and
+        record it, while Terraform goes on to apply it. A failure before the plan was made is a
+        ``plan`` failure (and a stale data dir gets one more ``init``, as for ``plan``); after it,
+        an ``apply`` failure carrying what was applied (``err.result``)."""
+        lock_arg = f"-lock-timeout={self.lock_timeout}" if self.lock else "-lock=false"
+        args = ["apply", "-auto-approve", "-input=false", "-json", lock_arg]
+        if destroy:
+            args.append("-destroy")
+        if var_file is not None:
+            args.append(f"-var-file={Path(var_file).resolve()}")
+        collector = PlanApplyCollector(self.progress, on_plan)
+        started = time.monotonic()
+        try:
+            run = self._run(args, log_name="apply", on_message=collector.feed)
+            if run.returncode != 0 and not collector.planned and self._init_args is not None and _needs_init(run):
+                self.init(self._init_args, force=True)  # the init skipped as unchanged was not enough
+                collector = PlanApplyCollector(self.progress, on_plan)
+                run = self._run(args, log_name="apply", on_message=collector.feed)
+            collector.finish()
+        finally:
+            if collector.apply_part is not None:
+                collector.apply_part.result.duration_s = time.monotonic() - started
+                if collector.apply_part.started:
+                    self.progress.close()
+        if collector.plan is None or collector.apply_part is None:
+            self._raise_on_failure(run, "plan")
+            raise TerraformError(f"{self._name} apply said nothing about its plan (exit {run.returncode})")
+        result = collector.apply_part.result
+        result.diagnostics = run.diagnostics
+        if run.returncode != 0:
+            try:
+                self._raise_on_failure(run, "apply")
+            except TerraformError as err:
+                err.result = result  # type: ignore[attr-defined]
+                raise
+        if collector.plan.has_changes:
+            self.progress.done(
+                f"Resources: {result.add} added, {result.change} changed, {result.destroy} destroyed."
+            )
+        return collector.plan, result
+
     def refresh_state(self, targets: Sequence[str] = ()) -> None:
         """``apply -refresh-only -auto-approve``: the state takes what the objects are now, changing
         none of them. Run right after an apply, so that attributes one resource sets on another (a
@@ -353,7 +402,7 @@ class Terraform(ProcessRunner):
         lock_arg = f"-lock-timeout={self.lock_timeout}" if self.lock else "-lock=false"
         run = self._run(["apply", "-refresh-only", "-auto-approve", "-input=false", "-json", lock_arg,
                          *(f"-target={t}" for t in targets)],
-                        log_name="refresh")
+                        log_name="refresh", expected_warnings=TARGET_WARNINGS if targets else ())
         self._raise_on_failure(run, "apply -refresh-only")
 
     def destroy(self, plan_file: Path, var_file: Path | None = None) -> ApplyResult:
@@ -398,15 +447,37 @@ class Terraform(ProcessRunner):
         return [r for r in state.get("resources") or [] if isinstance(r, dict)]
 
     def output(self) -> Outputs:
-        run = self._run(["output", "-json", "-no-color"], log_name=None, json_stream=False)
-        self._raise_on_failure(run, "output")
-        text = "".join(run.lines).strip() or "{}"
-        try:
-            raw = json.loads(text)
-        except ValueError as exc:
-            raise TerraformError(f"{self._name} output -json printed invalid JSON") from exc
+        """The root module's outputs: ``terraform output -json``, or for a local state (the backend
+        config's ``path``) the same entries read from the state file itself (format version 4:
+        ``outputs`` holds ``{name: {value, type, sensitive}}``, what ``output -json`` prints), one
+        file read instead of a process that starts the provider to load its schema (about 1 s).
+        Read under infra's lock, after Terraform has exited or while it only plans."""
+        raw = self._local_state_outputs()
+        if raw is None:
+            run = self._run(["output", "-json", "-no-color"], log_name=None, json_stream=False)
+            self._raise_on_failure(run, "output")
+            text = "".join(run.lines).strip() or "{}"
+            try:
+                raw = json.loads(text)
+            except ValueError as exc:
+                raise TerraformError(f"{self._name} output -json printed invalid JSON") from exc
         values = {name: o.get("value") for name, o in raw.items()}
         return Outputs(values, {name for name, o in raw.items() if o.get("sensitive")})
+
+    def _local_state_outputs(self) -> dict[str, Any] | None:
+        """The outputs of a local state file this can read (None: another backend, no state yet, or a
+        format other than version 4: ``terraform output`` reads those)."""
+        path = (self._init_args or {}).get("path")
+        if not path:
+            return None
+        try:
+            state = json.loads((self.workdir / path).read_text(encoding="utf-8"))  # (an absolute path stays)
+        except (OSError, ValueError):
+            return None
+        outputs = state.get("outputs") if isinstance(state, dict) and state.get("version") == 4 else None
+        if not isinstance(outputs, dict) or not all(isinstance(o, dict) for o in outputs.values()):
+            return None
+        return outputs
 
     def show_plan_json(self, plan_file: Path) -> dict[str, Any]:
         plan_file = Path(plan_file).resolve()

@@ -354,6 +354,55 @@ class ApplyCollector:
         return self._started
 
 
+class PlanApplyCollector:
+    """Feeds on ``apply -auto-approve -json`` without a saved plan, where Terraform plans and then
+    applies in one process: the plan part (up to its ``change_summary`` of operation ``plan``, and
+    the ``outputs`` message that follows it) goes to a PlanCollector; ``on_plan`` then gets the
+    PlanResult, while Terraform goes on applying; the rest goes to an ApplyCollector sized by it."""
+
+    def __init__(self, progress: Any, on_plan: Any) -> None:
+        self.progress = progress
+        self.on_plan = on_plan
+        self.plan_part = PlanCollector()
+        self.apply_part: ApplyCollector | None = None
+        self.plan: PlanResult | None = None
+        self._summary_seen = False
+        self._outputs_change = False
+
+    def feed(self, msg: dict[str, Any]) -> None:
+        if self.apply_part is not None:
+            self.apply_part.feed(msg)
+            return
+        kind = msg.get("type")
+        if not self._summary_seen:
+            self.plan_part.feed(msg)
+            self._summary_seen = kind == "change_summary" and (msg.get("changes") or {}).get("operation") == "plan"
+            return
+        if kind == "outputs":  # the plan's output changes (actions, no values): part of the plan
+            self._outputs_change = any(isinstance(out, dict) and out.get("action") not in (None, "noop")
+                                       for out in (msg.get("outputs") or {}).values())
+            self._planned()
+            return
+        self._planned()
+        self.feed(msg)
+
+    def finish(self) -> None:
+        """At the end of the stream: a plan whose summary was the last thing Terraform said."""
+        if self._summary_seen and self.apply_part is None:
+            self._planned()
+
+    def _planned(self) -> None:
+        s = self.plan_part.summary or {}
+        changes = any(int(s.get(k, 0) or 0) for k in ("add", "change", "remove", "import"))
+        self.plan = self.plan_part.result(changes or self._outputs_change, [])
+        self.apply_part = ApplyCollector(self.progress, self.plan.steps)
+        self.on_plan(self.plan)
+
+    @property
+    def planned(self) -> bool:
+        return self.plan is not None
+
+
 _MAX_DRIFT_PATHS = 12  # per resource; the rest is counted
 
 

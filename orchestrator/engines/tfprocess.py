@@ -23,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -204,6 +204,7 @@ class _Run:
     lines: list[str] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     stderr: str = ""
+    expected: frozenset[str] = frozenset()  # warning summaries the caller asked for: kept, not shown
 
 
 class _SigintState:
@@ -285,10 +286,13 @@ class ProcessRunner:
         log_name: str | None,
         json_stream: bool = True,
         on_message: Callable[[dict[str, Any]], None] | None = None,
+        expected_warnings: Sequence[str] = (),
     ) -> _Run:
         """Runs one command. stdout goes to a file (the JSON log when ``log_dir`` is set) that is
         tailed, not to a pipe: if we stop waiting after Ctrl-C and exit, terraform keeps a
-        writable stdout and is not killed by SIGPIPE half-way through saving state."""
+        writable stdout and is not killed by SIGPIPE half-way through saving state.
+        ``expected_warnings``: summaries of warnings the arguments cause (``-target``'s), kept in
+        the diagnostics but not shown."""
         argv = [os.path.abspath(self.binary), *args]  # the keeper runs it from the working directory
         env = self.child_env()
         if not os.access(argv[0], os.X_OK):
@@ -305,7 +309,7 @@ class ProcessRunner:
         previous = signal.signal(signal.SIGINT, sig.handler) if in_main else None
         proc: subprocess.Popen[bytes] | None = None
         running: Path | None = None
-        result = _Run(returncode=-1)
+        result = _Run(returncode=-1, expected=frozenset(expected_warnings))
         try:
             with _open_private(out_path) as out, open(err_path, "wb") as err:
                 try:
@@ -421,7 +425,7 @@ class ProcessRunner:
         elif kind == "diagnostic":
             diag = Diagnostic.from_message(msg)
             result.diagnostics.append(diag)
-            if diag.severity == "warning":
+            if diag.severity == "warning" and diag.summary not in result.expected:
                 self.progress.warn(diag.with_detail())
         if on_message is not None and bad_ui is None:
             on_message(msg)

@@ -58,6 +58,10 @@ def _confirm(auto_approve: bool, action: str):
             f"refusing to {action} an environment of a rollout without --auto-approve",
             hint="review `infra plan ROLLOUT` first, then run with --auto-approve",
         )
+    if auto_approve:
+        from ..stages.context import approving_any
+
+        return approving_any(confirm)
     return confirm
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from .context import Confirm, Context, KubeTarget, RunState, new_record
+from .context import Confirm, Context, KubeTarget, RunState, approves_any, new_record
 from .pipeline import pipeline, run
 
 if TYPE_CHECKING:
@@ -134,6 +134,7 @@ def build_context(
         ws=ws,
         progress=progress,
         confirm=confirm,
+        approves_any=approves_any(confirm),
         state=RunState(record=new_record(loaded, command, sandbox)),
         overrides=overrides,
         secrets=secrets,

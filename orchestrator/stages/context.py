@@ -49,6 +49,9 @@ class TerraformEngine(Protocol):
 
     def apply(self, plan_file: Path, total: int | None = None) -> ApplyResult: ...
 
+    def plan_and_apply(self, on_plan: Callable[[PlanResult], None], *,
+                       destroy: bool = False) -> tuple[PlanResult, ApplyResult]: ...
+
     def output(self) -> Mapping[str, object]: ...
 
     def state_meta(self) -> tuple[int | None, str | None]: ...  # saved plans only (stages/saved_plan.py)
@@ -58,6 +61,22 @@ class TerraformEngine(Protocol):
 
 Confirm = Callable[["PlanResult"], bool]
 TerraformFactory = Callable[["Context"], TerraformEngine]
+
+
+#: set to True on a Confirm that approves every plan (``--auto-approve``; :func:`approving_any`)
+APPROVES_ANY = "approves_any_plan"
+
+
+def approving_any(confirm: Confirm) -> Confirm:
+    """Marks ``confirm`` as approving every plan it is shown (``--auto-approve``): ``up`` and ``down``
+    may then apply in the same Terraform call that plans (stages/terraform.py), showing the plan
+    while Terraform applies it, since nothing would be asked."""
+    setattr(confirm, APPROVES_ANY, True)
+    return confirm
+
+
+def approves_any(confirm: Confirm) -> bool:
+    return getattr(confirm, APPROVES_ANY, False) is True
 
 
 def real_terraform(ctx: Context) -> TerraformEngine:
@@ -95,6 +114,10 @@ class RunState:
     terraform: TerraformEngine | None = field(default=None, repr=False)  # made on first use
     #: ``terraform output`` read while ``up`` plans (stages/terraform.py): used when nothing is applied
     early_outputs: Future | None = field(default=None, repr=False)
+    #: set by the pipeline while a stage runs: ``handover(detail)`` ends that stage ("ok", ``detail``)
+    #: and starts the next one, whose work the running stage goes on doing (plan and apply in one
+    #: Terraform call); the next stage's own ``run`` is then not called
+    handover: Callable[[str], None] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -110,6 +133,8 @@ class Context:
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     kube: KubeTarget = KubeTarget()
     make_terraform: TerraformFactory = real_terraform
+    #: ``confirm`` approves every plan (``approves_any``): plan and apply may be one Terraform call
+    approves_any: bool = False
 
     @property
     def bp(self) -> Blueprint:

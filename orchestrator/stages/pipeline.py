@@ -51,8 +51,9 @@ def pipeline(command: str, provider: Provider) -> list[Stage]:
     if command == "plan":
         return [RenderStage(), PlanStage(keep=False)]
     if command == "down":
-        return [RenderStage(), PlanStage(destroy=True), ApplyStage()]
-    return [RenderStage(), PlanStage(), ApplyStage(), OutputsStage(), ConfigureStage(), HandoffStage()]
+        return [RenderStage(), PlanStage(destroy=True, then_apply=True), ApplyStage()]
+    return [RenderStage(), PlanStage(then_apply=True), ApplyStage(), OutputsStage(), ConfigureStage(),
+            HandoffStage()]
 
 
 def run(ctx: Context, command: str, stages: Sequence[Stage] | None = None) -> Context:
@@ -92,21 +93,7 @@ def run(ctx: Context, command: str, stages: Sequence[Stage] | None = None) -> Co
             ctx.progress.warn(warning)
         warn_if_rolled_back(ctx, command, shared)  # plan/up of a blueprint a rollback went back from
         try:
-            chosen = list(stages if stages is not None else pipeline(command, ctx.provider))
-            for index, stage in enumerate(chosen):
-                ctx.progress.stage(stage.name)
-                started = time.monotonic()
-                try:
-                    detail = stage.run(ctx)
-                except BaseException as exc:
-                    record.stage(stage.name, "failed", time.monotonic() - started, _one_line(exc, ctx))
-                    raise
-                record.stage(stage.name, "ok", time.monotonic() - started, detail)
-                ctx.progress.info(f"    {detail}")
-                for later in chosen[index + 1:]:  # work a later stage can start now (the handoff's
-                    prepare = getattr(later, "prepare", None)  # validation while Terraform runs)
-                    if prepare is not None:
-                        prepare(ctx)
+            _run_stages(ctx, list(stages if stages is not None else pipeline(command, ctx.provider)))
             plan = ctx.state.plan
             if command == "drift":  # drift found is what the run is about, not a success (exit 2 too)
                 record.outcome = "drift" if plan is not None and plan.has_changes else "no-changes"
@@ -134,6 +121,47 @@ def run(ctx: Context, command: str, stages: Sequence[Stage] | None = None) -> Co
         if command == "down" and ctx.state.applied and ctx.overrides is not None:
             ctx.overrides.forget(ctx.ws.env_dir)
     return ctx
+
+
+def _run_stages(ctx: Context, chosen: list[Stage]) -> None:
+    """Each stage in order, announced, timed and recorded; after each, ``prepare`` of the later ones
+    (work they can start now: the handoff validates its manifests while Terraform runs). A stage
+    may hand over to the next one while it runs (``RunState.handover``: plan and apply in one
+    Terraform call): the next stage is then announced and timed from that moment, its outcome is
+    the running stage's, and its own ``run`` is skipped."""
+    record = ctx.state.record
+    index = 0
+    while index < len(chosen):
+        current = {"index": index, "started": time.monotonic()}
+
+        def done(detail: str, current: dict = current) -> None:
+            record.stage(chosen[current["index"]].name, "ok", time.monotonic() - current["started"], detail)
+            ctx.progress.info(f"    {detail}")
+            for later in chosen[current["index"] + 1:]:
+                prepare = getattr(later, "prepare", None)
+                if prepare is not None:
+                    prepare(ctx)
+
+        def handover(detail: str, current: dict = current) -> None:
+            if current["index"] + 1 >= len(chosen):
+                raise RuntimeError(f"stage {chosen[current['index']].name} handed over, but it is the last")
+            done(detail)
+            current["index"] += 1
+            current["started"] = time.monotonic()
+            ctx.progress.stage(chosen[current["index"]].name)
+
+        ctx.progress.stage(chosen[index].name)
+        ctx.state.handover = handover
+        try:
+            detail = chosen[index].run(ctx)
+        except BaseException as exc:
+            record.stage(chosen[current["index"]].name, "failed", time.monotonic() - current["started"],
+                         _one_line(exc, ctx))
+            raise
+        finally:
+            ctx.state.handover = None
+        done(detail)
+        index = current["index"] + 1
 
 
 def _one_line(exc: BaseException, ctx: Context) -> str:

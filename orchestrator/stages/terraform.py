@@ -18,6 +18,8 @@ from .context import Context, TerraformEngine
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    from ..engines.tfjson import ApplyResult, PlanResult
+
 
 def check_credentials(ctx: Context) -> None:
     """Before ``terraform init``: the provider's credentials are there (not for ``--sandbox``;
@@ -62,32 +64,116 @@ def _init(ctx: Context) -> TerraformEngine:
 
 class PlanStage:
     """init + plan; ``destroy`` plans the removal of everything. ``keep=False`` (``infra plan``)
-    removes the saved plan once it is summarised: ``up`` plans again, so nothing would read it."""
+    removes the saved plan once it is summarised: ``up`` plans again, so nothing would read it.
 
-    def __init__(self, destroy: bool = False, keep: bool = True) -> None:
+    ``then_apply`` (``up``, ``down``: an ApplyStage follows): when the run approves every plan
+    (``--auto-approve``), plan and apply are one ``terraform apply`` call; the plan is recorded and
+    shown as soon as Terraform has made it, and this stage hands over to ``apply`` then."""
+
+    def __init__(self, destroy: bool = False, keep: bool = True, then_apply: bool = False) -> None:
         self.destroy = destroy
         self.keep = keep
+        self.then_apply = then_apply
         self.name = "plan-destroy" if destroy else "plan"
 
     def run(self, ctx: Context) -> str:
         tf = _init(ctx)
         if self.keep and not self.destroy and ctx.state.record.command == "up":
             ctx.state.early_outputs = _read_outputs_meanwhile(tf)
+        if self.then_apply and ctx.approves_any and ctx.state.handover is not None and (
+                self.destroy or not _inputs_applied(ctx)):
+            return self._plan_and_apply(ctx, tf)
         with provider_hints(ctx):
             plan = tf.plan(ctx.ws.plan_file, destroy=self.destroy)
-        ctx.state.plan = plan
-        ctx.state.record.plan = {
-            "has_changes": plan.has_changes,
-            "add": plan.add,
-            "change": plan.change,
-            "destroy": plan.destroy,
-            "by_type": plan.by_type,
-        }
+        _planned(ctx, plan)
+        if self.then_apply and not self.destroy and not plan.has_changes:
+            _remember_inputs(ctx)  # the state matches these inputs
         if not self.keep:
             ctx.ws.plan_file.unlink(missing_ok=True)
+        return _plan_detail(plan)
+
+    def _plan_and_apply(self, ctx: Context, tf: TerraformEngine) -> str:
+        handover = ctx.state.handover
+        assert handover is not None
+
+        def on_plan(plan: PlanResult) -> None:
+            _planned(ctx, plan)
+            ctx.confirm(plan)  # shows the plan; it approves any (Context.approves_any)
+            handover(_plan_detail(plan))
+
+        settled = _forget_inputs(ctx)
+        with provider_hints(ctx):
+            plan, result = tf.plan_and_apply(on_plan, destroy=self.destroy)
         if not plan.has_changes:
-            return "no changes"
-        return f"{plan.add} to add, {plan.change} to change, {plan.destroy} to destroy"
+            if not self.destroy:
+                _remember_inputs(ctx)
+            return _NOTHING_TO_APPLY
+        ctx.state.applied = True
+        return _after_apply(ctx, tf, plan, result, settled)
+
+
+# Beside the state: a digest of the Terraform inputs (the root module Terraform runs, with its lock
+# file and overrides) the last `up` applied, or planned without changes. `up --auto-approve` with
+# other inputs expects changes and plans and applies in one Terraform call; with the same inputs
+# it expects none and plans alone, which costs no apply walk when, as usually then, there is nothing
+# to do (a change found, drift to revert, is applied from the saved plan). Speed only: either way
+# applies the same plan.
+APPLIED_INPUTS = "applied-inputs.sha256"
+
+
+def _inputs_digest(ctx: Context) -> str:
+    import hashlib
+
+    root = ctx.ws.terraform_dir
+    digest = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.is_file() and ".terraform" not in p.relative_to(root).parts
+                   and not p.name.endswith((".tfstate", ".tfstate.backup", ".tfplan")))
+    for path in files:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    digest.update(b"state:" + str(ctx.ws.state_file.is_file()).encode())  # a local state lost: changes
+    return digest.hexdigest()
+
+
+def _inputs_applied(ctx: Context) -> bool:
+    """These inputs are what the last ``up`` left the state matching (APPLIED_INPUTS)."""
+    stamp = ctx.ws.env_dir / APPLIED_INPUTS
+    try:
+        return stamp.read_text().strip() == _inputs_digest(ctx)
+    except OSError:
+        return False
+
+
+def _forget_inputs(ctx: Context) -> bool:
+    """Before an apply: the stamp goes (an apply that stops half-way leaves none); whether there was
+    one, that is whether the state was settled (refreshed after its last apply) before this one."""
+    try:
+        (ctx.ws.env_dir / APPLIED_INPUTS).unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _remember_inputs(ctx: Context) -> None:
+    if ctx.state.record.command == "up":  # (a rollback is an up too)
+        write_private(ctx.ws.env_dir / APPLIED_INPUTS, _inputs_digest(ctx) + "\n")
+
+
+def _planned(ctx: Context, plan: PlanResult) -> None:
+    ctx.state.plan = plan
+    ctx.state.record.plan = {
+        "has_changes": plan.has_changes,
+        "add": plan.add,
+        "change": plan.change,
+        "destroy": plan.destroy,
+        "by_type": plan.by_type,
+    }
+
+
+def _plan_detail(plan: PlanResult) -> str:
+    if not plan.has_changes:
+        return "no changes"
+    return f"{plan.add} to add, {plan.change} to change, {plan.destroy} to destroy"
 
 
 def _read_outputs_meanwhile(tf: TerraformEngine) -> Future:
@@ -109,6 +195,9 @@ def _read_outputs_meanwhile(tf: TerraformEngine) -> Future:
     return future
 
 
+_NOTHING_TO_APPLY = "skipped: the plan has no changes"
+
+
 class ApplyStage:
     """Applies the saved plan after confirmation; nothing at all when the plan is empty. After an
     ``up``, the state is refreshed (changing nothing) so that ``infra drift`` starts clean."""
@@ -118,30 +207,43 @@ class ApplyStage:
     def run(self, ctx: Context) -> str:
         plan = ctx.state.plan
         if plan is None or not plan.has_changes:
-            return "skipped: the plan has no changes"
+            return _NOTHING_TO_APPLY
         if not ctx.confirm(plan):
             raise Cancelled()
         tf = ctx.terraform()
+        settled = _forget_inputs(ctx)
         with provider_hints(ctx):
             result = tf.apply(ctx.ws.plan_file, total=plan.steps)
         ctx.state.applied = True
         ctx.ws.plan_file.unlink(missing_ok=True)
-        if ctx.state.record.command != "down":
-            targets = refresh_targets(tf.state_resources())
-            if targets is None or targets:
-                tf.refresh_state(targets or ())
-        return f"{result.add} added, {result.change} changed, {result.destroy} destroyed"
+        return _after_apply(ctx, tf, plan, result, settled)
 
 
-def refresh_targets(resources: list[dict]) -> list[str] | None:
+def _after_apply(ctx: Context, tf: TerraformEngine, plan: PlanResult, result: ApplyResult, settled: bool) -> str:
+    """After an apply (not ``down``'s): the refresh that keeps ``infra drift`` clean, of the resources
+    whose attributes this apply's changes settle (``refresh_targets``; all of those types when the
+    state was not known settled before it: a first apply, or one after an apply that stopped
+    half-way); the stage's one-line result."""
+    if ctx.state.record.command != "down":
+        targets = refresh_targets(tf.state_resources(), set(plan.by_type) if settled else None)
+        if targets is None or targets:
+            tf.refresh_state(targets or ())
+        _remember_inputs(ctx)
+    return f"{result.add} added, {result.change} changed, {result.destroy} destroyed"
+
+
+def refresh_targets(resources: list[dict], changed: set[str] | None = None) -> list[str] | None:
     """What the refresh after an apply must cover: the addresses of the state's resources whose
     attributes other resources change (``data/terraform/settling.yaml``, with a source for each),
-    ``[]`` when there are none, or ``None`` (refresh everything) when the state holds a managed
-    resource of a provider that table does not cover."""
+    of the types that ``changed`` (the resource types the apply created, updated or deleted; None:
+    any) holds a changer of; ``[]`` when there are none, or ``None`` (refresh everything) when the
+    state holds a managed resource of a provider that table does not cover."""
     from .. import datafiles, paths
 
     table = datafiles.load(paths.package_data() / "terraform" / "settling.yaml")
     covered = tuple(f"{p}_" for p in table["providers"])
+    settled = {rtype for rtype, entry in table["types"].items()
+               if changed is None or changed & set(entry["changed_by"])}
     targets: set[str] = set()
     for r in resources:
         if r.get("mode") != "managed":
@@ -149,7 +251,7 @@ def refresh_targets(resources: list[dict]) -> list[str] | None:
         rtype, name = str(r.get("type", "")), str(r.get("name", ""))
         if not rtype.startswith(covered):
             return None
-        if rtype in table["types"]:
+        if rtype in settled:
             targets.add(".".join(p for p in (r.get("module"), rtype, name) if p))
     return sorted(targets)
 

@@ -28,8 +28,9 @@ from orchestrator.stages.pipeline import pipeline, run
 from orchestrator.workspace import STATE_DIR_ENV, Workspace
 from tests.conftest import EXAMPLES
 
-CHANGES = PlanResult(has_changes=True, add=2, by_type={"aws_eks_cluster": {"add": 1}, "aws_vpc": {"add": 1}},
-                     changes=[("aws_vpc.this", "create"), ("aws_eks_cluster.this", "create")])
+CHANGES = PlanResult(has_changes=True, add=2,
+                     by_type={"aws_eks_cluster": {"add": 1}, "aws_security_group_rule": {"add": 1}},
+                     changes=[("aws_security_group_rule.api", "create"), ("aws_eks_cluster.this", "create")])
 NO_CHANGES = PlanResult(has_changes=False)
 OUTPUTS = {"cluster_name": "demo", "cluster_endpoint": "https://demo.example", "cluster_ca": "Y2E="}
 EARLY = "output while planning"
@@ -50,6 +51,7 @@ class FakeTerraform:
                  in_plan: threading.Event | None = None, release: threading.Event | None = None) -> None:
         self.result = plan
         self.apply_error = apply_error
+        self.plan_error: BaseException | None = None
         self.in_plan = in_plan
         self.release = release
         self.calls: list[str] = []
@@ -72,6 +74,18 @@ class FakeTerraform:
         if self.apply_error is not None:
             raise self.apply_error
         return ApplyResult(add=self.result.add, change=self.result.change, destroy=self.result.destroy)
+
+    def plan_and_apply(self, on_plan, *, destroy: bool = False) -> tuple[PlanResult, ApplyResult]:
+        """One ``terraform apply -auto-approve``: the plan goes to ``on_plan`` while it applies."""
+        self.calls.append("plan+apply -destroy" if destroy else "plan+apply")
+        if self.plan_error is not None:
+            raise self.plan_error
+        on_plan(self.result)
+        if self.apply_error is not None:
+            raise self.apply_error
+        if not self.result.has_changes:
+            return self.result, ApplyResult()
+        return self.result, ApplyResult(add=self.result.add, change=self.result.change, destroy=self.result.destroy)
 
     def state_resources(self) -> list[dict]:
         return [{"mode": "managed", "type": "aws_vpc", "name": "this"},
@@ -97,7 +111,7 @@ def _no_heads(monkeypatch):
 
 
 def _context(tmp_path: Path, engine: FakeTerraform, command: str = "up", confirm=lambda plan: True,
-             example: str = "sandbox.yaml") -> Context:
+             example: str = "sandbox.yaml", approves_any: bool = False) -> Context:
     """``example`` as ``command`` runs it; ``sandbox`` workspace, so the handoff validates only."""
     loaded = load(EXAMPLES / example)
     provider = get(loaded.model.provider)
@@ -106,7 +120,7 @@ def _context(tmp_path: Path, engine: FakeTerraform, command: str = "up", confirm
         loaded=loaded, provider=provider, ws=Workspace(root=tmp_path, name=loaded.model.name, sandbox=sandbox),
         progress=Progress(stream=io.StringIO(), err_stream=io.StringIO(), interactive=False),
         confirm=confirm, state=RunState(record=new_record(loaded, command, sandbox)),
-        make_terraform=lambda ctx: engine,
+        make_terraform=lambda ctx: engine, approves_any=approves_any,
     )
 
 
@@ -288,3 +302,116 @@ def test_bare_metal_plan_runs_no_terraform(tmp_path: Path) -> None:
     assert engine.calls == []
     [record] = _written(tmp_path, load(EXAMPLES / "onprem-gpu.yaml").model.name)
     assert (record["outcome"], _stages(record)) == ("success", [("render", "ok"), ("hosts", "ok")])
+
+
+# --- --auto-approve: plan and apply in one terraform call (issue 24) ----------------------------
+
+
+def test_auto_approved_up_plans_and_applies_in_one_call_recording_both_stages(tmp_path: Path) -> None:
+    shown: list[PlanResult] = []
+    engine = FakeTerraform(CHANGES)
+    ctx = _context(tmp_path, engine, confirm=lambda plan: shown.append(plan) or True, approves_any=True)
+    run(ctx, "up")
+    assert _in_order(engine.calls) == ["init", "plan+apply", "refresh module.cluster.aws_security_group.node",
+                                       "output"]
+    assert shown == [CHANGES]  # the plan is shown (the CLI prints its table) while terraform applies it
+    [record] = _written(tmp_path)
+    assert record["outcome"] == "success"
+    assert _stages(record) == [("render", "ok"), ("plan", "ok"), ("apply", "ok"), ("outputs", "ok"),
+                               ("configure", "ok"), ("handoff", "ok")]
+    assert [s["detail"] for s in record["stages"][1:3]] == ["2 to add, 0 to change, 0 to destroy",
+                                                            "2 added, 0 changed, 0 destroyed"]
+    assert record["plan"]["by_type"] == CHANGES.by_type
+    text = ctx.progress.stream.getvalue()  # the plan's result before the apply's header, each once
+    assert text.index("2 to add") < text.index("==> apply") < text.index("2 added")
+    assert text.count("==> apply") == 1 and text.count("==> plan") == 1
+
+
+def test_auto_approved_down_destroys_in_one_call(tmp_path: Path) -> None:
+    engine = FakeTerraform(PlanResult(has_changes=True, destroy=2, changes=[("aws_vpc.this", "delete")]))
+    ctx = run(_context(tmp_path, engine, "down", approves_any=True), "down")
+    assert engine.calls == ["init", "plan+apply -destroy"] and ctx.state.applied is True
+    [record] = _written(tmp_path)
+    assert _stages(record) == [("render", "ok"), ("plan-destroy", "ok"), ("apply", "ok")]
+
+
+def test_auto_approved_up_with_nothing_to_change_applies_nothing(tmp_path: Path) -> None:
+    engine = FakeTerraform(NO_CHANGES)
+    ctx = run(_context(tmp_path, engine, approves_any=True), "up")
+    assert _in_order(engine.calls) == ["init", "plan+apply"]  # outputs: the ones read while planning
+    assert ctx.state.applied is False and ctx.state.outputs == OUTPUTS
+    [record] = _written(tmp_path)
+    assert record["outcome"] == "no-changes"
+    assert record["stages"][2]["detail"] == "skipped: the plan has no changes"
+
+
+def test_one_call_failing_after_the_plan_is_an_apply_failure(tmp_path: Path) -> None:
+    engine = FakeTerraform(CHANGES, apply_error=TerraformError("aws_eks_cluster.this: creating EKS cluster: denied"))
+    with pytest.raises(TerraformError):
+        run(_context(tmp_path, engine, approves_any=True), "up")
+    [record] = _written(tmp_path)
+    assert record["outcome"] == "failed"
+    assert _stages(record) == [("render", "ok"), ("plan", "ok"), ("apply", "failed")]
+    assert record["plan"]["add"] == 2  # what was planned is recorded though the apply failed
+
+
+@pytest.mark.parametrize("error", [TerraformError("Unsupported argument: main.tf:3"), KeyboardInterrupt()])
+def test_one_call_failing_before_the_plan_is_a_plan_failure(tmp_path: Path, error: BaseException) -> None:
+    engine = FakeTerraform(CHANGES)
+    engine.plan_error = error
+    with pytest.raises(type(error)):
+        run(_context(tmp_path, engine, approves_any=True), "up")
+    [record] = _written(tmp_path)
+    assert _stages(record) == [("render", "ok"), ("plan", "failed")]
+    assert record["outcome"] == ("interrupted" if isinstance(error, KeyboardInterrupt) else "failed")
+
+
+def test_without_auto_approve_the_plan_is_confirmed_before_any_apply(tmp_path: Path) -> None:
+    engine = FakeTerraform(CHANGES)
+    with pytest.raises(Cancelled):
+        run(_context(tmp_path, engine, confirm=lambda plan: False, approves_any=False), "up")
+    assert _in_order(engine.calls) == ["init", "plan"]
+
+
+def test_an_apply_that_changes_no_settling_type_refreshes_nothing(tmp_path: Path) -> None:
+    """Day 2: resizing a pool changes no resource another resource sets attributes on; but after an
+    apply that stopped half-way, whatever it did is settled by the next one."""
+    resize = PlanResult(has_changes=True, change=1, by_type={"aws_eks_node_group": {"change": 1}},
+                        changes=[('aws_eks_node_group.pool["gpu"]', "update")])
+    run(_context(tmp_path, FakeTerraform(CHANGES), approves_any=True), "up")  # settled: refreshed after it
+    engine = FakeTerraform(resize)
+    run(_context(tmp_path, engine, approves_any=True), "up")
+    assert _in_order(engine.calls) == ["init", "plan", "apply", "output"]
+
+    with pytest.raises(Interrupted):
+        run(_context(tmp_path, FakeTerraform(resize, apply_error=Interrupted("interrupted")), approves_any=True),
+            "up")
+    after = FakeTerraform(resize)
+    run(_context(tmp_path, after, approves_any=True), "up")
+    assert _in_order(after.calls) == ["init", "plan+apply", "refresh module.cluster.aws_security_group.node",
+                                      "output"]
+
+
+def test_auto_approved_up_with_the_inputs_it_last_applied_plans_alone(tmp_path: Path) -> None:
+    """The same inputs as the last apply: no change expected, so a plan alone (no apply walk);
+    other inputs: one call. Either way what is applied is the plan."""
+    first = FakeTerraform(CHANGES)
+    ctx = _context(tmp_path, first, approves_any=True)
+    ctx.ws.terraform_dir.mkdir(parents=True)
+    (ctx.ws.terraform_dir / "main.tf").write_text("# one\n")
+    run(ctx, "up")
+    assert _in_order(first.calls)[:2] == ["init", "plan+apply"]
+
+    unchanged = FakeTerraform(NO_CHANGES)
+    run(_context(tmp_path, unchanged, approves_any=True), "up")
+    assert _in_order(unchanged.calls) == ["init", "plan"]
+
+    drifted = FakeTerraform(CHANGES)  # same inputs, yet something to change (drift to revert)
+    run(_context(tmp_path, drifted, approves_any=True), "up")
+    assert _in_order(drifted.calls)[:3] == ["init", "plan", "apply"]
+
+    (ctx.ws.terraform_dir / "main.tf").write_text("# two\n")
+    edited = FakeTerraform(CHANGES)
+    run(_context(tmp_path, edited, approves_any=True), "up")
+    assert _in_order(edited.calls)[:2] == ["init", "plan+apply"]
+    assert [r["outcome"] for r in _written(tmp_path)] == ["success", "no-changes", "success", "success"]

@@ -180,6 +180,7 @@ def test_replace_update_delete_counts_and_destroy(tmp_path: Path) -> None:
     tf.apply(tf.plan(tmp_path / "one.tfplan").plan_file)
 
     varfile = tmp_path / "two.tfvars"
+    varfile = tmp_path / "two.tfvars"
     varfile.write_text('greeting = "hi"\ninstances = 1\ngeneration = "two"\n')
     plan = tf.plan(tmp_path / "two.tfplan", var_file=varfile)
     # a: replaced (triggers_replace), b[0]: updated (input), b[1]: deleted (count 2 -> 1)
@@ -716,3 +717,129 @@ def test_drift_attributes_name_changed_paths_never_values() -> None:
     assert found["aws_x.gone"] == ["(whole object)"]
     assert found["aws_x.many"][-1] == "+8 more" and len(found["aws_x.many"]) == 13
     assert "s2" not in json.dumps(found) and "10.0.0.0" not in json.dumps(found)
+
+
+# --- real terraform: plan and apply in one call (up -y / down -y) -------------------------------
+
+
+@needs_terraform
+def test_plan_and_apply_in_one_call_shows_the_plan_then_applies_it(tmp_path: Path) -> None:
+    workdir = _module(tmp_path, "basic")
+    tf, out, err = _engine(workdir, log_dir=tmp_path / "logs")
+    tf.init()
+    seen: list[tuple[object, str]] = []
+
+    def on_plan(plan) -> None:  # what the stream held when the plan was handed over
+        seen.append((plan, out.getvalue()))
+
+    plan, applied = tf.plan_and_apply(on_plan)
+    [(given, before)] = seen
+    assert given is plan and plan.has_changes is True
+    assert (plan.add, plan.change, plan.destroy, plan.steps) == (3, 0, 0, 3)
+    assert plan.by_type == {"terraform_data": {"add": 3, "change": 0, "destroy": 0}}
+    assert "created" not in before  # handed over before any resource was applied
+    assert (applied.add, applied.change, applied.destroy) == (3, 0, 0)
+    assert sorted(addr for addr, _, _ in applied.completed) == [
+        "terraform_data.a", "terraform_data.b[0]", "terraform_data.b[1]"]
+    assert [ln.split("]")[0] for ln in out.getvalue().splitlines() if ln.startswith("  [")] == [
+        "  [1/3", "  [2/3", "  [3/3"]
+    assert "Resources: 3 added, 0 changed, 0 destroyed." in out.getvalue()
+    assert err.getvalue() == ""
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["apply.jsonl", "init.jsonl"]
+    assert tf.output() == {"greeting": "hello", "secret": "s3cr3t"}
+
+    again, nothing = tf.plan_and_apply(lambda p: None)
+    assert again.has_changes is False and (nothing.add, nothing.change, nothing.destroy) == (0, 0, 0)
+
+    (workdir / "extra.tf").write_text('output "extra" {\n  value = 1\n}\n')
+    outputs_only, _ = tf.plan_and_apply(lambda p: None)
+    # an output-only change is a change, as plan's -detailed-exitcode says
+    assert outputs_only.has_changes is True and (outputs_only.add, outputs_only.change) == (0, 0)
+
+    varfile = tmp_path / "two.tfvars"
+    varfile.write_text('greeting = "hi"\ninstances = 1\ngeneration = "two"\n')
+    changed, result = tf.plan_and_apply(lambda p: None, var_file=varfile)
+    assert sorted(changed.changes) == [("terraform_data.a", "replace"), ("terraform_data.b[0]", "update"),
+                                       ("terraform_data.b[1]", "delete")]
+    assert (result.add, result.change, result.destroy) == (1, 1, 2)
+
+    destroyed_plan, destroyed = tf.plan_and_apply(lambda p: None, destroy=True, var_file=varfile)
+    assert destroyed_plan.destroy == 2 and destroyed.destroy == 2
+    assert json.loads((workdir / "terraform.tfstate").read_text())["resources"] == []
+
+
+@needs_terraform
+def test_one_call_failing_in_its_plan_never_hands_a_plan_over(tmp_path: Path) -> None:
+    workdir = _module(tmp_path, "guarded")
+    tf, _, _ = _engine(workdir)
+    tf.init()
+    handed: list[object] = []
+    with pytest.raises(TerraformError) as info:
+        tf.plan_and_apply(handed.append)
+    assert info.value.message == "Resource precondition failed: terraform_data.guarded (main.tf:11): boom"
+    assert handed == []
+    assert not (workdir / "terraform.tfstate").exists() or \
+        json.loads((workdir / "terraform.tfstate").read_text())["resources"] == []
+
+
+@needs_terraform
+def test_one_call_failing_in_its_apply_carries_what_was_applied(tmp_path: Path) -> None:
+    workdir = _module(tmp_path, "failing_apply")
+    tf, out, _ = _engine(workdir)
+    tf.init()
+    handed: list[object] = []
+    with pytest.raises(TerraformError) as info:
+        tf.plan_and_apply(handed.append)
+    [plan] = handed
+    assert plan.add == 2
+    assert info.value.message == "local-exec provisioner error: terraform_data.fails (main.tf:9)"
+    result = info.value.result
+    assert [addr for addr, _, _ in result.completed] == ["terraform_data.ok"]
+    assert result.failed == ["terraform_data.fails"]
+
+
+@needs_terraform
+def test_targeted_refresh_keeps_its_own_warnings_quiet(tmp_path: Path) -> None:
+    workdir = _module(tmp_path, "basic")
+    tf, _, err = _engine(workdir)
+    tf.init()
+    tf.plan_and_apply(lambda p: None)
+    tf.refresh_state(["terraform_data.a"])  # -target's two warnings: expected here, not shown
+    assert err.getvalue() == ""
+    from orchestrator.engines.tfprocess import _Run  # any other warning of such a run still is shown
+
+    run = _Run(returncode=-1, expected=frozenset({"Resource targeting is in effect"}))
+    for summary in ("Resource targeting is in effect", "Argument is deprecated"):
+        line = json.dumps({"type": "diagnostic", "diagnostic": {"severity": "warning", "summary": summary}})
+        tf._handle_line(line, run, True, None, None)
+    assert err.getvalue() == "warning: Argument is deprecated\n"
+    assert [d.summary for d in run.diagnostics] == ["Resource targeting is in effect", "Argument is deprecated"]
+
+
+@needs_terraform
+def test_outputs_of_a_local_state_are_read_from_it_as_terraform_prints_them(tmp_path: Path, monkeypatch) -> None:
+    workdir = _module(tmp_path, "basic")
+    (workdir / "backend.tf").write_text('terraform {\n  backend "local" {}\n}\n')
+    state = tmp_path / "env" / "terraform.tfstate"
+    state.parent.mkdir()
+    tf, _, _ = _engine(workdir)
+    tf.init(backend_config={"path": str(state)})
+    tf.plan_and_apply(lambda p: None)
+    read = tf.output()
+    calls: list[list[str]] = []
+    real_run = tf._run
+    monkeypatch.setattr(tf, "_run", lambda args, **kw: calls.append(args) or real_run(args, **kw))
+    assert tf.output() == read and calls == []  # from the file: no terraform process
+    monkeypatch.setattr(tf, "_local_state_outputs", lambda: None)
+    printed = tf.output()  # what `terraform output -json` says
+    assert calls == [["output", "-json", "-no-color"]]
+    assert read == printed == {"greeting": "hello", "secret": "s3cr3t"}
+    assert read.sensitive == printed.sensitive == {"secret"}
+
+    monkeypatch.undo()
+    state.write_text(json.dumps({"version": 5, "outputs": {}}))  # a format this does not read: terraform does
+    calls.clear()
+    monkeypatch.setattr(tf, "_run", lambda args, **kw: calls.append(args) or real_run(args, **kw))
+    with pytest.raises(TerraformError):
+        tf.output()
+    assert calls == [["output", "-json", "-no-color"]]
