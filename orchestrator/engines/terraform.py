@@ -12,6 +12,7 @@ than it is needed: removed when it holds no changes and once ``apply`` has used 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -47,6 +48,8 @@ CLI_CONFIG_NAME = "infra-cli.tfrc"
 REMEMBERED_MIRROR = "tf-mirror"
 # In the data dir: the hash of init's inputs (init runs again only when it changes).
 INIT_STAMP = "infra-init.sha256"
+# In the data dir: `version -json`'s answer and what it depends on (Terraform.version).
+VERSION_CACHE = "infra-version.json"
 # What Terraform warns on every ``-target`` run: expected for the refresh after an apply, not shown.
 TARGET_WARNINGS = ("Resource targeting is in effect", "Applied changes may be incomplete")
 
@@ -207,14 +210,44 @@ class Terraform(ProcessRunner):
     # --- commands -------------------------------------------------------------------------------
 
     def version(self) -> dict[str, Any]:
-        """``terraform version -json``: ``terraform_version``, ``provider_selections`` (after init)."""
+        """``terraform version -json``: ``terraform_version``, ``provider_selections`` (after init).
+        Kept in the data dir (VERSION_CACHE) for as long as what it depends on is unchanged: the
+        binary (path, size, modification time), the dependency lock file and init's inputs; one
+        process fewer per run."""
+        key = self._version_key()
+        cache = (self.data_dir or self.workdir / ".terraform") / VERSION_CACHE
+        if key is not None:
+            with contextlib.suppress(OSError, ValueError):
+                cached = json.loads(cache.read_text(encoding="utf-8"))
+                if isinstance(cached, dict) and cached.get("key") == key and isinstance(cached.get("version"), dict):
+                    self._version = cached["version"]
+                    return self._version
         run = self._run(["version", "-json"], log_name=None, json_stream=False)
         self._raise_on_failure(run, "version")
         try:
             self._version = json.loads("".join(run.lines))
         except ValueError as exc:
             raise TerraformError(f"{self.binary} version -json printed no JSON", INSTALL_HINT) from exc
+        if key is not None and isinstance(self._version, dict):
+            with contextlib.suppress(OSError):
+                write_private(cache, json.dumps({"key": key, "version": self._version}) + "\n")
         return self._version
+
+    def _version_key(self) -> str | None:
+        """What ``version -json`` says depends on; None before init (nothing is kept then)."""
+        data_dir = self.data_dir or self.workdir / ".terraform"
+        try:
+            binary = Path(self.binary).resolve()
+            st = binary.stat()
+            stamp = (data_dir / INIT_STAMP).read_bytes()
+        except OSError:
+            return None
+        lock_file = self.workdir / ".terraform.lock.hcl"
+        lock = lock_file.read_bytes() if lock_file.is_file() else b""
+        digest = hashlib.sha256(f"{binary}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        for part in (stamp, lock):
+            digest.update(hashlib.sha256(part).digest())
+        return digest.hexdigest()
 
     def _init_supports_json(self) -> bool:
         if self._name != "terraform":

@@ -32,6 +32,13 @@ def read_install(folder: Path) -> list[dict[str, Any]]:
     return [o for installed, objs in _read_listed(Path(folder)) if installed for o in objs]
 
 
+def read_all(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(read_rendered(folder), read_install(folder))`` from one reading of the folder."""
+    listed = _read_listed(Path(folder))
+    return (sort_for_apply([o for installed, objs in listed if not installed for o in objs]),
+            [o for installed, objs in listed if installed for o in objs])
+
+
 def _read_listed(folder: Path) -> list[tuple[bool, list[dict[str, Any]]]]:
     """``(under install/, objects)`` for every file the kustomization lists, in its order."""
     kustomization = _load(folder / KUSTOMIZATION, folder)

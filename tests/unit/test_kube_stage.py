@@ -139,3 +139,28 @@ def test_prepared_validation_gives_the_same_result_and_its_failure_surfaces_when
     failing.prepare(ctx)  # the thread finds the problem; nothing is raised here
     with pytest.raises(KubernetesError, match="problems in the rendered manifests"):
         failing.run(ctx)
+
+
+def test_manifests_validated_once_are_not_validated_again_until_they_change(tmp_path, monkeypatch):
+    from orchestrator.stages import handoff
+
+    ctx = ctx_for(tmp_path, sandbox=True)
+    HandoffStage().run(ctx)
+    stamp = ctx.ws.env_dir / handoff.VALIDATED
+    assert stat.S_IMODE(stamp.stat().st_mode) == 0o600
+    calls: list[int] = []
+    real = handoff.require_valid
+    monkeypatch.setattr(handoff, "require_valid",
+                        lambda objs, minor, progress: calls.append(len(objs)) or real(objs, minor, progress))
+    HandoffStage().run(ctx)
+    assert calls == []  # the same objects, the same validator: passed before
+
+    team = next((ctx.ws.build_dir / "kubernetes" / "teams").glob("*.yaml"))
+    docs = list(yaml.safe_load_all(team.read_text()))
+    namespace = next(d for d in docs if d and d.get("kind") == "Namespace")
+    namespace["spec"] = {"bogus": 1}  # a field no Namespace has: the strict schema refuses it
+    team.write_text(yaml.safe_dump_all(docs))
+    for attempt in (1, 2):  # a failed validation is never kept as a pass
+        with pytest.raises(KubernetesError, match="bogus"):
+            HandoffStage().run(ctx)
+        assert len(calls) == attempt

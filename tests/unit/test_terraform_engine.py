@@ -843,3 +843,24 @@ def test_outputs_of_a_local_state_are_read_from_it_as_terraform_prints_them(tmp_
     with pytest.raises(TerraformError):
         tf.output()
     assert calls == [["output", "-json", "-no-color"]]
+
+
+@needs_terraform
+def test_version_is_kept_until_the_binary_the_lock_file_or_init_changes(tmp_path: Path, monkeypatch) -> None:
+    workdir = _module(tmp_path, "basic")
+    tf, _, _ = _engine(workdir)
+    before_init = tf.version()
+    tf.init()
+    calls: list[list[str]] = []
+    real_run = tf._run
+    monkeypatch.setattr(tf, "_run", lambda args, **kw: calls.append(args) or real_run(args, **kw))
+    first = tf.version()
+    assert first["terraform_version"] == before_init["terraform_version"] and calls == [["version", "-json"]]
+    assert Terraform(workdir, data_dir=workdir / ".tfdata").version() == first  # another run: from the cache
+    assert calls == [["version", "-json"]]
+    assert (workdir / ".tfdata" / "infra-version.json").stat().st_mode & 0o777 == 0o600
+    (workdir / ".terraform.lock.hcl").write_text("# providers changed\n")
+    assert tf.version() == first and calls == [["version", "-json"]] * 2  # asked again
+    (workdir / ".tfdata" / "infra-init.sha256").write_text("another init\n")
+    tf.version()
+    assert len(calls) == 3
