@@ -64,24 +64,28 @@ class HandoffStage:
 
         def read() -> None:
             try:
-                future.set_result(_read_valid(ctx, _Notes()))
+                future.set_result(_read_valid(ctx, count_only=self._count_only(ctx)))
             except BaseException as exc:  # raised where the stage runs
                 future.set_exception(exc)
 
         threading.Thread(target=read, name="handoff-validate", daemon=True).start()
 
+    def _count_only(self, ctx: Context) -> bool:
+        """The sandbox without a cluster given: the manifests are validated, never applied."""
+        return ctx.ws.sandbox and (self.kubeconfig or ctx.kube.kubeconfig) is None
+
     def run(self, ctx: Context) -> str:
         if not ctx.bp.has_kubernetes:
             return NO_CLUSTER_DETAIL
-        if self._early is not None:
-            objs, install, notes = self._early.result()
-            for line in notes.lines:
-                ctx.progress.info(line)
-        else:
-            objs, install, _ = _read_valid(ctx, ctx.progress)
+        read = self._early.result() if self._early is not None else _read_valid(ctx, count_only=self._count_only(ctx))
+        for line in read.notes:
+            ctx.progress.info(line)
         given = self.kubeconfig or ctx.kube.kubeconfig
         if ctx.ws.sandbox and given is None:
-            return SANDBOX_DETAIL.format(n=len(objs))
+            return SANDBOX_DETAIL.format(n=read.count)
+        objs, install = read.objs, read.install
+        if objs is None or install is None:  # (not read: only where nothing is applied)
+            objs, install = read_all(ctx.ws.build_dir / "kubernetes")
         path, context = kubeconfig.resolve(
             ctx.ws, ctx.bp, ctx.provider, ctx.state.outputs,
             given or ctx.state.kubeconfig, self.context or ctx.kube.context,
@@ -117,57 +121,64 @@ class _Notes:
         self.lines.append(line)
 
 
-# Beside the state: the digest of the manifests the last run validated and what validation said.
-# The same objects checked by the same validator pass again: they are not checked twice (about
-# 0.4 s of CPU that a no-op `up` spends beside Terraform's plan, issue 24).
+# Beside the state: the digest of the rendered manifests the last run validated, what validation
+# said and how many objects there were. The same files checked by the same validator pass again:
+# they are not checked twice, and in the sandbox (which applies nothing) not even read again
+# (about 0.4 s of CPU that a no-op `up` spent beside Terraform's plan, issue 24).
 VALIDATED = "manifests-validated.json"
 
 
-def _read_valid(ctx: Context, progress) -> tuple[list, list, object]:
+@dataclass
+class _Manifests:
+    objs: list | None  # None: not read (the sandbox only counts them, and they passed before)
+    install: list | None
+    count: int
+    notes: list[str]
+
+
+def _read_valid(ctx: Context, *, count_only: bool = False) -> _Manifests:
     import json
 
     from ..workspace import write_private
 
-    objs, install = read_all(ctx.ws.build_dir / "kubernetes")  # install: vendored and checksummed, not
-    key = _validation_key(objs, ctx.bp.kubernetes.minor)  # schema-checked (docs/kubernetes.md)
+    folder = ctx.ws.build_dir / "kubernetes"
+    key = _validation_key(folder, ctx.bp.kubernetes.minor)
     stamp = ctx.ws.env_dir / VALIDATED
     known = read_json(stamp) if stamp.is_file() else None
-    if isinstance(known, dict) and known.get("key") == key and isinstance(known.get("notes"), list):
-        for line in known["notes"]:
-            progress.info(str(line))
-        return objs, install, progress
+    passed = (isinstance(known, dict) and known.get("key") == key and isinstance(known.get("notes"), list)
+              and isinstance(known.get("objects"), int))
+    if passed and count_only:
+        return _Manifests(None, None, known["objects"], [str(n) for n in known["notes"]])
+    objs, install = read_all(folder)  # install: vendored and checksummed, not schema-checked (docs/kubernetes.md)
+    if passed:
+        return _Manifests(objs, install, len(objs), [str(n) for n in known["notes"]])
     notes = _Notes()
     require_valid(objs, ctx.bp.kubernetes.minor, notes)  # raises when a problem is found: nothing kept
-    for line in notes.lines:
-        progress.info(line)
-    write_private(stamp, json.dumps({"key": key, "notes": notes.lines}) + "\n")
-    return objs, install, progress
+    write_private(stamp, json.dumps({"key": key, "notes": notes.lines, "objects": len(objs)}) + "\n")
+    return _Manifests(objs, install, len(objs), notes.lines)
 
 
-def _validation_key(objs: list, minor: str) -> str:
-    """The objects (as JSON), the Kubernetes minor and the validator: its code, its schemas' packages."""
+def _validation_key(folder: Path, minor: str) -> str:
+    """Every rendered file (path and bytes), the Kubernetes minor and the validator: its code, the
+    CRD schemas infra ships and the schema packages' versions."""
     import hashlib
-    import json
     from importlib import metadata
 
+    from .. import __version__, paths
     from ..kube import validate
 
-    digest = hashlib.sha256(json.dumps(objs, sort_keys=True, default=str).encode())
-    code = Path(validate.__file__).read_bytes()
-    packages = []
+    digest = hashlib.sha256(f"{minor}\0{__version__}\0".encode())
     for name in ("kubernetes-validate", "jsonschema"):
         try:
-            packages.append(f"{name}={metadata.version(name)}")
+            digest.update(f"{name}={metadata.version(name)}\0".encode())
         except metadata.PackageNotFoundError:
-            packages.append(f"{name}=none")
-    from .. import __version__
-
-    digest.update(f"\0{minor}\0{__version__}\0{','.join(packages)}\0".encode())
-    digest.update(hashlib.sha256(code).digest())
-    from .. import paths
-
-    for schema in sorted((paths.templates() / "kubernetes" / "schemas").glob("*.json")):  # the CRDs' schemas
+            digest.update(f"{name}=none\0".encode())
+    digest.update(hashlib.sha256(Path(validate.__file__).read_bytes()).digest())
+    for schema in sorted((paths.templates() / "kubernetes" / "schemas").glob("*.json")):
         digest.update(schema.name.encode() + hashlib.sha256(schema.read_bytes()).digest())
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 

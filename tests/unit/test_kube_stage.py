@@ -152,8 +152,17 @@ def test_manifests_validated_once_are_not_validated_again_until_they_change(tmp_
     real = handoff.require_valid
     monkeypatch.setattr(handoff, "require_valid",
                         lambda objs, minor, progress: calls.append(len(objs)) or real(objs, minor, progress))
-    HandoffStage().run(ctx)
-    assert calls == []  # the same objects, the same validator: passed before
+    first = HandoffStage().run(ctx)
+    assert calls == []  # the same files, the same validator: passed before
+
+    def no_reading(folder):
+        raise AssertionError("the sandbox read manifests that passed before")
+
+    monkeypatch.setattr(handoff, "read_all", no_reading)  # the sandbox only counts them: not read again
+    assert HandoffStage().run(ctx) == first
+    monkeypatch.undo()
+    monkeypatch.setattr(handoff, "require_valid",
+                        lambda objs, minor, progress: calls.append(len(objs)) or real(objs, minor, progress))
 
     team = next((ctx.ws.build_dir / "kubernetes" / "teams").glob("*.yaml"))
     docs = list(yaml.safe_load_all(team.read_text()))
