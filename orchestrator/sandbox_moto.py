@@ -1,4 +1,4 @@
-"""The AWS emulator process behind ``--sandbox``: moto's server, plus three small additions.
+"""The AWS emulator process behind ``--sandbox``: moto's server, plus five small additions.
 
 ``sandbox.start`` runs ``python -m orchestrator.sandbox_moto -H 127.0.0.1 -p PORT``. Before the
 server starts, ``install()`` registers in this process (moto's own files are never changed)
@@ -22,6 +22,12 @@ what the real ``hashicorp/aws`` provider needs from EKS and moto 5 lacks (docs/s
    once). An identical request (same group, protocol, ports and sources) within 120 s of the one
    that added the rule is answered with that rule, once; any other duplicate still fails as on
    AWS.
+5. **Deleting a launch template that is gone answers as EC2 does**: moto answers a
+   DeleteLaunchTemplate by ID of a template it does not have with
+   ``InvalidLaunchTemplateName.NotFoundException``; EC2 answers ``InvalidLaunchTemplateId.NotFound``,
+   the code the provider's delete takes as "already deleted". So a delete that finds the template
+   gone (a request sent again after its answer was lost, as in 4) no longer fails ``down``, as it
+   does not on AWS (seen once in a benchmark run).
 
 This module imports moto; nothing else of ours imports it (it runs in the server process only).
 """
@@ -84,9 +90,28 @@ def _install_rule_retries() -> None:
     tolerant("authorize_security_group_egress")
 
 
+def _install_launch_template_delete() -> None:
+    """Addition 5 (see the module's docstring)."""
+    from moto.ec2.exceptions import InvalidLaunchTemplateIdNotFound
+    from moto.ec2.models.launch_templates import LaunchTemplateBackend
+
+    if getattr(LaunchTemplateBackend, "_infra_delete", False):
+        return
+    LaunchTemplateBackend._infra_delete = True  # type: ignore[attr-defined]
+    original = LaunchTemplateBackend.delete_launch_template
+
+    def delete_launch_template(self: Any, name: str, tid: str | None) -> Any:
+        if not name and tid and tid not in self.launch_templates:
+            raise InvalidLaunchTemplateIdNotFound(tid)
+        return original(self, name, tid)
+
+    LaunchTemplateBackend.delete_launch_template = delete_launch_template  # type: ignore[method-assign]
+
+
 def install() -> None:
     """Register the additions described above in moto's EKS and EC2 services (this process only)."""
     _install_rule_retries()
+    _install_launch_template_delete()
     from moto.core.responses import ActionResult
     from moto.core.utils import utcnow
     from moto.eks import models, responses, urls

@@ -1,7 +1,7 @@
 """What we add to the sandbox's AWS emulator (orchestrator/sandbox_moto.py), asked over HTTP with
 boto3 of the real server process ``sandbox.start`` launches: EKS DescribeUpdate/ListUpdates for the
-updates UpdateNodegroupConfig and UpdateClusterConfig make, one OIDC issuer per cluster, and a
-retried security-group rule authorization."""
+updates UpdateNodegroupConfig and UpdateClusterConfig make, one OIDC issuer per cluster, a
+retried security-group rule authorization, and EC2's answer to deleting a launch template that is gone."""
 
 from __future__ import annotations
 
@@ -94,3 +94,16 @@ def test_a_retried_rule_authorization_succeeds_once_and_other_duplicates_still_f
         ec2.authorize_security_group_egress(**egress)
     rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [node]}])["SecurityGroupRules"]
     assert sum(1 for r in rules if r.get("FromPort") == 10250) == 1  # applied once, whatever the copies
+
+
+def test_deleting_a_launch_template_that_is_gone_answers_as_ec2_does(emulator) -> None:
+    import botocore.exceptions
+
+    ec2 = emulator("ec2", "eu-west-1")
+    made = ec2.create_launch_template(LaunchTemplateName="pool", LaunchTemplateData={"InstanceType": "m6i.large"})
+    tid = made["LaunchTemplate"]["LaunchTemplateId"]
+    assert ec2.delete_launch_template(LaunchTemplateId=tid)["LaunchTemplate"]["LaunchTemplateId"] == tid
+    with pytest.raises(botocore.exceptions.ClientError) as by_id:  # again, as after a lost answer
+        ec2.delete_launch_template(LaunchTemplateId=tid)
+    # the code the provider's delete takes as "already deleted" (moto alone says ...Name.NotFoundException)
+    assert by_id.value.response["Error"]["Code"] == "InvalidLaunchTemplateId.NotFound"
