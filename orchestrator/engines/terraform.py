@@ -367,7 +367,10 @@ class Terraform(ProcessRunner):
             if collector.started:
                 self.progress.close()
         plan_file.unlink(missing_ok=True)  # applied, or stale after a failed apply: good for one apply only
-        result = collector.result
+        return self._applied(run, collector.result)
+
+    def _applied(self, run: Any, result: ApplyResult, announce: bool = True) -> ApplyResult:
+        """An apply's result with its diagnostics; a failed one raises, carrying it (``err.result``)."""
         result.diagnostics = run.diagnostics
         if run.returncode != 0:
             try:
@@ -375,9 +378,10 @@ class Terraform(ProcessRunner):
             except TerraformError as err:
                 err.result = result  # type: ignore[attr-defined]
                 raise
-        self.progress.done(
-            f"Resources: {result.add} added, {result.change} changed, {result.destroy} destroyed."
-        )
+        if announce:
+            self.progress.done(
+                f"Resources: {result.add} added, {result.change} changed, {result.destroy} destroyed."
+            )
         return result
 
     def plan_and_apply(self, on_plan: Callable[[PlanResult], None], *, destroy: bool = False,
@@ -412,19 +416,7 @@ class Terraform(ProcessRunner):
         if collector.plan is None or collector.apply_part is None:
             self._raise_on_failure(run, "plan")
             raise TerraformError(f"{self._name} apply said nothing about its plan (exit {run.returncode})")
-        result = collector.apply_part.result
-        result.diagnostics = run.diagnostics
-        if run.returncode != 0:
-            try:
-                self._raise_on_failure(run, "apply")
-            except TerraformError as err:
-                err.result = result  # type: ignore[attr-defined]
-                raise
-        if collector.plan.has_changes:
-            self.progress.done(
-                f"Resources: {result.add} added, {result.change} changed, {result.destroy} destroyed."
-            )
-        return collector.plan, result
+        return collector.plan, self._applied(run, collector.apply_part.result, announce=collector.plan.has_changes)
 
     def refresh_state(self, targets: Sequence[str] = ()) -> None:
         """``apply -refresh-only -auto-approve``: the state takes what the objects are now, changing
