@@ -24,16 +24,17 @@ MAX_FILE_BYTES = 16 << 20  # a rendered file holds at most a few MiB (thousands 
 
 def read_rendered(folder: Path) -> list[dict[str, Any]]:
     """Every object of ``folder`` (a ``build/<name>/kubernetes/``) but the installs, in apply order."""
-    return sort_for_apply([o for installed, objs in _read_listed(Path(folder)) if not installed for o in objs])
+    return read_all(folder)[0]
 
 
 def read_install(folder: Path) -> list[dict[str, Any]]:
     """The objects of the listed files under ``install/``, in the order written."""
-    return [o for installed, objs in _read_listed(Path(folder)) if installed for o in objs]
+    return read_all(folder)[1]
 
 
 def read_all(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """``(read_rendered(folder), read_install(folder))`` from one reading of the folder."""
+    """``(read_rendered(folder), read_install(folder))`` from one reading of the folder (the handoff
+    needs both: each alone would parse every listed file)."""
     listed = _read_listed(Path(folder))
     return (sort_for_apply([o for installed, objs in listed if not installed for o in objs]),
             [o for installed, objs in listed if installed for o in objs])

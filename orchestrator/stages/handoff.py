@@ -3,7 +3,7 @@
 It runs in ``infra up`` after Ansible, and alone as ``infra handoff FILE`` (after the render
 stage). It first checks that the API answers at all (``kube.reach``: a private endpoint answers
 only inside its network) and stops with one line if not. It applies ``build/<name>/kubernetes/``
-as written (``rendered.read_rendered``), never a second rendering: the vendored installs under
+as written (``rendered.read_all``), never a second rendering: the vendored installs under
 ``install/`` (Kueue) first, then the rest (``kube.install``, ``kube.apply``). In the sandbox
 there is no Kubernetes API: the stage validates the rendered manifests, and says it did not
 apply them, unless ``--kubeconfig`` names a cluster to apply to. A site of inference-only hosts
